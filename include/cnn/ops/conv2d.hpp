@@ -1,0 +1,224 @@
+// cnn/ops/conv2d.hpp — 2-D convolution with PyTorch's semantics (stride, padding, dilation,
+// groups, optional bias), plus what the graph fuses into it: a folded BatchNorm and an activation.
+//
+// conv2d_reference() is the definition (a direct 7-deep loop). Conv2d::forward() runs
+//   - depthwise convolutions (one input and one output channel per group) by a direct loop,
+//   - 1x1 stride-1 unpadded convolutions as one GEMM on the input itself,
+//   - everything else as im2col + GEMM per group.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "layer.hpp"
+
+namespace cnn {
+
+struct Conv2dOptions {
+  int64_t in_channels = 0, out_channels = 0;
+  int kh = 1, kw = 1;
+  int stride_h = 1, stride_w = 1;
+  int pad_h = 0, pad_w = 0;
+  int dilation_h = 1, dilation_w = 1;
+  int groups = 1;
+  bool bias = true;
+
+  Conv2dOptions& kernel(int k) { kh = kw = k; return *this; }
+  Conv2dOptions& stride(int s) { stride_h = stride_w = s; return *this; }
+  Conv2dOptions& padding(int p) { pad_h = pad_w = p; return *this; }
+  Conv2dOptions& dilation(int d) { dilation_h = dilation_w = d; return *this; }
+  Conv2dOptions& group(int g) { groups = g; return *this; }
+  Conv2dOptions& with_bias(bool b) { bias = b; return *this; }
+
+  int64_t out_h(int64_t h) const { return (h + 2 * pad_h - dilation_h * (kh - 1) - 1) / stride_h + 1; }
+  int64_t out_w(int64_t w) const { return (w + 2 * pad_w - dilation_w * (kw - 1) - 1) / stride_w + 1; }
+};
+
+// The definition. weight: [out, in/groups, kh, kw]; bias: [out] or nullptr.
+inline void conv2d_reference(ConstTensorView x, const float* weight, const float* bias, const Conv2dOptions& o,
+                             TensorView y, const Epilogue& post = {}) {
+  const int64_t cin_g = o.in_channels / o.groups, cout_g = o.out_channels / o.groups;
+  for (int64_t n = 0; n < y.shape.n; ++n)
+    for (int64_t oc = 0; oc < o.out_channels; ++oc) {
+      const int64_t g = oc / cout_g;
+      for (int64_t oy = 0; oy < y.shape.h; ++oy)
+        for (int64_t ox = 0; ox < y.shape.w; ++ox) {
+          float s = bias ? bias[oc] : 0.f;
+          for (int64_t ic = 0; ic < cin_g; ++ic)
+            for (int ky = 0; ky < o.kh; ++ky)
+              for (int kx = 0; kx < o.kw; ++kx) {
+                const int64_t iy = oy * o.stride_h - o.pad_h + ky * o.dilation_h;
+                const int64_t ix = ox * o.stride_w - o.pad_w + kx * o.dilation_w;
+                if (iy < 0 || iy >= x.shape.h || ix < 0 || ix >= x.shape.w) continue;
+                s += x.at(n, g * cin_g + ic, iy, ix) * weight[((oc * cin_g + ic) * o.kh + ky) * o.kw + kx];
+              }
+          y.at(n, oc, oy, ox) = post.apply(s, oc);
+        }
+    }
+}
+
+// Unfolds one group of one image into columns: row (ic, ky, kx), column (oy, ox).
+inline void im2col(const float* x, int64_t channels, int64_t h, int64_t w, const Conv2dOptions& o, int64_t oh,
+                   int64_t ow, float* col) {
+  const int64_t rows = channels * o.kh * o.kw;
+  parallel_for(rows, oh * ow, [&](int64_t r) {
+    const int64_t ic = r / (o.kh * o.kw), ky = (r / o.kw) % o.kh, kx = r % o.kw;
+    const float* src = x + ic * h * w;
+    float* dst = col + r * oh * ow;
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      const int64_t iy = oy * o.stride_h - o.pad_h + ky * o.dilation_h;
+      float* d = dst + oy * ow;
+      if (iy < 0 || iy >= h) {
+        std::fill(d, d + ow, 0.f);
+        continue;
+      }
+      const float* s = src + iy * w;
+      const int64_t x0 = kx * o.dilation_w - o.pad_w;
+      if (o.stride_w == 1) {  // contiguous run with zero borders
+        const int64_t lo = std::clamp<int64_t>(-x0, 0, ow), hi = std::clamp<int64_t>(w - x0, lo, ow);
+        std::fill(d, d + lo, 0.f);
+        std::copy(s + x0 + lo, s + x0 + hi, d + lo);
+        std::fill(d + hi, d + ow, 0.f);
+      } else {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int64_t ix = ox * o.stride_w + x0;
+          d[ox] = (ix >= 0 && ix < w) ? s[ix] : 0.f;
+        }
+      }
+    }
+  });
+}
+
+class Conv2d : public Layer {
+ public:
+  Conv2d(std::string name, Conv2dOptions o) : Layer(std::move(name)), o_(o) {
+    if (o.in_channels <= 0 || o.out_channels <= 0) layer_error("channel counts must be positive");
+    if (o.groups <= 0 || o.in_channels % o.groups || o.out_channels % o.groups)
+      layer_error("groups must divide in_channels and out_channels");
+    if (o.kh <= 0 || o.kw <= 0 || o.stride_h <= 0 || o.stride_w <= 0 || o.dilation_h <= 0 || o.dilation_w <= 0 ||
+        o.pad_h < 0 || o.pad_w < 0)
+      layer_error("kernel, stride and dilation must be positive and padding non-negative");
+    weight_.dims = {o.out_channels, o.in_channels / o.groups, o.kh, o.kw};
+    if (o.bias) bias_.dims = {o.out_channels};
+  }
+
+  std::string type() const override { return "Conv2d"; }
+  std::string describe() const override {
+    std::string s = std::to_string(o_.kh) + "x" + std::to_string(o_.kw);
+    if (o_.stride_h != 1 || o_.stride_w != 1) s += " s" + std::to_string(o_.stride_h);
+    if (o_.pad_h || o_.pad_w) s += " p" + std::to_string(o_.pad_h);
+    if (o_.dilation_h != 1) s += " d" + std::to_string(o_.dilation_h);
+    if (o_.groups != 1) s += " g" + std::to_string(o_.groups);
+    if (act_ != Activation::None) s += std::string(" +") + activation_name(act_);
+    return s;
+  }
+  const Conv2dOptions& options() const { return o_; }
+
+  Shape output_shape(const std::vector<Shape>& in) const override {
+    expect_inputs(in);
+    const Shape& s = in[0];
+    if (s.c != o_.in_channels)
+      layer_error("input has " + std::to_string(s.c) + " channels, expected " + std::to_string(o_.in_channels));
+    const int64_t oh = o_.out_h(s.h), ow = o_.out_w(s.w);
+    if (oh <= 0 || ow <= 0) layer_error("input " + s.str() + " is smaller than the kernel");
+    return {s.n, o_.out_channels, oh, ow};
+  }
+  int64_t workspace_floats(const std::vector<Shape>& in) const override {
+    if (is_pointwise() || is_depthwise()) return 0;
+    const Shape out = output_shape(in);
+    return o_.in_channels / o_.groups * o_.kh * o_.kw * out.h * out.w;
+  }
+
+  std::vector<ParamSlot> params() override {
+    std::vector<ParamSlot> p{{"weight", &weight_, weight_.dims}};
+    if (o_.bias) p.push_back({"bias", &bias_, bias_.dims});
+    return p;
+  }
+  void prepare() override {
+    // Fold a BatchNorm that followed this conv: w' = w * scale[oc], b' = b * scale + shift.
+    if (!bn_scale_.empty()) {
+      const int64_t per_oc = weight_.numel() / o_.out_channels;
+      std::vector<float> b(static_cast<std::size_t>(o_.out_channels), 0.f);
+      for (int64_t oc = 0; oc < o_.out_channels; ++oc) {
+        const double sc = bn_scale_[oc];
+        for (int64_t i = 0; i < per_oc; ++i) weight_.values[oc * per_oc + i] = float(weight_.values[oc * per_oc + i] * sc);
+        b[oc] = float((o_.bias ? double(bias_.values[oc]) : 0.0) * sc + bn_shift_[oc]);
+      }
+      bias_.values = std::move(b);
+      bias_.dims = {o_.out_channels};
+      bn_scale_.clear();
+      bn_shift_.clear();
+    }
+  }
+
+  // Absorb y = x * scale + shift per output channel (a BatchNorm in eval mode). Graph::fuse()
+  // calls this before prepare().
+  void fold_affine(const std::vector<double>& scale, const std::vector<double>& shift) {
+    bn_scale_ = scale;
+    bn_shift_ = shift;
+  }
+  bool accepts_activation() const override { return act_ == Activation::None; }
+  void set_activation(Activation a, float slope) override { act_ = a, slope_ = slope; }
+
+  const Param& weight() const { return weight_; }
+  const float* bias_data() const { return bias_.values.empty() ? nullptr : bias_.values.data(); }
+  Epilogue epilogue() const { return Epilogue{bias_data(), act_, slope_}; }
+
+  bool is_pointwise() const {
+    return o_.kh == 1 && o_.kw == 1 && o_.stride_h == 1 && o_.stride_w == 1 && o_.pad_h == 0 && o_.pad_w == 0;
+  }
+  bool is_depthwise() const { return o_.groups == o_.in_channels && o_.groups == o_.out_channels && o_.groups > 1; }
+
+  void forward(const std::vector<ConstTensorView>& in, TensorView y, float* workspace) const override {
+    const ConstTensorView x = in[0];
+    const Epilogue ep = epilogue();
+    if (is_depthwise()) return forward_depthwise(x, y, ep);
+    const int64_t cin_g = o_.in_channels / o_.groups, cout_g = o_.out_channels / o_.groups;
+    const int64_t K = cin_g * o_.kh * o_.kw, P = y.shape.h * y.shape.w;
+    for (int64_t n = 0; n < x.shape.n; ++n)
+      for (int64_t g = 0; g < o_.groups; ++g) {
+        const float* xg = x.channel(n, g * cin_g);
+        const float* cols = xg;
+        if (!is_pointwise()) {
+          im2col(xg, cin_g, x.shape.h, x.shape.w, o_, y.shape.h, y.shape.w, workspace);
+          cols = workspace;
+        }
+        Epilogue e = ep;
+        if (e.bias) e.bias += g * cout_g;
+        kernels::gemm(cout_g, P, K, ConstMat{weight_.values.data() + g * cout_g * K, K, 1}, ConstMat{cols, P, 1},
+                      Mat{y.channel(n, g * cout_g), P, 1}, e);
+      }
+  }
+
+ private:
+  void forward_depthwise(ConstTensorView x, TensorView y, const Epilogue& ep) const {
+    const int64_t C = o_.out_channels, OH = y.shape.h, OW = y.shape.w, H = x.shape.h, W = x.shape.w;
+    parallel_for(x.shape.n * C, OH * OW * o_.kh * o_.kw, [&](int64_t nc) {
+      const int64_t n = nc / C, c = nc % C;
+      const float* src = x.channel(n, c);
+      const float* k = weight_.values.data() + c * o_.kh * o_.kw;
+      float* dst = y.channel(n, c);
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          float s = 0.f;
+          for (int ky = 0; ky < o_.kh; ++ky) {
+            const int64_t iy = oy * o_.stride_h - o_.pad_h + ky * o_.dilation_h;
+            if (iy < 0 || iy >= H) continue;
+            for (int kx = 0; kx < o_.kw; ++kx) {
+              const int64_t ix = ox * o_.stride_w - o_.pad_w + kx * o_.dilation_w;
+              if (ix >= 0 && ix < W) s += src[iy * W + ix] * k[ky * o_.kw + kx];
+            }
+          }
+          dst[oy * OW + ox] = ep.apply(s, c);
+        }
+    });
+  }
+
+  Conv2dOptions o_;
+  Param weight_, bias_;
+  std::vector<double> bn_scale_, bn_shift_;
+  Activation act_ = Activation::None;
+  float slope_ = 0.01f;
+};
+
+}  // namespace cnn

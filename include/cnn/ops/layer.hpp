@@ -1,0 +1,74 @@
+// cnn/ops/layer.hpp — the interface every op implements.
+//
+// A Layer knows its parameters (by their PyTorch state_dict names), how its output shape follows
+// from its input shapes, and how to compute its output. Layers are plain run-time objects: models
+// are graphs of them built at run time (cnn/graph.hpp), never C++ types.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../error.hpp"
+#include "../kernels/gemm.hpp"
+#include "../tensor.hpp"
+
+namespace cnn {
+
+// One learnable tensor a layer expects from the weights file: `<layer name>.<key>` with `dims`.
+struct ParamSlot {
+  std::string key;  // "weight", "bias", "running_mean", ...
+  Param* param;
+  std::vector<int64_t> dims;
+};
+
+class Layer {
+ public:
+  explicit Layer(std::string name) : name_(std::move(name)) {}
+  virtual ~Layer() = default;
+
+  const std::string& name() const { return name_; }
+  virtual std::string type() const = 0;                 // "Conv2d"
+  virtual std::string describe() const { return ""; }  // "3x3, stride 2, pad 1" for summaries
+  virtual int num_inputs() const { return 1; }
+
+  // Output shape for these input shapes; throws cnn::Error naming the layer if they don't fit.
+  virtual Shape output_shape(const std::vector<Shape>& in) const = 0;
+  // Scratch floats forward() needs for these input shapes.
+  virtual int64_t workspace_floats(const std::vector<Shape>&) const { return 0; }
+  // True if forward() may write its output over input 0 (same or smaller size).
+  virtual bool in_place() const { return false; }
+  virtual void forward(const std::vector<ConstTensorView>& in, TensorView out, float* workspace) const = 0;
+
+  virtual std::vector<ParamSlot> params() { return {}; }
+  // Called once after all parameters are loaded: derive what forward() uses (repacked weights...).
+  virtual void prepare() {}
+
+  // Fusion hooks used by Graph::fuse(). Layers that can absorb a following activation say so.
+  virtual bool accepts_activation() const { return false; }
+  virtual void set_activation(Activation, float /*slope*/) {}
+
+  int64_t param_count() {
+    int64_t n = 0;
+    for (auto& p : params()) {
+      int64_t e = 1;
+      for (auto d : p.dims) e *= d;
+      n += e;
+    }
+    return n;
+  }
+
+ protected:
+  [[noreturn]] void layer_error(const std::string& what) const { fail(type(), " '", name_, "': ", what); }
+  void expect_inputs(const std::vector<Shape>& in) const {
+    if (static_cast<int>(in.size()) != num_inputs())
+      layer_error("expects " + std::to_string(num_inputs()) + " input(s), got " + std::to_string(in.size()));
+  }
+
+ private:
+  std::string name_;
+};
+
+using LayerPtr = std::unique_ptr<Layer>;
+
+}  // namespace cnn
