@@ -1,0 +1,191 @@
+// cnn-infer — runs a VGG or ResNet on a .npy tensor; the scripting entry point used to check the
+// engine against PyTorch from outside.
+//
+//   cnn-infer --arch resnet50 --weights r50.safetensors --input x.npy --output y.npy [--threads T]
+//   cnn-infer --arch vgg16 --random-weights --input-shape 1,3,224,224 --bench 10
+//   cnn-infer --weights model.safetensors --summary
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include <cnn/cnn.hpp>
+
+namespace {
+
+const char* kUsage =
+    "usage: cnn-infer [--arch ARCH] [--weights FILE.safetensors | --random-weights] [options]\n"
+    "  --arch ARCH           vgg11 vgg13 vgg16 vgg19 vgg11_bn vgg13_bn vgg16_bn vgg19_bn\n"
+    "                        resnet18 resnet34 resnet50 resnet101 (default: from the weights' metadata)\n"
+    "  --weights FILE        .safetensors with torchvision state_dict names\n"
+    "  --random-weights      seeded random parameters instead of a file (--seed S)\n"
+    "  --num-classes N       classifier outputs (default: from the weights, else 1000)\n"
+    "  --input IN.npy        float32 NCHW input, already normalised (batch > 1 allowed)\n"
+    "  --output OUT.npy      float32 output; (N,C,1,1) is written as (N,C). A model with several\n"
+    "                        heads writes OUT.<head>.npy for each head\n"
+    "  --input-shape N,C,H,W input shape when there is no --input (default 1,3,224,224)\n"
+    "  --threads T           worker threads (default: all cores)\n"
+    "  --bench N             time N runs after a warm-up; prints one JSON line\n"
+    "  --summary             print the layer table (layer, type, output shape, parameters)\n";
+
+struct Options {
+  std::string arch, weights, input, output;
+  bool random_weights = false, summary = false;
+  int64_t num_classes = 0;
+  int threads = 0, bench = 0;
+  uint32_t seed = 1;
+  cnn::Shape shape{1, 3, 224, 224};
+  bool shape_given = false;
+};
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "cnn-infer: %s\n%s", msg.c_str(), kUsage);
+  std::exit(2);
+}
+
+long long parse_int(const std::string& flag, const std::string& v, long long lo, long long hi) {
+  char* end = nullptr;
+  errno = 0;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || errno || x < lo || x > hi)
+    usage_error(flag + " expects an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + v + "'");
+  return x;
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (a == "--arch") o.arch = value();
+    else if (a == "--weights") o.weights = value();
+    else if (a == "--random-weights") o.random_weights = true;
+    else if (a == "--seed") o.seed = uint32_t(parse_int(a, value(), 0, 0xffffffffLL));
+    else if (a == "--num-classes") o.num_classes = parse_int(a, value(), 1, 1 << 24);
+    else if (a == "--input") o.input = value();
+    else if (a == "--output") o.output = value();
+    else if (a == "--threads") o.threads = int(parse_int(a, value(), 1, 1024));
+    else if (a == "--bench") o.bench = int(parse_int(a, value(), 1, 1000000));
+    else if (a == "--summary") o.summary = true;
+    else if (a == "--input-shape") {
+      const std::string v = value();
+      int64_t d[4];
+      std::size_t p = 0;
+      for (int k = 0; k < 4; ++k) {
+        const std::size_t q = k < 3 ? v.find(',', p) : v.size();
+        if (q == std::string::npos) usage_error("--input-shape expects N,C,H,W, got '" + v + "'");
+        d[k] = parse_int("--input-shape", v.substr(p, q - p), 1, 1 << 20);
+        p = q + 1;
+      }
+      o.shape = {d[0], d[1], d[2], d[3]};
+      o.shape_given = true;
+    } else usage_error("unknown option '" + a + "'");
+  }
+  if (o.weights.empty() && !o.random_weights) usage_error("give --weights FILE or --random-weights");
+  if (!o.weights.empty() && o.random_weights) usage_error("--weights and --random-weights exclude each other");
+  if (o.random_weights && o.arch.empty()) usage_error("--random-weights needs --arch");
+  if (!o.output.empty() && o.input.empty()) usage_error("--output needs --input");
+  if (!o.input.empty() && o.shape_given) usage_error("--input-shape and --input exclude each other");
+  if (o.input.empty() && !o.bench && !o.summary) usage_error("nothing to do: give --input, --bench or --summary");
+  return o;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int run(const Options& o) {
+  if (o.threads) cnn::set_num_threads(o.threads);
+  cnn::Model model;
+  if (o.random_weights) {
+    model.config.arch = o.arch;
+    if (o.num_classes) model.config.num_classes = o.num_classes;
+    model.graph = cnn::build_model(model.config);
+  }
+  cnn::Tensor input;
+  cnn::Shape shape = o.shape;
+  if (!o.input.empty()) {
+    input = cnn::read_npy_nchw(o.input);
+    shape = input.shape();
+  }
+  if (o.summary && o.random_weights) std::fputs(model.graph.summary(shape).c_str(), stdout);
+  if (o.random_weights) model.graph.init_random(o.seed);
+  else {
+    const cnn::SafeTensors st = cnn::SafeTensors::open(o.weights);
+    if (o.summary) {  // the table as built, before BatchNorm folding
+      cnn::Model probe = cnn::load_model(st, o.arch, o.num_classes);
+      if (!o.shape_given && o.input.empty()) {
+        auto in = probe.meta_numbers("input_size");
+        if (in.size() == 3) shape = {1, int64_t(in[0]), int64_t(in[1]), int64_t(in[2])};
+      }
+      cnn::Graph fresh = cnn::build_model(probe.config);
+      std::fputs(fresh.summary(shape).c_str(), stdout);
+      model = std::move(probe);
+    } else {
+      model = cnn::load_model(st, o.arch, o.num_classes);
+    }
+  }
+  if (input.numel() == 0 && (o.bench || !o.output.empty())) {
+    input = cnn::Tensor(shape);
+    std::mt19937 rng(o.seed);
+    std::normal_distribution<float> nd;
+    for (int64_t i = 0; i < input.numel(); ++i) input[i] = nd(rng);
+  }
+  if (input.numel() == 0) return 0;
+
+  std::vector<cnn::Tensor> outputs = model.graph.forward(input.view());
+  if (!o.output.empty()) {
+    const auto names = model.graph.output_names();
+    for (std::size_t k = 0; k < outputs.size(); ++k) {
+      std::string path = o.output;
+      if (outputs.size() > 1) {
+        const std::size_t dot = path.rfind(".npy");
+        path = (dot != std::string::npos && dot + 4 == path.size() ? path.substr(0, dot) : path) + "." + names[k] + ".npy";
+      }
+      const cnn::Shape s = outputs[k].shape();
+      std::vector<int64_t> dims{s.n, s.c, s.h, s.w};
+      if (s.h == 1 && s.w == 1) dims = {s.n, s.c};
+      cnn::write_npy(path, dims, outputs[k].data());
+    }
+  }
+  if (o.bench) {
+    std::vector<double> ms;
+    for (int r = 0; r < o.bench; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      outputs = model.graph.forward(input.view());
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::printf("{\"arch\":\"%s\",\"threads\":%d,\"batch\":%lld,\"input\":\"%lldx%lld\",\"runs\":%d,"
+                "\"median_ms\":%.3f,\"min_ms\":%.3f}\n",
+                model.config.arch.c_str(), cnn::num_threads(), (long long)shape.n, (long long)shape.h,
+                (long long)shape.w, o.bench, median(ms), *std::min_element(ms.begin(), ms.end()));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse_args(argc, argv);
+  try {
+    return run(o);
+  } catch (const cnn::Error& e) {
+    std::fprintf(stderr, "cnn-infer: error: %s\n", e.what());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "cnn-infer: error: out of memory\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cnn-infer: error: %s\n", e.what());
+  }
+  return 1;
+}
