@@ -22,7 +22,7 @@ class BatchNorm2d : public Layer {
   }
   std::vector<ParamSlot> params() override {
     return {{"weight", &weight_, weight_.dims}, {"bias", &bias_, bias_.dims},
-            {"running_mean", &mean_, mean_.dims}, {"running_var", &var_, var_.dims}};
+            {"running_mean", &mean_, mean_.dims, false}, {"running_var", &var_, var_.dims, false}};
   }
   void prepare() override {
     scale_.resize(c_);

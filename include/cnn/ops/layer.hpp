@@ -20,6 +20,7 @@ struct ParamSlot {
   std::string key;  // "weight", "bias", "running_mean", ...
   Param* param;
   std::vector<int64_t> dims;
+  bool trainable = true;  // false for buffers such as BatchNorm's running statistics
 };
 
 class Layer {
@@ -48,9 +49,11 @@ class Layer {
   virtual bool accepts_activation() const { return false; }
   virtual void set_activation(Activation, float /*slope*/) {}
 
+  // Learnable parameters, as sum(p.numel() for p in module.parameters()) counts them.
   int64_t param_count() {
     int64_t n = 0;
     for (auto& p : params()) {
+      if (!p.trainable) continue;  // counted like PyTorch's parameters(), not its buffers
       int64_t e = 1;
       for (auto d : p.dims) e *= d;
       n += e;

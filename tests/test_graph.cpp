@@ -1,0 +1,142 @@
+// Graph mechanics: buffer planning, BN/activation fusion, summaries, run-time shape errors.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+using namespace cnn;
+
+namespace {
+// The same random-weight model twice: one fused by load, one evaluated op by op unfused.
+struct Reference : WeightSource {
+  std::map<std::string, Param> params;
+  std::string origin() const override { return "memory"; }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> n;
+    for (auto& kv : params) n.push_back(kv.first);
+    return n;
+  }
+  bool contains(const std::string& n) const override { return params.count(n) != 0; }
+  std::vector<int64_t> dims(const std::string& n) const override { return params.at(n).dims; }
+  void read(const std::string& n, std::vector<float>& out) const override { out = params.at(n).values; }
+};
+
+Reference random_params(Graph& g, uint32_t seed) {
+  Reference r;
+  std::mt19937 rng(seed);
+  for (std::size_t i = 1; i < g.num_nodes(); ++i)
+    for (auto& p : g.layer(int(i))->params()) {
+      Param q;
+      q.dims = p.dims;
+      q.values.resize(std::size_t(q.numel()));
+      test::fill_random(q.values.data(), q.numel(), rng, 0.3f);
+      if (p.key == "running_var") for (auto& v : q.values) v = 0.5f + std::abs(v);
+      r.params[g.layer(int(i))->name() + "." + p.key] = q;
+    }
+  return r;
+}
+
+// Runs the nodes one by one without fusion, through the layers' own forward().
+Tensor run_unfused(Graph& g, const Reference& w, const Tensor& x) {
+  for (std::size_t i = 1; i < g.num_nodes(); ++i)
+    for (auto& p : g.layer(int(i))->params()) {
+      p.param->dims = p.dims;
+      w.read(g.layer(int(i))->name() + "." + p.key, p.param->values);
+    }
+  for (std::size_t i = 1; i < g.num_nodes(); ++i) g.layer(int(i))->prepare();
+  std::vector<Tensor> vals;
+  vals.push_back(x.clone());
+  for (std::size_t i = 1; i < g.num_nodes(); ++i) {
+    std::vector<ConstTensorView> ins;
+    std::vector<Shape> shapes;
+    for (int j : g.inputs_of(int(i))) ins.push_back(vals[j].view()), shapes.push_back(vals[j].shape());
+    Tensor y(g.layer(int(i))->output_shape(shapes));
+    std::vector<float> ws(std::size_t(g.layer(int(i))->workspace_floats(shapes)) + 1);
+    g.layer(int(i))->forward(ins, y.view(), ws.data());
+    vals.push_back(std::move(y));
+  }
+  return std::move(vals.back());
+}
+}  // namespace
+
+TEST_CASE("fusing BatchNorm and ReLU into convolutions does not change the result") {
+  for (const char* arch : {"resnet18", "vgg11_bn", "resnet50"}) {
+    ModelConfig c;
+    c.arch = arch;
+    c.width = 0.125;
+    c.num_classes = 5;
+    c.vgg_hidden = 16;
+    c.vgg_pool = 1;
+    Graph fused = build_model(c), plain = build_model(c);
+    const std::size_t before = fused.num_nodes();
+    Reference w = random_params(fused, 11);
+    fused.load_weights(w);
+    CHECK(fused.num_nodes() < before);  // BN and ReLU nodes are gone
+    Tensor x(Shape{2, 3, 45, 45});
+    std::mt19937 rng(1);
+    test::fill_random(x.data(), x.numel(), rng);
+    Tensor a = fused.forward_single(x.view());
+    Tensor b = run_unfused(plain, w, x);
+    INFO(arch);
+    CHECK(test::rel_error(a.data(), b.data(), a.numel()) < 1e-5);
+  }
+}
+
+TEST_CASE("the buffer plan reuses memory and keeps live values apart") {
+  ModelConfig c;
+  c.arch = "resnet50";
+  Graph g = build_model(c);
+  g.init_random();
+  const MemoryPlan& p = g.plan(Shape{1, 3, 224, 224});
+  int64_t naive = 0;
+  for (auto& s : p.shapes) naive += s.numel() * 4;
+  CHECK(p.slot_floats.size() <= 5);                 // a residual network needs only a few buffers
+  int64_t planned = 0;
+  for (auto f : p.slot_floats) planned += f * 4;
+  CHECK(planned * 5 < naive);  // far below one buffer per layer
+  // No node may write a buffer that a still-needed value lives in.
+  const int N = int(g.num_nodes());
+  for (int i = 1; i < N; ++i)
+    for (int j = 1; j < i; ++j) {
+      if (p.slot[i] != p.slot[j]) continue;
+      bool j_needed_later = false;
+      for (int k = i + 1; k < N; ++k)
+        for (int in : g.inputs_of(k)) j_needed_later |= in == j;
+      const auto& ins = g.inputs_of(i);
+      bool in_place_on_j = std::find(ins.begin(), ins.end(), j) != ins.end();
+      CHECK_MESSAGE(!(j_needed_later && !in_place_on_j), "node ", i, " overwrites live node ", j);
+    }
+}
+
+TEST_CASE("summary lists layers, output shapes and parameter counts like torchvision") {
+  ModelConfig c;
+  c.arch = "resnet18";
+  Graph g = build_model(c);
+  CHECK(g.param_count() == 11689512);  // torchvision resnet18: sum(p.numel() for p in parameters())
+  const std::string s = g.summary(Shape{1, 3, 224, 224});
+  CHECK(s.find("layer4.1.conv2") != std::string::npos);
+  CHECK(s.find("(1, 512, 7, 7)") != std::string::npos);
+  CHECK(s.find("Total params: 11689512") != std::string::npos);
+  c.arch = "vgg16";
+  CHECK(build_model(c).param_count() == 138357544);  // torchvision vgg16
+  c.arch = "resnet50";
+  CHECK(build_model(c).param_count() == 25557032);   // torchvision resnet50
+}
+
+TEST_CASE("any input size works; a wrong channel count or tiny input is a clear error") {
+  ModelConfig c;
+  c.arch = "vgg11";
+  c.width = 0.125;
+  c.vgg_hidden = 8;
+  Graph g = build_model(c);
+  g.init_random();
+  for (int64_t side : {32, 50, 97}) {
+    Tensor x(Shape{1, 3, side, side + 3});
+    CHECK(g.forward_single(x.view()).shape() == Shape{1, 1000, 1, 1});
+  }
+  Tensor grey(Shape{1, 1, 64, 64});
+  CHECK_THROWS_WITH_AS(g.forward(grey.view()), doctest::Contains("input has 1 channels, expected 3"), Error);
+  Tensor tiny(Shape{1, 3, 16, 16});  // five 2x2 poolings need 32 pixels
+  CHECK_THROWS_WITH_AS(g.forward(tiny.view()), doctest::Contains("features."), Error);
+  Graph unloaded = build_model(c);
+  CHECK_THROWS_AS(unloaded.forward(grey.view()), Error);
+}

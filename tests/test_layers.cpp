@@ -1,0 +1,162 @@
+// Every op against PyTorch's output on awkward shapes (tests/golden/layers.safetensors, made by
+// tools/make_golden.py), and the fast convolution paths against conv2d_reference on random shapes.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+using namespace cnn;
+
+namespace {
+
+Tensor tensor_of(const SafeTensors& st, const std::string& name) {
+  std::vector<float> v;
+  st.read(name, v);
+  auto d = st.dims(name);
+  while (d.size() < 4) d.push_back(1);
+  return Tensor::from(Shape{d[0], d[1], d[2], d[3]}, v.data());
+}
+
+std::vector<int> pair(const json::Value& v) {
+  if (v.is_array()) return {int(v.array[0].number), int(v.array[1].number)};
+  return {int(v.number), int(v.number)};
+}
+
+// Builds the op a golden case describes, with its parameters under the name "op".
+LayerPtr make_layer(const json::Value& m) {
+  const std::string op = m.find("op")->string;
+  auto num = [&](const char* k) { return m.find(k)->number; };
+  auto flag = [&](const char* k) { return m.find(k)->boolean; };
+  if (op == "conv2d") {
+    Conv2dOptions o;
+    o.in_channels = int64_t(num("in_channels"));
+    o.out_channels = int64_t(num("out_channels"));
+    auto k = pair(*m.find("kernel_size")), s = pair(*m.find("stride")), p = pair(*m.find("padding")),
+         d = pair(*m.find("dilation"));
+    o.kh = k[0], o.kw = k[1], o.stride_h = s[0], o.stride_w = s[1], o.pad_h = p[0], o.pad_w = p[1];
+    o.dilation_h = d[0], o.dilation_w = d[1], o.groups = int(num("groups")), o.bias = flag("bias");
+    return std::make_unique<Conv2d>("op", o);
+  }
+  if (op == "maxpool2d" || op == "avgpool2d") {
+    Pool2dOptions o;
+    auto k = pair(*m.find("kernel_size")), s = pair(*m.find("stride")), p = pair(*m.find("padding"));
+    o.kh = k[0], o.kw = k[1], o.stride_h = s[0], o.stride_w = s[1], o.pad_h = p[0], o.pad_w = p[1];
+    o.dilation_h = o.dilation_w = int(num("dilation"));
+    o.ceil_mode = flag("ceil_mode");
+    o.count_include_pad = flag("count_include_pad");
+    return std::make_unique<Pool2d>("op", op == "maxpool2d" ? PoolKind::Max : PoolKind::Avg, o);
+  }
+  if (op == "adaptiveavgpool2d") {
+    auto s = pair(*m.find("output_size"));
+    return std::make_unique<AdaptiveAvgPool2d>("op", s[0], s[1]);
+  }
+  if (op == "linear") return std::make_unique<Linear>("op", int64_t(num("in_features")), int64_t(num("out_features")));
+  if (op == "batchnorm2d") return std::make_unique<BatchNorm2d>("op", int64_t(num("num_features")), num("eps"));
+  if (op == "relu") return std::make_unique<ActivationLayer>("op", Activation::ReLU);
+  if (op == "leakyrelu") return std::make_unique<ActivationLayer>("op", Activation::LeakyReLU, float(num("negative_slope")));
+  if (op == "sigmoid") return std::make_unique<ActivationLayer>("op", Activation::Sigmoid);
+  if (op == "softmax") return std::make_unique<Softmax>("op");
+  if (op == "add") return std::make_unique<Add>("op");
+  FAIL("unknown op " << op);
+  return nullptr;
+}
+
+// Maps the golden file's short names (C.w, C.b, C.mean, C.var) onto state_dict keys of layer "op".
+class CaseWeights : public WeightSource {
+ public:
+  CaseWeights(const SafeTensors& st, std::string c) : st_(st), case_(std::move(c)) {}
+  std::string origin() const override { return st_.origin(); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> n;
+    for (auto& [k, v] : map_)
+      if (st_.contains(case_ + "." + v)) n.push_back(k);
+    return n;
+  }
+  bool contains(const std::string& n) const override {
+    return map_.count(n) && st_.contains(case_ + "." + map_.at(n));
+  }
+  std::vector<int64_t> dims(const std::string& n) const override { return st_.dims(case_ + "." + map_.at(n)); }
+  void read(const std::string& n, std::vector<float>& out) const override { st_.read(case_ + "." + map_.at(n), out); }
+
+ private:
+  const SafeTensors& st_;
+  std::string case_;
+  std::map<std::string, std::string> map_{{"op.weight", "w"}, {"op.bias", "b"}, {"op.running_mean", "mean"},
+                                          {"op.running_var", "var"}};
+};
+
+}  // namespace
+
+TEST_CASE("every op matches PyTorch on the golden cases") {
+  const SafeTensors st = SafeTensors::open(test::golden("layers.safetensors"));
+  REQUIRE(st.metadata().size() >= 30);
+  for (const auto& [name, meta_text] : st.metadata()) {
+    SUBCASE(name.c_str()) {
+      const json::Value meta = json::parse(meta_text);
+      Graph g;
+      std::vector<int> ins{Graph::kInput};
+      Tensor x = tensor_of(st, name + ".x"), x2;
+      LayerPtr layer = make_layer(meta);
+      if (layer->num_inputs() == 2) {
+        // The second operand enters as a constant: add it through a one-node graph of its own.
+        x2 = tensor_of(st, name + ".x2");
+        Tensor y(x.shape());
+        layer->forward({x.view(), x2.view()}, y.view(), nullptr);
+        Tensor want = tensor_of(st, name + ".y");
+        CHECK(test::rel_error(y.data(), want.data(), y.numel()) < 1e-6);
+        continue;
+      }
+      g.add(std::move(layer), ins);
+      g.add_output(1, "y");
+      g.load_weights(CaseWeights(st, name));
+      for (int threads : {1, 2}) {
+        test::ThreadScope t(threads);
+        Tensor y = g.forward_single(x.view());
+        Tensor want = tensor_of(st, name + ".y");
+        INFO(name << " threads=" << threads << " got " << y.shape().str() << " want " << want.shape().str());
+        REQUIRE(y.numel() == want.numel());
+        CHECK(y.shape().n == want.shape().n);
+        CHECK(test::rel_error(y.data(), want.data(), y.numel()) < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("Conv2d fast paths equal conv2d_reference on random shapes") {
+  std::mt19937 rng(7);
+  auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 80; ++trial) {
+    Conv2dOptions o;
+    const int mode = trial % 4;  // 0 general, 1 pointwise, 2 depthwise, 3 grouped
+    o.groups = mode == 2 ? r(1, 6) : mode == 3 ? r(2, 3) : 1;
+    o.in_channels = o.groups * (mode == 2 ? 1 : r(1, 9));
+    o.out_channels = o.groups * (mode == 2 ? 1 : r(1, 12));
+    if (mode == 1) o.kernel(1);
+    else o.kh = r(1, 5), o.kw = r(1, 5), o.stride_h = r(1, 3), o.stride_w = r(1, 3), o.pad_h = r(0, 2),
+         o.pad_w = r(0, 2), o.dilation_h = r(1, 2), o.dilation_w = r(1, 2);
+    o.bias = r(0, 1);
+    const int64_t h = r(1, 19) + o.dilation_h * (o.kh - 1), w = r(1, 19) + o.dilation_w * (o.kw - 1);
+    Graph g;
+    g.add_output(g.add<Conv2d>({Graph::kInput}, "c", o), "y");
+    g.init_random(uint32_t(trial));
+    auto* conv = static_cast<Conv2d*>(g.layer(1));
+    Tensor x(Shape{r(1, 2), o.in_channels, h, w});
+    test::fill_random(x.data(), x.numel(), rng);
+    Tensor y = g.forward_single(x.view());
+    Tensor ref(y.shape());
+    conv2d_reference(x.view(), conv->weight().values.data(), conv->bias_data(), o, ref.view());
+    INFO("trial " << trial << " " << conv->describe() << " in " << x.shape().str());
+    CHECK(test::rel_error(y.data(), ref.data(), y.numel()) < 1e-5);
+  }
+}
+
+TEST_CASE("layers reject impossible parameters and inputs with the layer's name") {
+  CHECK_THROWS_WITH_AS(Conv2d("conv", Conv2dOptions{6, 4}.group(4)), doctest::Contains("conv"), Error);
+  CHECK_THROWS_AS(Pool2d("p", PoolKind::Max, Pool2dOptions{}.kernel(2).padding(2)), Error);
+  Conv2d c("features.0", Conv2dOptions{3, 8}.kernel(3));
+  CHECK_THROWS_WITH_AS(c.output_shape({Shape{1, 4, 8, 8}}), doctest::Contains("features.0"), Error);
+  CHECK_THROWS_WITH_AS(c.output_shape({Shape{1, 3, 2, 8}}), doctest::Contains("smaller than the kernel"), Error);
+  Linear l("fc", 10, 2);
+  CHECK_THROWS_WITH_AS(l.output_shape({Shape{1, 3, 2, 2}}), doctest::Contains("expected 10"), Error);
+  Add a("add");
+  CHECK_THROWS_WITH_AS(a.output_shape({Shape{1, 3, 2, 2}, Shape{1, 3, 2, 3}}), doctest::Contains("differ"), Error);
+}

@@ -1,0 +1,35 @@
+// Helpers shared by the engine tests.
+#pragma once
+#include <cmath>
+#include <random>
+#include <string>
+
+#include <cnn/cnn.hpp>
+
+namespace test {
+
+inline std::string golden(const std::string& rel) { return std::string(FACECNN_GOLDEN_DIR) + "/" + rel; }
+
+inline void fill_random(float* p, int64_t n, std::mt19937& rng, float scale = 1.f) {
+  std::normal_distribution<float> d(0.f, scale);
+  for (int64_t i = 0; i < n; ++i) p[i] = d(rng);
+}
+
+// max|a - b| / max|b|: the comparison the issue specifies for model outputs.
+inline double rel_error(const float* a, const float* b, int64_t n) {
+  double diff = 0, mag = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    diff = std::max(diff, double(std::abs(a[i] - b[i])));
+    mag = std::max(mag, double(std::abs(b[i])));
+  }
+  return mag > 0 ? diff / mag : diff;
+}
+
+// Raises the thread count for one scope, restoring it afterwards.
+struct ThreadScope {
+  int saved;
+  explicit ThreadScope(int n) : saved(cnn::thread_count_setting()) { cnn::set_num_threads(n); }
+  ~ThreadScope() { cnn::set_num_threads(saved); }
+};
+
+}  // namespace test
