@@ -123,18 +123,13 @@ int run(const Options& o) {
   if (o.random_weights) model.graph.init_random(o.seed);
   else {
     const cnn::SafeTensors st = cnn::SafeTensors::open(o.weights);
-    if (o.summary) {  // the table as built, before BatchNorm folding
-      cnn::Model probe = cnn::load_model(st, o.arch, o.num_classes);
-      if (!o.shape_given && o.input.empty()) {
-        auto in = probe.meta_numbers("input_size");
-        if (in.size() == 3) shape = {1, int64_t(in[0]), int64_t(in[1]), int64_t(in[2])};
-      }
-      cnn::Graph fresh = cnn::build_model(probe.config);
-      std::fputs(fresh.summary(shape).c_str(), stdout);
-      model = std::move(probe);
-    } else {
-      model = cnn::load_model(st, o.arch, o.num_classes);
+    model = cnn::load_model(st, o.arch, o.num_classes);
+    if (!o.shape_given && o.input.empty()) {  // the input size the model was exported for
+      const auto in = model.meta_numbers("input_size");
+      if (in.size() == 3) shape = {1, int64_t(in[0]), int64_t(in[1]), int64_t(in[2])};
     }
+    // The table as built (before BatchNorm folding), so it reads like the PyTorch model.
+    if (o.summary) std::fputs(cnn::build_model(model.config).summary(shape).c_str(), stdout);
   }
   if (input.numel() == 0 && (o.bench || !o.output.empty())) {
     input = cnn::Tensor(shape);
