@@ -5,7 +5,9 @@
 
 using namespace cnn;
 
-TEST_CASE("gemm matches gemm_reference on random shapes, strides and epilogues") {
+TEST_CASE("gemm matches gemm_reference on random shapes, strides and epilogues, on every ISA") {
+  for (Isa isa : test::available_isas()) {
+  test::IsaScope scope(isa);
   std::mt19937 rng(42);
   std::uniform_int_distribution<int> dim(1, 70), big(1, 600), pick(0, 3);
   for (int trial = 0; trial < 60; ++trial) {
@@ -26,11 +28,32 @@ TEST_CASE("gemm matches gemm_reference on random shapes, strides and epilogues")
       test::ThreadScope threads(1 + trial % 2);
       kernels::gemm(M, N, K, A, B, C2, ep);
     }
-    INFO("M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb << " tc=" << tc);
+    INFO(isa_name(isa) << " M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb << " tc=" << tc);
     double worst = 0;
     for (int64_t i = 0; i < M * N; ++i)
       worst = std::max(worst, std::abs(double(c1[i]) - c2[i]) / (1.0 + std::abs(double(c1[i]))));
     CHECK(worst < 1e-4 * std::sqrt(double(K)));
+  }
+  }
+}
+
+TEST_CASE("linear_forward matches gemm_reference on every ISA") {
+  std::mt19937 rng(8);
+  std::uniform_int_distribution<int> dim(1, 40), kdim(1, 300);
+  for (Isa isa : test::available_isas()) {
+    test::IsaScope scope(isa);
+    for (int trial = 0; trial < 30; ++trial) {
+      const int64_t M = dim(rng), N = 1 + trial % 9, K = kdim(rng);
+      std::vector<float> w(M * K), x(N * K), bias(M), y1(N * M), y2(N * M);
+      test::fill_random(w.data(), M * K, rng);
+      test::fill_random(x.data(), N * K, rng);
+      test::fill_random(bias.data(), M, rng);
+      const Epilogue ep{bias.data(), trial % 2 ? Activation::ReLU : Activation::None};
+      kernels::gemm_reference(M, N, K, ConstMat{w.data(), K, 1}, ConstMat{x.data(), 1, K}, Mat{y1.data(), 1, M}, ep);
+      kernels::linear_forward(M, N, K, w.data(), x.data(), y2.data(), ep);
+      INFO(isa_name(isa) << " M=" << M << " N=" << N << " K=" << K);
+      for (int64_t i = 0; i < M * N; ++i) REQUIRE(y2[i] == doctest::Approx(y1[i]).epsilon(1e-4).scale(std::sqrt(double(K))));
+    }
   }
 }
 

@@ -32,4 +32,19 @@ struct ThreadScope {
   ~ThreadScope() { cnn::set_num_threads(saved); }
 };
 
+// The ISAs this CPU can run, generic first.
+inline std::vector<cnn::Isa> available_isas() {
+  std::vector<cnn::Isa> v;
+  for (cnn::Isa i : {cnn::Isa::Generic, cnn::Isa::AVX2, cnn::Isa::AVX512})
+    if (i <= cnn::detect_isa()) v.push_back(i);
+  return v;
+}
+
+// Forces the kernels' ISA for one scope.
+struct IsaScope {
+  cnn::Isa saved;
+  explicit IsaScope(cnn::Isa isa) : saved(cnn::active_isa()) { cnn::set_isa(isa); }
+  ~IsaScope() { cnn::set_isa(saved); }
+};
+
 }  // namespace test

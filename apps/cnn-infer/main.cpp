@@ -29,11 +29,12 @@ const char* kUsage =
     "  --input-shape N,C,H,W input shape when there is no --input (default 1,3,224,224)\n"
     "  --threads T           worker threads (default: all cores)\n"
     "  --bench N             time N runs after a warm-up; prints one JSON line\n"
-    "  --summary             print the layer table (layer, type, output shape, parameters)\n";
+    "  --summary             print the layer table (layer, type, output shape, parameters)\n"
+    "  --profile             time each layer (median of 5 runs), slowest first\n";
 
 struct Options {
   std::string arch, weights, input, output;
-  bool random_weights = false, summary = false;
+  bool random_weights = false, summary = false, profile = false;
   int64_t num_classes = 0;
   int threads = 0, bench = 0;
   uint32_t seed = 1;
@@ -76,6 +77,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--threads") o.threads = int(parse_int(a, value(), 1, 1024));
     else if (a == "--bench") o.bench = int(parse_int(a, value(), 1, 1000000));
     else if (a == "--summary") o.summary = true;
+    else if (a == "--profile") o.profile = true;
     else if (a == "--input-shape") {
       const std::string v = value();
       int64_t d[4];
@@ -95,7 +97,7 @@ Options parse_args(int argc, char** argv) {
   if (o.random_weights && o.arch.empty()) usage_error("--random-weights needs --arch");
   if (!o.output.empty() && o.input.empty()) usage_error("--output needs --input");
   if (!o.input.empty() && o.shape_given) usage_error("--input-shape and --input exclude each other");
-  if (o.input.empty() && !o.bench && !o.summary) usage_error("nothing to do: give --input, --bench or --summary");
+  if (o.input.empty() && !o.bench && !o.summary && !o.profile) usage_error("nothing to do: give --input, --bench or --summary");
   return o;
 }
 
@@ -131,7 +133,7 @@ int run(const Options& o) {
     // The table as built (before BatchNorm folding), so it reads like the PyTorch model.
     if (o.summary) std::fputs(cnn::build_model(model.config).summary(shape).c_str(), stdout);
   }
-  if (input.numel() == 0 && (o.bench || !o.output.empty())) {
+  if (input.numel() == 0 && (o.bench || o.profile || !o.output.empty())) {
     input = cnn::Tensor(shape);
     std::mt19937 rng(o.seed);
     std::normal_distribution<float> nd;
@@ -154,6 +156,7 @@ int run(const Options& o) {
       cnn::write_npy(path, dims, outputs[k].data());
     }
   }
+  if (o.profile) std::fputs(model.graph.profile(input.view()).c_str(), stdout);
   if (o.bench) {
     std::vector<double> ms;
     for (int r = 0; r < o.bench; ++r) {

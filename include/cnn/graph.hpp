@@ -13,6 +13,7 @@
 // input when nothing else needs it.
 #pragma once
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -102,6 +103,7 @@ class Graph {
   // tensors the graph does not use (BatchNorm's num_batches_tracked counters excepted), then
   // prepares the layers and fuses BN and activations.
   void load_weights(const WeightSource& src) {
+    if (loaded_) fail(src.origin(), ": this graph already holds weights (build a new one to load again)");
     std::set<std::string> used;
     for (std::size_t i = 1; i < nodes_.size(); ++i) {
       Layer& l = *nodes_[i].layer;
@@ -131,6 +133,7 @@ class Graph {
   // Fills every parameter with seeded random values (for benchmarks and tests): He-uniform
   // weights, small biases, BatchNorm statistics away from the identity.
   void init_random(uint32_t seed = 1) {
+    if (loaded_) fail("graph: init_random() on a graph that already holds weights");
     std::mt19937 rng(seed);
     for (std::size_t i = 1; i < nodes_.size(); ++i) {
       Layer& l = *nodes_[i].layer;
@@ -159,8 +162,9 @@ class Graph {
     return plan_;
   }
 
-  // Runs the model; returns one tensor per output, in add_output() order.
-  std::vector<Tensor> forward(ConstTensorView input) {
+  // Runs the model; returns one tensor per output, in add_output() order. With `layer_ms`, also
+  // records each node's wall time (index = node; see profile()).
+  std::vector<Tensor> forward(ConstTensorView input, std::vector<double>* layer_ms = nullptr) {
     if (!loaded_) fail("graph: forward() before load_weights() or init_random()");
     const MemoryPlan& p = plan(input.shape);
     if (buffers_.size() != p.slot_floats.size()) buffers_.clear();
@@ -179,10 +183,14 @@ class Graph {
       return node == kInput ? const_cast<float*>(input.data) : buffers_[p.slot[node]].get();
     };
     std::vector<ConstTensorView> ins;
+    if (layer_ms) layer_ms->assign(nodes_.size(), 0.0);
     for (std::size_t i = 1; i < nodes_.size(); ++i) {
       ins.clear();
       for (int j : nodes_[i].inputs) ins.push_back(ConstTensorView{p.shapes[j], data_of(j)});
+      const auto t0 = std::chrono::steady_clock::now();
       nodes_[i].layer->forward(ins, TensorView{p.shapes[i], data_of(int(i))}, workspace_.get());
+      if (layer_ms)
+        (*layer_ms)[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
     std::vector<Tensor> out;
     for (auto& o : outputs_) out.push_back(Tensor::from(p.shapes[o.node], data_of(o.node)));
@@ -191,6 +199,37 @@ class Graph {
   Tensor forward_single(ConstTensorView input) {
     if (outputs_.size() != 1) fail("graph: forward_single() on a model with ", outputs_.size(), " outputs");
     return std::move(forward(input)[0]);
+  }
+
+  // Per-layer times of one run (the median of `runs`), slowest first: "name type shape ms".
+  std::string profile(ConstTensorView input, int runs = 5) {
+    std::vector<std::vector<double>> all;
+    for (int r = 0; r < runs; ++r) {
+      std::vector<double> ms;
+      forward(input, &ms);
+      all.push_back(ms);
+    }
+    const MemoryPlan& p = plan(input.shape);
+    std::vector<std::pair<double, std::size_t>> rows;
+    double total = 0;
+    for (std::size_t i = 1; i < nodes_.size(); ++i) {
+      std::vector<double> v;
+      for (auto& ms : all) v.push_back(ms[i]);
+      std::sort(v.begin(), v.end());
+      rows.push_back({v[v.size() / 2], i});
+      total += v[v.size() / 2];
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    std::string s;
+    char line[256];
+    for (auto& [ms, i] : rows) {
+      const Layer& l = *nodes_[i].layer;
+      std::snprintf(line, sizeof line, "%-26s %-26s %-20s %9.3f ms %5.1f%%\n", l.name().c_str(),
+                    (l.type() + " " + l.describe()).c_str(), p.shapes[i].str().c_str(), ms, 100 * ms / total);
+      s += line;
+    }
+    std::snprintf(line, sizeof line, "total %.3f ms\n", total);
+    return s + line;
   }
 
   // A Keras-like table: layer, type, output shape, parameters; then totals and planned memory.
@@ -234,7 +273,6 @@ class Graph {
   };
 
   void finish_loading() {
-    for (std::size_t i = 1; i < nodes_.size(); ++i) nodes_[i].layer->prepare();
     fuse();
     for (std::size_t i = 1; i < nodes_.size(); ++i) nodes_[i].layer->prepare();
     loaded_ = true;
@@ -265,6 +303,7 @@ class Graph {
       bool absorbed = false;
       if (auto* bn = dynamic_cast<BatchNorm2d*>(n.layer.get())) {
         if (auto* conv = dynamic_cast<Conv2d*>(producer); conv && conv->accepts_activation()) {
+          bn->prepare();  // its per-channel scale and shift
           conv->fold_affine(bn->scale(), bn->shift());
           absorbed = true;
         }

@@ -2,12 +2,15 @@
 //
 //   C = act(A * B + bias)      A: M x K, B: K x N, C: M x N
 //
-// Every operand is a strided matrix (element (r, c) at data[r * rs + c * cs]), so one routine
-// serves convolution (weights x im2col columns), 1x1 convolution (weights x the input itself) and
-// Linear (weights x transposed activations) without copies at the call site.
+// Operands are strided matrices (element (r, c) at data[r * rs + c * cs]). A — the weights — is
+// packed once (pack_a, at load time) into 8-row panels. B is packed per call, block by block,
+// by a BSource: a plain strided matrix, or an image unfolded on the fly (implicit im2col, see
+// conv2d.hpp). The blocked loop (BLIS order: B micro-panel in L1, A block in L2) calls a
+// register-tiled micro-kernel for the active ISA (cpu.hpp): 8x32 with AVX-512, 8x16 with AVX2+FMA,
+// 8x16 portable C++.
 //
-// gemm_reference() is the plain definition; gemm() is the cache-blocked, packed, threaded version.
-// tests/test_gemm.cpp checks one against the other on random shapes and strides.
+// gemm_reference() is the plain definition; tests/test_gemm.cpp checks every ISA's path against it
+// on random shapes and strides.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -16,6 +19,7 @@
 
 #include "../parallel.hpp"
 #include "../tensor.hpp"
+#include "cpu.hpp"
 
 namespace cnn {
 
@@ -58,7 +62,73 @@ struct BasicMat {
 using ConstMat = BasicMat<const float>;
 using Mat = BasicMat<float>;
 
+// Aligned float storage that can live in std containers.
+class AlignedVector {
+ public:
+  AlignedVector() = default;
+  explicit AlignedVector(std::size_t n) : data_(allocate_floats(n)), size_(n) {}
+  AlignedVector(AlignedVector&&) = default;
+  AlignedVector& operator=(AlignedVector&&) = default;
+  void resize_discard(std::size_t n) {  // grows without keeping the contents
+    if (n > size_) data_ = allocate_floats(n), size_ = n;
+  }
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+  std::size_t size() const { return size_; }
+
+ private:
+  AlignedFloats data_;
+  std::size_t size_ = 0;
+};
+
 namespace kernels {
+
+constexpr int64_t kMR = 8;  // rows of a packed A panel, for every ISA
+
+inline int64_t nr_for(Isa isa) { return isa == Isa::AVX512 ? 32 : 16; }
+
+// A packed into ceil(M/8) panels; panel p holds A(8p + r, k) at [p][k][r], zero-padded rows.
+struct PackedA {
+  int64_t M = 0, K = 0;
+  AlignedVector values;
+  const float* panel(int64_t p, int64_t k0) const { return values.data() + (p * K + k0) * kMR; }
+};
+
+inline PackedA pack_a(int64_t M, int64_t K, ConstMat A) {
+  PackedA pa;
+  pa.M = M, pa.K = K;
+  const int64_t panels = (M + kMR - 1) / kMR;
+  pa.values = AlignedVector(std::size_t(std::max<int64_t>(panels * K * kMR, 1)));
+  float* out = pa.values.data();
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t k = 0; k < K; ++k, out += kMR)
+      for (int64_t r = 0; r < kMR; ++r) out[r] = p * kMR + r < M ? A(p * kMR + r, k) : 0.f;
+  return pa;
+}
+
+// Packs rows [k0, k0+kc) x columns [j0, j0+nc) of B into nr-wide panels [p][k][nr], zero-padded.
+struct BSource {
+  void (*pack)(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, float* out);
+  const void* ctx;
+};
+
+inline void pack_b_matrix(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, float* out) {
+  const ConstMat& B = *static_cast<const ConstMat*>(ctx);
+  // Row by row: B's rows are read contiguously (rows of a large B are pages apart).
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* src = &B(k0 + k, j0);
+    for (int64_t p = 0; p < nc; p += nr) {
+      float* dst = out + p * kc + k * nr;
+      const int64_t cols = std::min(nr, nc - p);
+      if (B.cs == 1) std::copy(src + p, src + p + cols, dst);
+      else
+        for (int64_t c = 0; c < cols; ++c) dst[c] = src[(p + c) * B.cs];
+      std::fill(dst + cols, dst + nr, 0.f);
+    }
+  }
+}
+// `B` must outlive the returned source.
+inline BSource matrix_source(const ConstMat& B) { return BSource{pack_b_matrix, &B}; }
 
 // The definition: one dot product per output element, k in order.
 inline void gemm_reference(int64_t M, int64_t N, int64_t K, ConstMat A, ConstMat B, Mat C,
@@ -71,115 +141,217 @@ inline void gemm_reference(int64_t M, int64_t N, int64_t K, ConstMat A, ConstMat
     }
 }
 
-namespace detail {
+// ---- micro-kernels -------------------------------------------------------------------------
+// c[r][j] (+)= sum_k a[k][r] * b[k][j] for the 8 x NR tile; only `rows` x `cols` are stored. `first`:
+// overwrite C (else accumulate); `last`: apply the epilogue (bias rows start at ep.bias + row0).
+using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
+                             int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0);
 
-// Register tile and cache blocks of the portable kernel (a later ISA-specific kernel may differ).
-constexpr int64_t kMR = 4, kNR = 16;
-constexpr int64_t kKC = 256, kMC = 128, kNC = 1024;
-
-// Packs rows [0, mc) x k [0, kc) of A into kMR-row panels: panel p holds A(p*kMR + r, k) at
-// [p][k][r], zero-padded past mc.
-inline void pack_a(int64_t mc, int64_t kc, ConstMat A, float* out) {
-  for (int64_t p = 0; p < mc; p += kMR) {
-    int64_t rows = std::min(kMR, mc - p);
-    for (int64_t k = 0; k < kc; ++k, out += kMR) {
-      for (int64_t r = 0; r < rows; ++r) out[r] = A(p + r, k);
-      for (int64_t r = rows; r < kMR; ++r) out[r] = 0.f;
+inline void micro_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
+                          int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0) {
+  constexpr int64_t NR = 16;
+  float acc[kMR][NR] = {};
+  for (int64_t k = 0; k < kc; ++k, a += kMR, b += NR)
+    for (int64_t r = 0; r < kMR; ++r)
+      for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r] * b[j];
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      float v = first ? acc[r][j] : c[r * ldc + j] + acc[r][j];
+      c[r * ldc + j] = last ? ep.apply(v, row0 + r) : v;
     }
+}
+
+#ifdef CNN_X86
+CNN_TARGET_AVX512 inline void micro_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                           int64_t rows, int64_t cols, bool first, bool last, const Epilogue& ep,
+                                           int64_t row0) {
+  __m512 acc[kMR][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+  for (int64_t k = 0; k < kc; ++k, a += kMR, b += 32) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < kMR; ++r) {
+      const __m512 ar = _mm512_set1_ps(a[r]);
+      acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+    }
+  }
+  const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+  const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 16)) - 1);
+  const bool vector_epilogue = last && ep.act != Activation::Sigmoid;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* cr = c + r * ldc;
+    __m512 v0 = acc[r][0], v1 = acc[r][1];
+    if (!first) {
+      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+    }
+    if (vector_epilogue) {
+      if (ep.bias) {
+        const __m512 bv = _mm512_set1_ps(ep.bias[row0 + r]);
+        v0 = _mm512_add_ps(v0, bv), v1 = _mm512_add_ps(v1, bv);
+      }
+      if (ep.act == Activation::ReLU) {
+        v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
+      } else if (ep.act == Activation::LeakyReLU) {
+        const __m512 s = _mm512_set1_ps(ep.slope);
+        v0 = _mm512_mask_mul_ps(v0, _mm512_cmp_ps_mask(v0, _mm512_setzero_ps(), _CMP_LE_OQ), v0, s);
+        v1 = _mm512_mask_mul_ps(v1, _mm512_cmp_ps_mask(v1, _mm512_setzero_ps(), _CMP_LE_OQ), v1, s);
+      }
+    }
+    _mm512_mask_storeu_ps(cr, m0, v0);
+    _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    if (last && !vector_epilogue)
+      for (int64_t j = 0; j < cols; ++j) cr[j] = ep.apply(cr[j], row0 + r);
   }
 }
 
-// Packs k [0, kc) x columns [0, nc) of B into kNR-column panels, [p][k][c], zero-padded.
-inline void pack_b(int64_t kc, int64_t nc, ConstMat B, float* out) {
-  for (int64_t p = 0; p < nc; p += kNR) {
-    int64_t cols = std::min(kNR, nc - p);
-    for (int64_t k = 0; k < kc; ++k, out += kNR) {
-      if (B.cs == 1 && cols == kNR) {
-        const float* src = &B(k, p);
-        for (int64_t c = 0; c < kNR; ++c) out[c] = src[c];
-      } else {
-        for (int64_t c = 0; c < cols; ++c) out[c] = B(k, p + c);
-        for (int64_t c = cols; c < kNR; ++c) out[c] = 0.f;
+CNN_TARGET_AVX2 inline void micro_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                       int64_t rows, int64_t cols, bool first, bool last, const Epilogue& ep,
+                                       int64_t row0) {
+  // 16 YMM registers: two passes of 4 rows x 16 columns (8 accumulators each) over the 8-row panel.
+  const bool vector_epilogue = last && ep.act != Activation::Sigmoid;
+  alignas(32) int32_t lane[16];
+  for (int j = 0; j < 16; ++j) lane[j] = j < cols ? -1 : 0;
+  const __m256i m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane));
+  const __m256i m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane + 8));
+  for (int64_t half = 0; half < 2 && half * 4 < rows; ++half) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    const float* ap = a + half * 4;
+    const float* bp = b;
+    for (int64_t k = 0; k < kc; ++k, ap += kMR, bp += 16) {
+      const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        const __m256 ar = _mm256_broadcast_ss(ap + r);
+        acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+      }
+    }
+    for (int64_t r = 0; r < 4 && half * 4 + r < rows; ++r) {
+      const int64_t row = half * 4 + r;
+      float* cr = c + row * ldc;
+      __m256 v0 = acc[r][0], v1 = acc[r][1];
+      if (!first) {
+        v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0));
+        v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr + 8, m1));
+      }
+      if (vector_epilogue) {
+        if (ep.bias) {
+          const __m256 bv = _mm256_set1_ps(ep.bias[row0 + row]);
+          v0 = _mm256_add_ps(v0, bv), v1 = _mm256_add_ps(v1, bv);
+        }
+        if (ep.act == Activation::ReLU) {
+          v0 = _mm256_max_ps(v0, _mm256_setzero_ps()), v1 = _mm256_max_ps(v1, _mm256_setzero_ps());
+        } else if (ep.act == Activation::LeakyReLU) {
+          const __m256 s = _mm256_set1_ps(ep.slope), z = _mm256_setzero_ps();
+          v0 = _mm256_blendv_ps(v0, _mm256_mul_ps(v0, s), _mm256_cmp_ps(v0, z, _CMP_LE_OQ));
+          v1 = _mm256_blendv_ps(v1, _mm256_mul_ps(v1, s), _mm256_cmp_ps(v1, z, _CMP_LE_OQ));
+        }
+      }
+      _mm256_maskstore_ps(cr, m0, v0);
+      _mm256_maskstore_ps(cr + 8, m1, v1);
+      if (last && !vector_epilogue)
+        for (int64_t j = 0; j < cols; ++j) cr[j] = ep.apply(cr[j], row0 + row);
+    }
+  }
+}
+#endif
+
+inline MicroKernel micro_kernel_for(Isa isa) {
+#ifdef CNN_X86
+  if (isa == Isa::AVX512) return micro_avx512;
+  if (isa == Isa::AVX2) return micro_avx2;
+#endif
+  (void)isa;
+  return micro_generic;
+}
+
+namespace detail {
+#ifndef CNN_GEMM_KC
+#define CNN_GEMM_KC 256
+#define CNN_GEMM_NC 768
+#endif
+constexpr int64_t kKC = CNN_GEMM_KC, kMC = 512, kNC = CNN_GEMM_NC;
+
+// One thread's share: rows [m0, m1) (multiples of kMR) x columns [n0, n1).
+inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const PackedA& A, BSource B, Mat C,
+                       const Epilogue& ep, Isa isa) {
+  const int64_t NR = nr_for(isa);
+  const MicroKernel micro = micro_kernel_for(isa);
+  thread_local AlignedVector b_pack, tile;
+  b_pack.resize_discard(std::size_t(kKC * (kNC + NR)));
+  tile.resize_discard(std::size_t(kMR * 32));
+  const bool direct = C.cs == 1;  // else compute each tile aside and scatter it
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      const bool first = pc == 0, last = pc + kc == K;
+      B.pack(B.ctx, pc, kc, jc, nc, NR, b_pack.data());
+      for (int64_t ic = m0; ic < m1; ic += kMC) {
+        const int64_t mc = std::min(kMC, m1 - ic);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const float* bp = b_pack.data() + jr * kc;
+          const int64_t cols = std::min(NR, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const int64_t row = ic + ir, rows = std::min(kMR, A.M - row);
+            if (rows <= 0) break;
+            const float* ap = A.panel(row / kMR, pc);
+            if (direct) {
+              micro(kc, ap, bp, &C(row, jc + jr), C.rs, rows, cols, first, last, ep, row);
+            } else {
+              micro(kc, ap, bp, tile.data(), NR, rows, cols, true, false, ep, row);
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t j = 0; j < cols; ++j) {
+                  float& dst = C(row + r, jc + jr + j);
+                  const float v = first ? tile.data()[r * NR + j] : dst + tile.data()[r * NR + j];
+                  dst = last ? ep.apply(v, row + r) : v;
+                }
+            }
+          }
+        }
       }
     }
   }
 }
+}  // namespace detail
 
-// acc[kMR][kNR] = sum over k of a[k][r] * b[k][c]; then merged into C.
-inline void micro_kernel(int64_t kc, const float* a, const float* b, Mat C, int64_t row0, int64_t col0,
-                         int64_t rows, int64_t cols, bool first, bool last, const Epilogue& ep) {
-  float acc[kMR][kNR] = {};
-  for (int64_t k = 0; k < kc; ++k, a += kMR, b += kNR)
-    for (int64_t r = 0; r < kMR; ++r) {
-      const float av = a[r];
-      for (int64_t c = 0; c < kNR; ++c) acc[r][c] += av * b[c];
-    }
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      float& dst = C(row0 + r, col0 + c);
-      float v = first ? acc[r][c] : dst + acc[r][c];
-      dst = last ? ep.apply(v, row0 + r) : v;
-    }
-}
-
-// Single-threaded blocked GEMM over the whole given range.
-inline void gemm_serial(int64_t M, int64_t N, int64_t K, ConstMat A, ConstMat B, Mat C, const Epilogue& ep) {
-  thread_local std::vector<float> a_pack, b_pack;
-  a_pack.resize(static_cast<std::size_t>(kMC * kKC));
-  b_pack.resize(static_cast<std::size_t>(kKC * (kNC + kNR)));
-  if (K == 0) {  // empty sum: C = act(bias)
+// C = act(A * B + bias) with A packed. Threads split N (in whole NR panels) or, when N is narrow,
+// M (in whole 8-row panels); each output element is summed by one thread in a fixed order, so
+// results do not depend on the thread count.
+inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSource B, Mat C, const Epilogue& ep = {}) {
+  if (M <= 0 || N <= 0) return;
+  if (A.M != M || A.K != K) fail("gemm: packed A is ", A.M, "x", A.K, ", expected ", M, "x", K);
+  if (K == 0) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C(i, j) = ep.apply(0.f, i);
     return;
   }
-  for (int64_t jc = 0; jc < N; jc += kNC) {
-    const int64_t nc = std::min(kNC, N - jc);
-    for (int64_t pc = 0; pc < K; pc += kKC) {
-      const int64_t kc = std::min(kKC, K - pc);
-      const bool first = pc == 0, last = pc + kc == K;
-      pack_b(kc, nc, ConstMat{&B(pc, jc), B.rs, B.cs}, b_pack.data());
-      for (int64_t ic = 0; ic < M; ic += kMC) {
-        const int64_t mc = std::min(kMC, M - ic);
-        pack_a(mc, kc, ConstMat{&A(ic, pc), A.rs, A.cs}, a_pack.data());
-        Epilogue block_ep = ep;
-        if (block_ep.bias) block_ep.bias += ic;
-        Mat Cb{&C(ic, jc), C.rs, C.cs};
-        for (int64_t jr = 0; jr < nc; jr += kNR)
-          for (int64_t ir = 0; ir < mc; ir += kMR)
-            micro_kernel(kc, a_pack.data() + ir * kc, b_pack.data() + jr * kc, Cb, ir, jr,
-                         std::min(kMR, mc - ir), std::min(kNR, nc - jr), first, last, block_ep);
-      }
-    }
-  }
+  const Isa isa = active_isa();
+  const int64_t NR = nr_for(isa);
+  const int64_t n_units = (N + NR - 1) / NR, m_units = (M + kMR - 1) / kMR;
+  const int threads = M * N * K >= 8 * kMinParallelWork ? num_threads() : 1;
+  const bool split_n = n_units >= 2 * threads || n_units >= m_units;
+  const int64_t units = split_n ? n_units : m_units;
+  const int64_t chunks = std::min<int64_t>(threads, units);
+  if (chunks <= 1) return detail::gemm_block(0, M, 0, N, K, A, B, C, ep, isa);
+  parallel_for(chunks, kMinParallelWork, [&](int64_t t) {
+    const int64_t u0 = units * t / chunks, u1 = units * (t + 1) / chunks;
+    if (split_n) detail::gemm_block(0, M, u0 * NR, std::min(N, u1 * NR), K, A, B, C, ep, isa);
+    else detail::gemm_block(u0 * kMR, std::min(M, u1 * kMR), 0, N, K, A, B, C, ep, isa);
+  });
 }
 
-}  // namespace detail
-
-// Blocked, packed GEMM. Threads split the larger of M and N into contiguous ranges, so each output
-// element is summed by one thread in the same order whatever the thread count.
+// Convenience: packs A on the fly (weights should be packed once with pack_a instead).
 inline void gemm(int64_t M, int64_t N, int64_t K, ConstMat A, ConstMat B, Mat C, const Epilogue& ep = {}) {
   if (M <= 0 || N <= 0) return;
-  const int64_t work = M * N * std::max<int64_t>(K, 1);
-  const int threads = work >= 4 * kMinParallelWork ? num_threads() : 1;
-  const bool split_n = N >= M;
-  const int64_t extent = split_n ? N : M;
-  const int64_t unit = split_n ? detail::kNR : detail::kMR;
-  const int64_t units = (extent + unit - 1) / unit;
-  const int64_t chunks = std::min<int64_t>(threads, units);
-  if (chunks <= 1) return detail::gemm_serial(M, N, K, A, B, C, ep);
-  parallel_for(chunks, kMinParallelWork, [&](int64_t t) {
-    const int64_t begin = units * t / chunks * unit, end = std::min(extent, units * (t + 1) / chunks * unit);
-    if (begin >= end) return;
-    if (split_n) {
-      detail::gemm_serial(M, end - begin, K, A, ConstMat{&B(0, begin), B.rs, B.cs},
-                          Mat{&C(0, begin), C.rs, C.cs}, ep);
-    } else {
-      Epilogue e = ep;
-      if (e.bias) e.bias += begin;
-      detail::gemm_serial(end - begin, N, K, ConstMat{&A(begin, 0), A.rs, A.cs}, B,
-                          Mat{&C(begin, 0), C.rs, C.cs}, e);
-    }
-  });
+  const PackedA pa = pack_a(M, K, A);
+  gemm_packed(M, N, K, pa, matrix_source(B), C, ep);
 }
 
 }  // namespace kernels

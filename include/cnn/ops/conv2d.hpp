@@ -4,12 +4,14 @@
 // conv2d_reference() is the definition (a direct 7-deep loop). Conv2d::forward() runs
 //   - depthwise convolutions (one input and one output channel per group) by a direct loop,
 //   - 1x1 stride-1 unpadded convolutions as one GEMM on the input itself,
-//   - everything else as im2col + GEMM per group.
+//   - everything else as GEMM per group on the image unfolded on the fly (implicit im2col),
+// with weights packed into GEMM panels once at load (prepare()).
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <random>
 
+#include "../kernels/winograd.hpp"
 #include "layer.hpp"
 
 namespace cnn {
@@ -57,37 +59,46 @@ inline void conv2d_reference(ConstTensorView x, const float* weight, const float
     }
 }
 
-// Unfolds one group of one image into columns: row (ic, ky, kx), column (oy, ox).
-inline void im2col(const float* x, int64_t channels, int64_t h, int64_t w, const Conv2dOptions& o, int64_t oh,
-                   int64_t ow, float* col) {
-  const int64_t rows = channels * o.kh * o.kw;
-  parallel_for(rows, oh * ow, [&](int64_t r) {
-    const int64_t ic = r / (o.kh * o.kw), ky = (r / o.kw) % o.kh, kx = r % o.kw;
-    const float* src = x + ic * h * w;
-    float* dst = col + r * oh * ow;
-    for (int64_t oy = 0; oy < oh; ++oy) {
-      const int64_t iy = oy * o.stride_h - o.pad_h + ky * o.dilation_h;
-      float* d = dst + oy * ow;
-      if (iy < 0 || iy >= h) {
-        std::fill(d, d + ow, 0.f);
-        continue;
-      }
-      const float* s = src + iy * w;
-      const int64_t x0 = kx * o.dilation_w - o.pad_w;
-      if (o.stride_w == 1) {  // contiguous run with zero borders
-        const int64_t lo = std::clamp<int64_t>(-x0, 0, ow), hi = std::clamp<int64_t>(w - x0, lo, ow);
-        std::fill(d, d + lo, 0.f);
-        std::copy(s + x0 + lo, s + x0 + hi, d + lo);
-        std::fill(d + hi, d + ow, 0.f);
-      } else {
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          const int64_t ix = ox * o.stride_w + x0;
-          d[ox] = (ix >= 0 && ix < w) ? s[ix] : 0.f;
+// Implicit im2col: packs rows (ic, ky, kx) x columns (oy, ox) of the unfolded image straight
+// into GEMM panels, without materialising the unfolded matrix.
+struct Im2colSource {
+  const float* x;  // first channel of the group
+  int64_t h, w, oh, ow;
+  Conv2dOptions o;
+
+  static void pack(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, float* out) {
+    const Im2colSource& s = *static_cast<const Im2colSource*>(ctx);
+    const Conv2dOptions& o = s.o;
+    const int64_t taps = int64_t(o.kh) * o.kw;
+    for (int64_t k = 0; k < kc; ++k) {
+      const int64_t r = k0 + k, ic = r / taps, ky = (r / o.kw) % o.kh, kx = r % o.kw;
+      const float* src = s.x + ic * s.h * s.w;
+      const int64_t dy = ky * o.dilation_h - o.pad_h, dx = kx * o.dilation_w - o.pad_w;
+      for (int64_t p = 0; p < nc; p += nr) {
+        float* dst = out + p * kc + k * nr;
+        const int64_t cols = std::min(nr, nc - p);
+        int64_t oy = (j0 + p) / s.ow, ox = (j0 + p) % s.ow;
+        for (int64_t c = 0; c < cols;) {
+          const int64_t run = std::min(cols - c, s.ow - ox);
+          const int64_t iy = oy * o.stride_h + dy;
+          if (iy < 0 || iy >= s.h) {
+            std::fill(dst + c, dst + c + run, 0.f);
+          } else {
+            const float* row = src + iy * s.w;
+            for (int64_t t = 0; t < run; ++t) {
+              const int64_t ix = (ox + t) * o.stride_w + dx;
+              dst[c + t] = (ix >= 0 && ix < s.w) ? row[ix] : 0.f;
+            }
+          }
+          c += run;
+          ox = 0;
+          ++oy;
         }
+        std::fill(dst + cols, dst + nr, 0.f);
       }
     }
-  });
-}
+  }
+};
 
 class Conv2d : public Layer {
  public:
@@ -123,11 +134,6 @@ class Conv2d : public Layer {
     if (oh <= 0 || ow <= 0) layer_error("input " + s.str() + " is smaller than the kernel");
     return {s.n, o_.out_channels, oh, ow};
   }
-  int64_t workspace_floats(const std::vector<Shape>& in) const override {
-    if (is_pointwise() || is_depthwise()) return 0;
-    const Shape out = output_shape(in);
-    return o_.in_channels / o_.groups * o_.kh * o_.kw * out.h * out.w;
-  }
 
   std::vector<ParamSlot> params() override {
     std::vector<ParamSlot> p{{"weight", &weight_, weight_.dims}};
@@ -149,6 +155,16 @@ class Conv2d : public Layer {
       bn_scale_.clear();
       bn_shift_.clear();
     }
+    // Weights in GEMM panel form, once: one packed matrix (cout/groups x cin/groups*kh*kw) per group.
+    packed_.clear();
+    winograd_ = {};
+    if (winograd_enabled() && winograd_shape())
+      winograd_ = kernels::winograd::transform_weights(weight_.values.data(), o_.out_channels, o_.in_channels);
+    if (!is_depthwise()) {
+      const int64_t cout_g = o_.out_channels / o_.groups, K = weight_.numel() / o_.out_channels;
+      for (int64_t g = 0; g < o_.groups; ++g)
+        packed_.push_back(kernels::pack_a(cout_g, K, ConstMat{weight_.values.data() + g * cout_g * K, K, 1}));
+    }
   }
 
   // Absorb y = x * scale + shift per output channel (a BatchNorm in eval mode). Graph::fuse()
@@ -169,25 +185,40 @@ class Conv2d : public Layer {
   }
   bool is_depthwise() const { return o_.groups == o_.in_channels && o_.groups == o_.out_channels && o_.groups > 1; }
 
-  void forward(const std::vector<ConstTensorView>& in, TensorView y, float* workspace) const override {
+  void forward(const std::vector<ConstTensorView>& in, TensorView y, float*) const override {
     const ConstTensorView x = in[0];
     const Epilogue ep = epilogue();
     if (is_depthwise()) return forward_depthwise(x, y, ep);
+    if (use_winograd(y.shape)) {
+      const kernels::winograd::Geometry g(o_.in_channels, x.shape.h, x.shape.w, o_.pad_h, o_.pad_w, o_.out_channels,
+                                          y.shape.h, y.shape.w);
+      for (int64_t n = 0; n < x.shape.n; ++n) kernels::winograd::conv3x3(winograd_, x.sample(n), g, y.sample(n), ep);
+      return;
+    }
     const int64_t cin_g = o_.in_channels / o_.groups, cout_g = o_.out_channels / o_.groups;
     const int64_t K = cin_g * o_.kh * o_.kw, P = y.shape.h * y.shape.w;
     for (int64_t n = 0; n < x.shape.n; ++n)
       for (int64_t g = 0; g < o_.groups; ++g) {
         const float* xg = x.channel(n, g * cin_g);
-        const float* cols = xg;
-        if (!is_pointwise()) {
-          im2col(xg, cin_g, x.shape.h, x.shape.w, o_, y.shape.h, y.shape.w, workspace);
-          cols = workspace;
-        }
+        const ConstMat plain{xg, P, 1};  // a pointwise conv's input is its GEMM operand as it is
+        const Im2colSource unfold{xg, x.shape.h, x.shape.w, y.shape.h, y.shape.w, o_};
+        const kernels::BSource src =
+            is_pointwise() ? kernels::matrix_source(plain) : kernels::BSource{Im2colSource::pack, &unfold};
         Epilogue e = ep;
         if (e.bias) e.bias += g * cout_g;
-        kernels::gemm(cout_g, P, K, ConstMat{weight_.values.data() + g * cout_g * K, K, 1}, ConstMat{cols, P, 1},
-                      Mat{y.channel(n, g * cout_g), P, 1}, e);
+        kernels::gemm_packed(cout_g, P, K, packed_[g], src, Mat{y.channel(n, g * cout_g), P, 1}, e);
       }
+  }
+
+  // 3x3, stride 1, no dilation, one group: the shape Winograd F(4x4,3x3) handles.
+  bool winograd_shape() const {
+    return o_.kh == 3 && o_.kw == 3 && o_.stride_h == 1 && o_.stride_w == 1 && o_.dilation_h == 1 &&
+           o_.dilation_w == 1 && o_.groups == 1 && o_.in_channels >= 8 && o_.out_channels >= 8;
+  }
+  // Winograd when its weights exist, it is enabled, and it beats direct GEMM at this output size.
+  bool use_winograd(const Shape& out) const {
+    return !winograd_.u.empty() && winograd_enabled() &&
+           kernels::winograd::worthwhile(o_.in_channels, o_.out_channels, out.h, out.w, kernels::nr_for(active_isa()));
   }
 
  private:
@@ -219,6 +250,8 @@ class Conv2d : public Layer {
   std::vector<double> bn_scale_, bn_shift_;
   Activation act_ = Activation::None;
   float slope_ = 0.01f;
+  std::vector<kernels::PackedA> packed_;
+  kernels::winograd::Weights winograd_;
 };
 
 }  // namespace cnn

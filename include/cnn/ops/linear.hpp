@@ -1,6 +1,7 @@
 // cnn/ops/linear.hpp — fully connected layer y = x W^T + b. The input is flattened per sample
 // (C*H*W must equal in_features), the output has shape (N, out_features, 1, 1).
 #pragma once
+#include "../kernels/linear.hpp"
 #include "layer.hpp"
 
 namespace cnn {
@@ -38,10 +39,8 @@ class Linear : public Layer {
   void set_activation(Activation a, float slope) override { act_ = a, slope_ = slope; }
 
   void forward(const std::vector<ConstTensorView>& in, TensorView y, float*) const override {
-    const int64_t N = in[0].shape.n;
-    // C(o, b) = sum_k W(o, k) * x(b, k): A = W, B = x transposed, C = y transposed.
-    kernels::gemm(out_, N, in_, ConstMat{weight_.values.data(), in_, 1}, ConstMat{in[0].data, 1, in_},
-                  Mat{y.data, 1, out_}, Epilogue{bias_.values.empty() ? nullptr : bias_.values.data(), act_, slope_});
+    kernels::linear_forward(out_, in[0].shape.n, in_, weight_.values.data(), in[0].data, y.data,
+                            Epilogue{bias_.values.empty() ? nullptr : bias_.values.data(), act_, slope_});
   }
 
  private:

@@ -70,6 +70,13 @@ class Pool2d : public Layer {
 
   void forward(const std::vector<ConstTensorView>& in, TensorView y, float*) const override {
     const ConstTensorView x = in[0];
+    if (kind_ == PoolKind::Max && o_.dilation_w == 1) return forward_max_separable(x, y);
+    forward_direct(x, y);
+  }
+
+  // The definition: every window evaluated on its own (also the path for dilated max pooling and
+  // for average pooling).
+  void forward_direct(ConstTensorView x, TensorView y) const {
     const int64_t H = x.shape.h, W = x.shape.w, OH = y.shape.h, OW = y.shape.w;
     parallel_for(x.shape.n * x.shape.c, OH * OW * o_.kh * o_.kw, [&](int64_t nc) {
       const float* src = x.data + nc * H * W;
@@ -84,9 +91,7 @@ class Pool2d : public Layer {
               if (iy < 0 || iy >= H) continue;
               for (int kx = 0; kx < o_.kw; ++kx) {
                 const int64_t ix = x0 + kx * o_.dilation_w;
-                if (ix < 0 || ix >= W) continue;
-                const float v = src[iy * W + ix];
-                if (v > m || v != v) m = v;  // NaN propagates, as in PyTorch
+                if (ix >= 0 && ix < W) m = nan_max(m, src[iy * W + ix]);
               }
             }
             dst[oy * OW + ox] = m;
@@ -107,6 +112,38 @@ class Pool2d : public Layer {
   }
 
  private:
+  // max(m, v) that lets NaN through, as PyTorch's max pooling does.
+  static float nan_max(float m, float v) { return ((v > m) | (v != v)) ? v : m; }  // | not ||: vectorises
+
+  // Max is separable: first the vertical maximum of each column over the window's rows (a
+  // contiguous, vectorisable pass), then the horizontal maximum over that one row.
+  void forward_max_separable(ConstTensorView x, TensorView y) const {
+    const int64_t H = x.shape.h, W = x.shape.w, OH = y.shape.h, OW = y.shape.w;
+    parallel_for(x.shape.n * x.shape.c, OH * W * o_.kh, [&](int64_t nc) {
+      const float* src = x.data + nc * H * W;
+      float* dst = y.data + nc * OH * OW;
+      std::vector<float> col(static_cast<std::size_t>(W));
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        std::fill(col.begin(), col.end(), -std::numeric_limits<float>::infinity());
+        for (int ky = 0; ky < o_.kh; ++ky) {
+          const int64_t iy = oy * o_.sh() - o_.pad_h + ky * o_.dilation_h;
+          if (iy < 0 || iy >= H) continue;
+          const float* row = src + iy * W;
+          for (int64_t ix = 0; ix < W; ++ix) col[ix] = nan_max(col[ix], row[ix]);
+        }
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          const int64_t x0 = ox * o_.sw() - o_.pad_w;
+          float m = -std::numeric_limits<float>::infinity();
+          for (int kx = 0; kx < o_.kw; ++kx) {
+            const int64_t ix = x0 + kx;
+            if (ix >= 0 && ix < W) m = nan_max(m, col[ix]);
+          }
+          dst[oy * OW + ox] = m;
+        }
+      }
+    });
+  }
+
   PoolKind kind_;
   Pool2dOptions o_;
 };

@@ -1,0 +1,94 @@
+// cnn/kernels/cpu.hpp — which SIMD instruction set the kernels use, chosen at run time.
+//
+// The engine never needs -march=native to be correct: each fast kernel is compiled for its ISA with
+// function-level target attributes and picked by cpuid (and the OS's register-state support). The
+// choice can be forced down for tests and benchmarks with set_isa() or the environment variable
+// CNN_ISA=generic|avx2|avx512.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define CNN_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+namespace cnn {
+
+enum class Isa { Generic = 0, AVX2 = 1, AVX512 = 2 };
+
+inline const char* isa_name(Isa i) {
+  switch (i) {
+    case Isa::Generic: return "generic";
+    case Isa::AVX2: return "avx2";
+    case Isa::AVX512: return "avx512";
+  }
+  return "?";
+}
+
+// The best ISA this CPU and OS support: AVX2+FMA needs YMM state enabled, AVX-512 (F, VL, BW, DQ)
+// needs opmask and ZMM state enabled too (XCR0 bits 1-2 and 5-7).
+inline Isa detect_isa() {
+#ifdef CNN_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return Isa::Generic;
+  const bool osxsave = c & (1u << 27), fma = c & (1u << 12), avx = c & (1u << 28);
+  if (!osxsave || !avx || !fma) return Isa::Generic;
+  unsigned xlo, xhi;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  if ((xlo & 0x6) != 0x6) return Isa::Generic;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return Isa::Generic;
+  const bool avx2 = b & (1u << 5);
+  const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));  // F DQ BW VL
+  if (avx512 && (xlo & 0xE6) == 0xE6) return Isa::AVX512;
+  if (avx2) return Isa::AVX2;
+#endif
+  return Isa::Generic;
+}
+
+namespace detail {
+inline Isa& isa_setting() {
+  static Isa isa = [] {
+    Isa best = detect_isa();
+    if (const char* env = std::getenv("CNN_ISA")) {
+      for (Isa i : {Isa::Generic, Isa::AVX2, Isa::AVX512})
+        if (std::strcmp(env, isa_name(i)) == 0 && i <= best) return i;
+    }
+    return best;
+  }();
+  return isa;
+}
+}  // namespace detail
+
+// The ISA kernels use now.
+inline Isa active_isa() { return detail::isa_setting(); }
+// Forces kernels down to `isa` (never above what the CPU supports); returns the ISA now active.
+inline Isa set_isa(Isa isa) {
+  const Isa best = detect_isa();
+  detail::isa_setting() = isa <= best ? isa : best;
+  return detail::isa_setting();
+}
+
+// Whether 3x3 stride-1 convolutions may use Winograd F(4x4,3x3) (faster; rounding differs from
+// direct convolution by about 1e-6 relative). Default on; CNN_WINOGRAD=0 turns it off. Set it
+// before loading weights: a model loaded with it off keeps no Winograd weights.
+inline bool& winograd_setting() {
+  static bool on = [] {
+    const char* env = std::getenv("CNN_WINOGRAD");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  return on;
+}
+inline void set_winograd(bool on) { winograd_setting() = on; }
+inline bool winograd_enabled() { return winograd_setting(); }
+
+}  // namespace cnn
+
+// Per-function target attributes: code inside these compiles for that ISA whatever the global flags.
+#if defined(CNN_X86)
+#define CNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#endif

@@ -1,0 +1,331 @@
+// cnn/kernels/winograd.hpp — 3x3 stride-1 convolution by Winograd F(4x4, 3x3).
+//
+// Each 4x4 block of outputs (a tile) comes from a 6x6 input patch d:
+//     Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
+// so the 36 element-wise products become 36 independent GEMMs over channels,
+//     M_e (Cout x tiles) = U_e (Cout x Cin) · V_e (Cin x tiles),   e = 0..35,
+// with 36 multiplies per tile and channel pair instead of 144: 4x fewer.
+//   - U = G g G^T is computed once at load (in double) and packed as GEMM A panels.
+//   - V = B^T d B is computed per call straight into GEMM B panels; M is transformed back,
+//     with bias and activation, straight into the NCHW output.
+// Work is split into blocks of whole tile rows (so a block's V and M stay in L2) and, for small
+// images, into ranges of output channels, so that both threads stay busy even on 7x7 maps.
+// The transforms exist twice: plain scalar code (the reference, also used without AVX-512), and
+// AVX-512 code that handles 16 tiles per vector. tests/test_winograd.cpp compares both with
+// conv2d_reference.
+#pragma once
+#include <array>
+
+#include "gemm.hpp"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+namespace cnn::kernels::winograd {
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CNN_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CNN_ALWAYS_INLINE inline
+#endif
+
+// 1-D transforms, written once for float and for SIMD vectors (GCC/Clang vector types).
+// Input: o = B^T d for a 6-vector d.
+template <class V>
+CNN_ALWAYS_INLINE void input_1d(const V& d0, const V& d1, const V& d2, const V& d3, const V& d4, const V& d5, V* o) {
+  const V t1 = d3 + d4 - 4.f * (d1 + d2), t2 = d4 - d3 + 4.f * (d1 - d2);
+  const V t3 = d4 - d2 + 2.f * (d3 - d1), t4 = d4 - d2 - 2.f * (d3 - d1);
+  o[0] = 4.f * d0 - 5.f * d2 + d4;
+  o[1] = t1;
+  o[2] = t2;
+  o[3] = t3;
+  o[4] = t4;
+  o[5] = 4.f * d1 - 5.f * d3 + d5;
+}
+// Output: o = A^T m for a 6-vector m (4 results).
+template <class V>
+CNN_ALWAYS_INLINE void output_1d(const V& m0, const V& m1, const V& m2, const V& m3, const V& m4, const V& m5, V* o) {
+  const V s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+  o[0] = m0 + s12 + s34;
+  o[1] = d12 + 2.f * d34;
+  o[2] = s12 + 4.f * s34;
+  o[3] = d12 + 8.f * d34 + m5;
+}
+
+// U = G g G^T for every (oc, ic), packed as 36 GEMM A operands (Cout x Cin each).
+struct Weights {
+  int64_t cout = 0, cin = 0;
+  std::vector<PackedA> u;  // 36
+};
+
+inline Weights transform_weights(const float* w, int64_t cout, int64_t cin) {
+  static const double G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                 {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  std::vector<float> u(std::size_t(36 * cout * cin));  // [e][oc][ic]
+  for (int64_t oc = 0; oc < cout; ++oc)
+    for (int64_t ic = 0; ic < cin; ++ic) {
+      const float* g = w + (oc * cin + ic) * 9;
+      double t[6][3];  // G g
+      for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 3; ++j) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+      for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 6; ++j)
+          u[std::size_t(((i * 6 + j) * cout + oc) * cin + ic)] = float(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+    }
+  Weights W;
+  W.cout = cout, W.cin = cin;
+  for (int e = 0; e < 36; ++e) W.u.push_back(pack_a(cout, cin, ConstMat{u.data() + e * cout * cin, cin, 1}));
+  return W;
+}
+
+// How an image is cut into work.
+struct Geometry {
+  int64_t cin, h, w, pad_h, pad_w, cout, oh, ow;
+  int64_t tiles_h, tiles_w, rows_per_block, nblocks;
+  int64_t strip_w;  // padded strip width: room for 16-tile vector loads
+
+  Geometry(int64_t cin_, int64_t h_, int64_t w_, int64_t ph, int64_t pw, int64_t cout_, int64_t oh_, int64_t ow_)
+      : cin(cin_), h(h_), w(w_), pad_h(ph), pad_w(pw), cout(cout_), oh(oh_), ow(ow_) {
+    tiles_h = (oh + 3) / 4, tiles_w = (ow + 3) / 4;
+    rows_per_block = std::max<int64_t>(1, std::min(tiles_h, (64 + tiles_w - 1) / tiles_w));
+    nblocks = (tiles_h + rows_per_block - 1) / rows_per_block;
+    strip_w = (tiles_w + 15) / 16 * 64 + 16;
+  }
+  int64_t block_tiles(int64_t b) const { return std::min(rows_per_block, tiles_h - b * rows_per_block) * tiles_w; }
+  int64_t tiles_padded(int64_t nr) const { return (rows_per_block * tiles_w + nr - 1) / nr * nr; }
+};
+
+// Is F(4x4,3x3) worth it here? Compare GEMM columns x multiplies per output pixel, padded tiles
+// and panels included, against direct convolution; small channel counts don't repay the transforms.
+inline bool worthwhile(int64_t cin, int64_t cout, int64_t oh, int64_t ow, int64_t nr) {
+  if (cin < 8 || cout < 8) return false;
+  const Geometry g(cin, oh, ow, 1, 1, cout, oh, ow);
+  const double wino = double(g.nblocks * g.tiles_padded(nr)) * 36;
+  const double direct = double((oh * ow + nr - 1) / nr * nr) * 9;
+  return wino < 0.7 * direct;
+}
+
+namespace detail {
+
+// Zero-padded copy of the input rows a block needs for one channel: strip row r is input row
+// 4*ty0 - pad_h + r, strip column c is input column c - pad_w.
+inline void copy_strip(const Geometry& g, const float* xc, int64_t ty0, int64_t rows, float* strip) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* dst = strip + r * g.strip_w;
+    const int64_t iy = 4 * ty0 - g.pad_h + r;
+    std::fill(dst, dst + g.strip_w, 0.f);
+    if (iy < 0 || iy >= g.h) continue;
+    const int64_t c0 = g.pad_w, n = std::min(g.w, g.strip_w - c0);
+    if (n > 0) std::copy(xc + iy * g.w, xc + iy * g.w + n, dst + c0);
+  }
+}
+
+// Where lane t of V_e (tile t of the block, channel ic) lives in B-panel layout.
+inline float* v_slot(float* V, const Geometry& g, int64_t tpad, int64_t nr, int e, int64_t ic, int64_t t) {
+  return V + e * g.cin * tpad + (t / nr) * g.cin * nr + ic * nr + t % nr;
+}
+
+inline void input_scalar(const Geometry& g, const float* strip, int64_t block_rows, int64_t ic, float* V, int64_t tpad,
+                         int64_t nr) {
+  for (int64_t r = 0; r < block_rows; ++r)
+    for (int64_t tx = 0; tx < g.tiles_w; ++tx) {
+      float R[6][6], o[6];
+      for (int j = 0; j < 6; ++j) {  // rows of the patch, transformed along x
+        const float* s = strip + (4 * r + j) * g.strip_w + 4 * tx;
+        input_1d(s[0], s[1], s[2], s[3], s[4], s[5], R[j]);
+      }
+      const int64_t t = r * g.tiles_w + tx;
+      for (int b = 0; b < 6; ++b) {  // then along y
+        input_1d(R[0][b], R[1][b], R[2][b], R[3][b], R[4][b], R[5][b], o);
+        for (int a = 0; a < 6; ++a) *v_slot(V, g, tpad, nr, a * 6 + b, ic, t) = o[a];
+      }
+    }
+}
+
+inline void output_scalar(const Geometry& g, const float* M, int64_t tpad, int64_t rows_in_chunk, int64_t oc0,
+                          int64_t ty0, int64_t block_rows, float* y, const Epilogue& ep) {
+  for (int64_t k = 0; k < rows_in_chunk; ++k) {
+    const int64_t oc = oc0 + k;
+    float* yc = y + oc * g.oh * g.ow;
+    for (int64_t r = 0; r < block_rows; ++r)
+      for (int64_t tx = 0; tx < g.tiles_w; ++tx) {
+        const int64_t t = r * g.tiles_w + tx;
+        float m[36], Q[4][6], o[4];
+        for (int e = 0; e < 36; ++e) m[e] = M[(e * rows_in_chunk + k) * tpad + t];
+        for (int b = 0; b < 6; ++b) {
+          float q[4];
+          output_1d(m[b], m[6 + b], m[12 + b], m[18 + b], m[24 + b], m[30 + b], q);
+          for (int a = 0; a < 4; ++a) Q[a][b] = q[a];
+        }
+        for (int a = 0; a < 4; ++a) {
+          const int64_t oy = 4 * (ty0 + r) + a;
+          if (oy >= g.oh) break;
+          output_1d(Q[a][0], Q[a][1], Q[a][2], Q[a][3], Q[a][4], Q[a][5], o);
+          for (int c = 0; c < 4; ++c) {
+            const int64_t ox = 4 * tx + c;
+            if (ox < g.ow) yc[oy * g.ow + ox] = ep.apply(o[c], oc);
+          }
+        }
+      }
+  }
+}
+
+#ifdef CNN_X86
+// 16 tiles at once: lane l of P[i] is strip element 4*l + i of the row segment at s.
+CNN_TARGET_AVX512 inline void deinterleave6(const float* s, __m512* P) {
+  const __m512 z0 = _mm512_loadu_ps(s), z1 = _mm512_loadu_ps(s + 16), z2 = _mm512_loadu_ps(s + 32),
+               z3 = _mm512_loadu_ps(s + 48), z4 = _mm512_loadu_ps(s + 64);
+  for (int i = 0; i < 4; ++i) {
+    const __m512i idx = _mm512_setr_epi32(i, i + 4, i + 8, i + 12, i + 16, i + 20, i + 24, i + 28, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512 lo = _mm512_permutex2var_ps(z0, idx, z1), hi = _mm512_permutex2var_ps(z2, idx, z3);
+    P[i] = _mm512_shuffle_f32x4(lo, hi, 0x44);
+  }
+  const __m512i z4i = _mm512_castps_si512(z4);
+  P[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(z4i, _mm512_castps_si512(P[0]), 1));
+  P[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_alignr_epi32(z4i, z4i, 1), _mm512_castps_si512(P[1]), 1));
+}
+
+CNN_TARGET_AVX512 inline void input_avx512(const Geometry& g, const float* strip, int64_t block_rows, int64_t ic,
+                                           float* V, int64_t tpad, int64_t nr) {
+  for (int64_t r = 0; r < block_rows; ++r)
+    for (int64_t tx0 = 0; tx0 < g.tiles_w; tx0 += 16) {
+      const int64_t count = std::min<int64_t>(16, g.tiles_w - tx0);
+      __m512 R[6][6];
+      for (int j = 0; j < 6; ++j) {
+        __m512 P[6];
+        deinterleave6(strip + (4 * r + j) * g.strip_w + 4 * tx0, P);
+        input_1d(P[0], P[1], P[2], P[3], P[4], P[5], R[j]);
+      }
+      // Lanes [0, count) go to tiles t0.. of the block; they may straddle two B panels.
+      const int64_t t0 = r * g.tiles_w + tx0, lane0 = t0 % nr, first = std::min<int64_t>(count, nr - lane0);
+      const __mmask16 m_first = __mmask16((1u << first) - 1);
+      const __mmask16 m_second = __mmask16(((1u << count) - 1) & ~((1u << first) - 1));
+      for (int b = 0; b < 6; ++b) {
+        __m512 o[6];
+        input_1d(R[0][b], R[1][b], R[2][b], R[3][b], R[4][b], R[5][b], o);
+        for (int a = 0; a < 6; ++a) {
+          float* p = v_slot(V, g, tpad, nr, a * 6 + b, ic, t0);
+          _mm512_mask_storeu_ps(p, m_first, o[a]);
+          if (m_second) _mm512_mask_storeu_ps(p + g.cin * nr - nr, m_second, o[a]);  // next panel, lane 0
+        }
+      }
+    }
+}
+
+CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, int64_t tpad, int64_t rows_in_chunk,
+                                            int64_t oc0, int64_t ty0, int64_t block_rows, float* y, const Epilogue& ep) {
+  const __m512i pair_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i pair_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  const __m512i quad_hi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  const bool sigmoid = ep.act == Activation::Sigmoid;
+  for (int64_t k = 0; k < rows_in_chunk; ++k) {
+    const int64_t oc = oc0 + k;
+    float* yc = y + oc * g.oh * g.ow;
+    const __m512 bias = _mm512_set1_ps(ep.bias ? ep.bias[oc] : 0.f), slope = _mm512_set1_ps(ep.slope);
+    for (int64_t r = 0; r < block_rows; ++r)
+      for (int64_t tx0 = 0; tx0 < g.tiles_w; tx0 += 16) {
+        const int64_t count = std::min<int64_t>(16, g.tiles_w - tx0), t0 = r * g.tiles_w + tx0;
+        const __mmask16 lanes = __mmask16((1u << count) - 1);
+        __m512 Q[4][6];
+        for (int b = 0; b < 6; ++b) {
+          __m512 m[6], q[4];
+          for (int a = 0; a < 6; ++a) m[a] = _mm512_maskz_loadu_ps(lanes, M + ((a * 6 + b) * rows_in_chunk + k) * tpad + t0);
+          output_1d(m[0], m[1], m[2], m[3], m[4], m[5], q);
+          for (int a = 0; a < 4; ++a) Q[a][b] = q[a];
+        }
+        for (int a = 0; a < 4; ++a) {
+          const int64_t oy = 4 * (ty0 + r) + a;
+          if (oy >= g.oh) break;
+          __m512 o[4];
+          output_1d(Q[a][0], Q[a][1], Q[a][2], Q[a][3], Q[a][4], Q[a][5], o);
+          for (int c = 0; c < 4; ++c) {
+            o[c] = _mm512_add_ps(o[c], bias);
+            if (ep.act == Activation::ReLU) o[c] = _mm512_max_ps(o[c], _mm512_setzero_ps());
+            else if (ep.act == Activation::LeakyReLU)
+              o[c] = _mm512_mask_mul_ps(o[c], _mm512_cmp_ps_mask(o[c], _mm512_setzero_ps(), _CMP_LE_OQ), o[c], slope);
+          }
+          // Interleave: output column 4*l + c is o[c] lane l; 16 tiles -> 64 contiguous floats.
+          const __m512 a01l = _mm512_permutex2var_ps(o[0], pair_lo, o[1]), a01h = _mm512_permutex2var_ps(o[0], pair_hi, o[1]);
+          const __m512 a23l = _mm512_permutex2var_ps(o[2], pair_lo, o[3]), a23h = _mm512_permutex2var_ps(o[2], pair_hi, o[3]);
+          const __m512 w[4] = {_mm512_permutex2var_ps(a01l, quad_lo, a23l), _mm512_permutex2var_ps(a01l, quad_hi, a23l),
+                               _mm512_permutex2var_ps(a01h, quad_lo, a23h), _mm512_permutex2var_ps(a01h, quad_hi, a23h)};
+          float* dst = yc + oy * g.ow + 4 * tx0;
+          const int64_t cols = std::min<int64_t>(64, g.ow - 4 * tx0);
+          for (int q = 0; q < 4 && q * 16 < cols; ++q) {
+            const int64_t n = std::min<int64_t>(16, cols - q * 16);
+            _mm512_mask_storeu_ps(dst + q * 16, __mmask16((1u << n) - 1), w[q]);
+          }
+          if (sigmoid)
+            for (int64_t c = 0; c < cols; ++c) dst[c] = ep.apply(dst[c], oc);
+        }
+      }
+  }
+}
+#endif
+
+}  // namespace detail
+
+// One image: x is [cin][h][w], y is [cout][oh][ow] with oh = h + 2*pad_h - 2 (likewise ow).
+inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* y, const Epilogue& ep) {
+  const Isa isa = active_isa();
+  const int64_t nr = nr_for(isa);
+  const bool avx512 = isa == Isa::AVX512;
+  const MicroKernel micro = micro_kernel_for(isa);
+  const int64_t tpad = g.tiles_padded(nr), m_panels = (g.cout + kMR - 1) / kMR;
+  const int threads = num_threads();
+  // Output-channel chunks when there are too few blocks to feed every thread.
+  const int64_t chunks = g.nblocks >= 2 * threads ? 1 : std::min<int64_t>(m_panels, (2 * threads + g.nblocks - 1) / g.nblocks);
+  const int64_t chunk_rows = (m_panels + chunks - 1) / chunks * kMR;
+  const int64_t work = g.cout / chunks * g.cin * tpad * 36;
+  parallel_for(g.nblocks * chunks, work, [&](int64_t item) {
+    const int64_t b = item / chunks, c = item % chunks;
+    const int64_t oc0 = c * chunk_rows, rows = std::min(chunk_rows, g.cout - oc0);
+    if (rows <= 0) return;
+    const int64_t ty0 = b * g.rows_per_block, block_rows = std::min(g.rows_per_block, g.tiles_h - ty0);
+    const int64_t block_tiles = block_rows * g.tiles_w;
+    thread_local AlignedVector strip, V, Mbuf;
+    strip.resize_discard(std::size_t((4 * g.rows_per_block + 2) * g.strip_w));
+    V.resize_discard(std::size_t(36 * g.cin * tpad));
+    Mbuf.resize_discard(std::size_t(36 * chunk_rows * tpad));
+    for (int64_t ic = 0; ic < g.cin; ++ic) {
+      detail::copy_strip(g, x + ic * g.h * g.w, ty0, 4 * block_rows + 2, strip.data());
+#ifdef CNN_X86
+      if (avx512) {
+        detail::input_avx512(g, strip.data(), block_rows, ic, V.data(), tpad, nr);
+        continue;
+      }
+#endif
+      detail::input_scalar(g, strip.data(), block_rows, ic, V.data(), tpad, nr);
+    }
+    if (block_tiles < tpad)  // padding lanes of the last panel: keep them finite
+      for (int e = 0; e < 36; ++e)
+        for (int64_t ic = 0; ic < g.cin; ++ic)
+          for (int64_t t = block_tiles; t < tpad; ++t) *detail::v_slot(V.data(), g, tpad, nr, e, ic, t) = 0.f;
+    // 36 GEMMs: M_e[rows x tiles] = U_e[oc0.., :] * V_e.
+    const Epilogue none;
+    for (int e = 0; e < 36; ++e) {
+      const float* Ve = V.data() + e * g.cin * tpad;
+      float* Me = Mbuf.data() + e * rows * tpad;
+      for (int64_t pc = 0; pc < g.cin; pc += kernels::detail::kKC) {
+        const int64_t kc = std::min(kernels::detail::kKC, g.cin - pc);
+        for (int64_t jr = 0; jr < block_tiles; jr += nr)
+          for (int64_t ir = 0; ir < rows; ir += kMR)
+            micro(kc, U.u[e].panel((oc0 + ir) / kMR, pc), Ve + jr * g.cin + pc * nr, Me + ir * tpad + jr, tpad,
+                  std::min(kMR, rows - ir), std::min(nr, block_tiles - jr), pc == 0, false, none, 0);
+      }
+    }
+#ifdef CNN_X86
+    if (avx512) return detail::output_avx512(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
+#endif
+    detail::output_scalar(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
+  });
+}
+
+}  // namespace cnn::kernels::winograd
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

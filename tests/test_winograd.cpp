@@ -1,0 +1,60 @@
+// Winograd F(4x4,3x3) against the direct definition, on every ISA this CPU has, on random shapes
+// (partial tiles, padding 0-2, channel counts beyond one GEMM K block, several tile-row blocks).
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+using namespace cnn;
+
+TEST_CASE("Winograd 3x3 convolution equals conv2d_reference within 1e-3 on every ISA") {
+  std::mt19937 rng(5);
+  auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (Isa isa : test::available_isas()) {
+    test::IsaScope scope(isa);
+    for (int trial = 0; trial < 24; ++trial) {
+      const int64_t cin = trial == 0 ? 300 : r(8, 40), cout = trial == 1 ? 70 : r(8, 40);
+      const int pad = r(0, 2);
+      const int64_t h = trial == 2 ? 61 : r(3, 30), w = trial == 3 ? 75 : r(3, 40);
+      Conv2dOptions o{cin, cout};
+      o.kernel(3).padding(pad);
+      if (h + 2 * pad < 3 || w + 2 * pad < 3) continue;
+      const int64_t oh = o.out_h(h), ow = o.out_w(w);
+      std::vector<float> weight(std::size_t(cout * cin * 9)), bias(static_cast<std::size_t>(cout));
+      test::fill_random(weight.data(), int64_t(weight.size()), rng, 0.2f);
+      test::fill_random(bias.data(), cout, rng);
+      Tensor x(Shape{1, cin, h, w}), y(Shape{1, cout, oh, ow}), ref(Shape{1, cout, oh, ow});
+      test::fill_random(x.data(), x.numel(), rng);
+      const Epilogue ep{bias.data(), trial % 3 == 0 ? Activation::ReLU : Activation::None};
+      const auto U = kernels::winograd::transform_weights(weight.data(), cout, cin);
+      const kernels::winograd::Geometry g(cin, h, w, pad, pad, cout, oh, ow);
+      for (int threads : {1, 2}) {
+        test::ThreadScope t(threads);
+        kernels::winograd::conv3x3(U, x.data(), g, y.data(), ep);
+        conv2d_reference(x.view(), weight.data(), nullptr, o, ref.view(), ep);  // ep adds the bias
+        INFO(isa_name(isa) << " cin=" << cin << " cout=" << cout << " " << h << "x" << w << " pad=" << pad
+                           << " threads=" << threads);
+        CHECK(test::rel_error(y.data(), ref.data(), y.numel()) < 1e-3);
+      }
+    }
+  }
+}
+
+TEST_CASE("Winograd results do not depend on the thread count") {
+  std::mt19937 rng(9);
+  const int64_t cin = 64, cout = 48, h = 29, w = 31;
+  std::vector<float> weight(std::size_t(cout * cin * 9));
+  test::fill_random(weight.data(), int64_t(weight.size()), rng, 0.2f);
+  Tensor x(Shape{1, cin, h, w}), y1(Shape{1, cout, h, w}), y2(Shape{1, cout, h, w});
+  test::fill_random(x.data(), x.numel(), rng);
+  const auto U = kernels::winograd::transform_weights(weight.data(), cout, cin);
+  const kernels::winograd::Geometry g(cin, h, w, 1, 1, cout, h, w);
+  {
+    test::ThreadScope t(1);
+    kernels::winograd::conv3x3(U, x.data(), g, y1.data(), {});
+  }
+  {
+    test::ThreadScope t(2);
+    kernels::winograd::conv3x3(U, x.data(), g, y2.data(), {});
+  }
+  CHECK(std::memcmp(y1.data(), y2.data(), y1.bytes()) == 0);
+}
