@@ -30,7 +30,7 @@ const char* kUsage =
     "  --threads T           worker threads (default: all cores)\n"
     "  --bench N             time N runs after a warm-up; prints one JSON line\n"
     "  --summary             print the layer table (layer, type, output shape, parameters)\n"
-    "  --profile             time each layer (median of 5 runs), slowest first\n";
+    "  --profile             time each layer (fastest of 5 runs), slowest first\n";
 
 struct Options {
   std::string arch, weights, input, output;

@@ -201,7 +201,7 @@ class Graph {
     return std::move(forward(input)[0]);
   }
 
-  // Per-layer times of one run (the median of `runs`), slowest first: "name type shape ms".
+  // Per-layer times (the fastest of `runs`, the least disturbed by other load), slowest first.
   std::string profile(ConstTensorView input, int runs = 5) {
     std::vector<std::vector<double>> all;
     for (int r = 0; r < runs; ++r) {
@@ -215,9 +215,9 @@ class Graph {
     for (std::size_t i = 1; i < nodes_.size(); ++i) {
       std::vector<double> v;
       for (auto& ms : all) v.push_back(ms[i]);
-      std::sort(v.begin(), v.end());
-      rows.push_back({v[v.size() / 2], i});
-      total += v[v.size() / 2];
+      const double best = *std::min_element(v.begin(), v.end());
+      rows.push_back({best, i});
+      total += best;
     }
     std::sort(rows.rbegin(), rows.rend());
     std::string s;

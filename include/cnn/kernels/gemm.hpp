@@ -107,6 +107,7 @@ inline PackedA pack_a(int64_t M, int64_t K, ConstMat A) {
 }
 
 // Packs rows [k0, k0+kc) x columns [j0, j0+nc) of B into nr-wide panels [p][k][nr], zero-padded.
+// (Reading B in place instead, even for few rows of A, measured 2-3x slower: its rows are far apart.)
 struct BSource {
   void (*pack)(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, float* out);
   const void* ctx;
@@ -142,18 +143,25 @@ inline void gemm_reference(int64_t M, int64_t N, int64_t K, ConstMat A, ConstMat
 }
 
 // ---- micro-kernels -------------------------------------------------------------------------
-// c[r][j] (+)= sum_k a[k][r] * b[k][j] for the 8 x NR tile; only `rows` x `cols` are stored. `first`:
-// overwrite C (else accumulate); `last`: apply the epilogue (bias rows start at ep.bias + row0).
-using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
-                             int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0);
+// c[r][j] (+)= sum_k a[k][r] * b[k * ldb + j] for the 8 x NR tile of a packed, zero-padded B panel
+// (64-byte aligned rows, ldb >= NR); only `rows` x `cols` are stored to c.
+// `first`: overwrite C (else accumulate); `last`: apply the epilogue (bias rows from ep.bias + row0).
+using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                             int64_t rows, int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0);
 
-inline void micro_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
+inline void micro_generic(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t rows,
                           int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0) {
   constexpr int64_t NR = 16;
   float acc[kMR][NR] = {};
-  for (int64_t k = 0; k < kc; ++k, a += kMR, b += NR)
-    for (int64_t r = 0; r < kMR; ++r)
-      for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r] * b[j];
+  if (cols == NR) {
+    for (int64_t k = 0; k < kc; ++k, a += kMR, b += ldb)
+      for (int64_t r = 0; r < kMR; ++r)
+        for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r] * b[j];
+  } else {
+    for (int64_t k = 0; k < kc; ++k, a += kMR, b += ldb)
+      for (int64_t r = 0; r < kMR; ++r)
+        for (int64_t j = 0; j < cols; ++j) acc[r][j] += a[r] * b[j];
+  }
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j) {
       float v = first ? acc[r][j] : c[r * ldc + j] + acc[r][j];
@@ -162,55 +170,62 @@ inline void micro_generic(int64_t kc, const float* a, const float* b, float* c, 
 }
 
 #ifdef CNN_X86
-CNN_TARGET_AVX512 inline void micro_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                           int64_t rows, int64_t cols, bool first, bool last, const Epilogue& ep,
-                                           int64_t row0) {
-  __m512 acc[kMR][2];
+// 8 rows x (16 * NV) columns; NV = 2 is the main kernel, NV = 1 serves narrow right-hand sides
+// (Winograd on small feature maps) with half the padding.
+template <int NV>
+CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
+                                             int64_t ldc, int64_t rows, int64_t cols, bool first, bool last,
+                                             const Epilogue& ep, int64_t row0) {
+  __m512 acc[kMR][NV];
 #pragma GCC unroll 8
-  for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-  for (int64_t r = 0; r < rows; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-  for (int64_t k = 0; k < kc; ++k, a += kMR, b += 32) {
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+  for (int r = 0; r < kMR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; ++v) {
+    const int64_t n = std::clamp<int64_t>(cols - 16 * v, 0, 16);
+    mask[v] = __mmask16((1u << n) - 1);
+  }
+  for (int64_t k = 0; k < kc; ++k, a += kMR, b += ldb) {
+    __m512 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);  // panels: aligned, zero-padded
 #pragma GCC unroll 8
     for (int r = 0; r < kMR; ++r) {
       const __m512 ar = _mm512_set1_ps(a[r]);
-      acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
     }
   }
-  const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
-  const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 16)) - 1);
   const bool vector_epilogue = last && ep.act != Activation::Sigmoid;
+  const __m512 zero = _mm512_setzero_ps(), slope = _mm512_set1_ps(ep.slope);
   for (int64_t r = 0; r < rows; ++r) {
     float* cr = c + r * ldc;
-    __m512 v0 = acc[r][0], v1 = acc[r][1];
-    if (!first) {
-      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
-      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
-    }
-    if (vector_epilogue) {
-      if (ep.bias) {
-        const __m512 bv = _mm512_set1_ps(ep.bias[row0 + r]);
-        v0 = _mm512_add_ps(v0, bv), v1 = _mm512_add_ps(v1, bv);
+    const __m512 bias = _mm512_set1_ps(ep.bias && vector_epilogue ? ep.bias[row0 + r] : 0.f);
+    for (int v = 0; v < NV; ++v) {
+      __m512 x = acc[r][v];
+      if (!first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], cr + 16 * v));
+      if (vector_epilogue) {
+        x = _mm512_add_ps(x, bias);
+        if (ep.act == Activation::ReLU) x = _mm512_max_ps(x, zero);
+        else if (ep.act == Activation::LeakyReLU)
+          x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), x, slope);
       }
-      if (ep.act == Activation::ReLU) {
-        v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
-      } else if (ep.act == Activation::LeakyReLU) {
-        const __m512 s = _mm512_set1_ps(ep.slope);
-        v0 = _mm512_mask_mul_ps(v0, _mm512_cmp_ps_mask(v0, _mm512_setzero_ps(), _CMP_LE_OQ), v0, s);
-        v1 = _mm512_mask_mul_ps(v1, _mm512_cmp_ps_mask(v1, _mm512_setzero_ps(), _CMP_LE_OQ), v1, s);
-      }
+      _mm512_mask_storeu_ps(cr + 16 * v, mask[v], x);
     }
-    _mm512_mask_storeu_ps(cr, m0, v0);
-    _mm512_mask_storeu_ps(cr + 16, m1, v1);
     if (last && !vector_epilogue)
       for (int64_t j = 0; j < cols; ++j) cr[j] = ep.apply(cr[j], row0 + r);
   }
 }
+inline void micro_avx512(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t rows,
+                         int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0) {
+  micro_avx512_t<2>(kc, a, b, ldb, c, ldc, rows, cols, first, last, ep, row0);
+}
+inline void micro_avx512_n16(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                             int64_t rows, int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0) {
+  micro_avx512_t<1>(kc, a, b, ldb, c, ldc, rows, cols, first, last, ep, row0);
+}
 
-CNN_TARGET_AVX2 inline void micro_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                       int64_t rows, int64_t cols, bool first, bool last, const Epilogue& ep,
-                                       int64_t row0) {
+CNN_TARGET_AVX2 inline void micro_avx2(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
+                                       int64_t ldc, int64_t rows, int64_t cols, bool first, bool last,
+                                       const Epilogue& ep, int64_t row0) {
   // 16 YMM registers: two passes of 4 rows x 16 columns (8 accumulators each) over the 8-row panel.
   const bool vector_epilogue = last && ep.act != Activation::Sigmoid;
   alignas(32) int32_t lane[16];
@@ -223,8 +238,8 @@ CNN_TARGET_AVX2 inline void micro_avx2(int64_t kc, const float* a, const float* 
     for (int r = 0; r < 4; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     const float* ap = a + half * 4;
     const float* bp = b;
-    for (int64_t k = 0; k < kc; ++k, ap += kMR, bp += 16) {
-      const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+    for (int64_t k = 0; k < kc; ++k, ap += kMR, bp += ldb) {
+      const __m256 b0 = _mm256_maskload_ps(bp, m0), b1 = _mm256_maskload_ps(bp + 8, m1);
 #pragma GCC unroll 4
       for (int r = 0; r < 4; ++r) {
         const __m256 ar = _mm256_broadcast_ss(ap + r);
@@ -262,9 +277,10 @@ CNN_TARGET_AVX2 inline void micro_avx2(int64_t kc, const float* a, const float* 
 }
 #endif
 
-inline MicroKernel micro_kernel_for(Isa isa) {
+// The micro-kernel for an ISA and panel width (nr_for(isa), or 16 for AVX-512's narrow kernel).
+inline MicroKernel micro_kernel_for(Isa isa, int64_t nr = 0) {
 #ifdef CNN_X86
-  if (isa == Isa::AVX512) return micro_avx512;
+  if (isa == Isa::AVX512) return nr == 16 ? micro_avx512_n16 : micro_avx512;
   if (isa == Isa::AVX2) return micro_avx2;
 #endif
   (void)isa;
@@ -297,15 +313,16 @@ inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K
         const int64_t mc = std::min(kMC, m1 - ic);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const float* bp = b_pack.data() + jr * kc;
+          const int64_t ldb = NR;
           const int64_t cols = std::min(NR, nc - jr);
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const int64_t row = ic + ir, rows = std::min(kMR, A.M - row);
             if (rows <= 0) break;
             const float* ap = A.panel(row / kMR, pc);
             if (direct) {
-              micro(kc, ap, bp, &C(row, jc + jr), C.rs, rows, cols, first, last, ep, row);
+              micro(kc, ap, bp, ldb, &C(row, jc + jr), C.rs, rows, cols, first, last, ep, row);
             } else {
-              micro(kc, ap, bp, tile.data(), NR, rows, cols, true, false, ep, row);
+              micro(kc, ap, bp, ldb, tile.data(), NR, rows, cols, true, false, ep, row);
               for (int64_t r = 0; r < rows; ++r)
                 for (int64_t j = 0; j < cols; ++j) {
                   float& dst = C(row + r, jc + jr + j);

@@ -89,9 +89,24 @@ struct Geometry {
   Geometry(int64_t cin_, int64_t h_, int64_t w_, int64_t ph, int64_t pw, int64_t cout_, int64_t oh_, int64_t ow_)
       : cin(cin_), h(h_), w(w_), pad_h(ph), pad_w(pw), cout(cout_), oh(oh_), ow(ow_) {
     tiles_h = (oh + 3) / 4, tiles_w = (ow + 3) / 4;
-    rows_per_block = std::max<int64_t>(1, std::min(tiles_h, (64 + tiles_w - 1) / tiles_w));
+    // Blocks of whole tile rows, about 64-160 tiles (V and M stay in L2), with the least padding
+    // up to whole 32-tile panels.
+    rows_per_block = 1;
+    double best = 1e30;
+    for (int64_t rows = 1; rows <= tiles_h && rows * tiles_w <= std::max<int64_t>(160, tiles_w); ++rows) {
+      const int64_t blocks = (tiles_h + rows - 1) / rows;
+      const double padded = double(blocks) * double((rows * tiles_w + 31) / 32 * 32);
+      const double cost = padded * (rows * tiles_w < 64 ? 1.1 : 1.0);  // small blocks: more overhead
+      if (cost < best * 0.999) best = cost, rows_per_block = rows;
+    }
     nblocks = (tiles_h + rows_per_block - 1) / rows_per_block;
     strip_w = (tiles_w + 15) / 16 * 64 + 16;
+  }
+  // GEMM panel width: AVX-512's 16-wide kernel when the 32-wide one would mostly multiply padding.
+  int64_t panel_width(Isa isa) const {
+    const int64_t nr = nr_for(isa);
+    if (isa == Isa::AVX512 && tiles_padded(16) * 5 < tiles_padded(32) * 4) return 16;
+    return nr;
   }
   int64_t block_tiles(int64_t b) const { return std::min(rows_per_block, tiles_h - b * rows_per_block) * tiles_w; }
   int64_t tiles_padded(int64_t nr) const { return (rows_per_block * tiles_w + nr - 1) / nr * nr; }
@@ -99,15 +114,21 @@ struct Geometry {
 
 // Is F(4x4,3x3) worth it here? Compare GEMM columns x multiplies per output pixel, padded tiles
 // and panels included, against direct convolution; small channel counts don't repay the transforms.
-inline bool worthwhile(int64_t cin, int64_t cout, int64_t oh, int64_t ow, int64_t nr) {
+inline bool worthwhile(int64_t cin, int64_t cout, int64_t oh, int64_t ow, Isa isa) {
   if (cin < 8 || cout < 8) return false;
   const Geometry g(cin, oh, ow, 1, 1, cout, oh, ow);
-  const double wino = double(g.nblocks * g.tiles_padded(nr)) * 36;
+  const int64_t nr = nr_for(isa);
+  const double wino = double(g.nblocks * g.tiles_padded(g.panel_width(isa))) * 36;
   const double direct = double((oh * ow + nr - 1) / nr * nr) * 9;
   return wino < 0.7 * direct;
 }
 
 namespace detail {
+
+// Distance between the 36 planes of V (or M): their size plus one cache line, so the 36 streams a
+// transform writes (or reads) at once don't all fall into the same L1 set when the size is a
+// multiple of 4 KiB.
+inline int64_t plane_stride(int64_t floats) { return floats + 16; }
 
 // Zero-padded copy of the input rows a block needs for one channel: strip row r is input row
 // 4*ty0 - pad_h + r, strip column c is input column c - pad_w.
@@ -124,7 +145,7 @@ inline void copy_strip(const Geometry& g, const float* xc, int64_t ty0, int64_t 
 
 // Where lane t of V_e (tile t of the block, channel ic) lives in B-panel layout.
 inline float* v_slot(float* V, const Geometry& g, int64_t tpad, int64_t nr, int e, int64_t ic, int64_t t) {
-  return V + e * g.cin * tpad + (t / nr) * g.cin * nr + ic * nr + t % nr;
+  return V + e * plane_stride(g.cin * tpad) + (t / nr) * g.cin * nr + ic * nr + t % nr;
 }
 
 inline void input_scalar(const Geometry& g, const float* strip, int64_t block_rows, int64_t ic, float* V, int64_t tpad,
@@ -153,7 +174,7 @@ inline void output_scalar(const Geometry& g, const float* M, int64_t tpad, int64
       for (int64_t tx = 0; tx < g.tiles_w; ++tx) {
         const int64_t t = r * g.tiles_w + tx;
         float m[36], Q[4][6], o[4];
-        for (int e = 0; e < 36; ++e) m[e] = M[(e * rows_in_chunk + k) * tpad + t];
+        for (int e = 0; e < 36; ++e) m[e] = M[e * plane_stride(rows_in_chunk * tpad) + k * tpad + t];
         for (int b = 0; b < 6; ++b) {
           float q[4];
           output_1d(m[b], m[6 + b], m[12 + b], m[18 + b], m[24 + b], m[30 + b], q);
@@ -232,7 +253,8 @@ CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, i
         __m512 Q[4][6];
         for (int b = 0; b < 6; ++b) {
           __m512 m[6], q[4];
-          for (int a = 0; a < 6; ++a) m[a] = _mm512_maskz_loadu_ps(lanes, M + ((a * 6 + b) * rows_in_chunk + k) * tpad + t0);
+          for (int a = 0; a < 6; ++a)
+            m[a] = _mm512_maskz_loadu_ps(lanes, M + (a * 6 + b) * plane_stride(rows_in_chunk * tpad) + k * tpad + t0);
           output_1d(m[0], m[1], m[2], m[3], m[4], m[5], q);
           for (int a = 0; a < 4; ++a) Q[a][b] = q[a];
         }
@@ -271,9 +293,9 @@ CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, i
 // One image: x is [cin][h][w], y is [cout][oh][ow] with oh = h + 2*pad_h - 2 (likewise ow).
 inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* y, const Epilogue& ep) {
   const Isa isa = active_isa();
-  const int64_t nr = nr_for(isa);
+  const int64_t nr = g.panel_width(isa);
   const bool avx512 = isa == Isa::AVX512;
-  const MicroKernel micro = micro_kernel_for(isa);
+  const MicroKernel micro = micro_kernel_for(isa, nr);
   const int64_t tpad = g.tiles_padded(nr), m_panels = (g.cout + kMR - 1) / kMR;
   const int threads = num_threads();
   // Output-channel chunks when there are too few blocks to feed every thread.
@@ -288,8 +310,8 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
     const int64_t block_tiles = block_rows * g.tiles_w;
     thread_local AlignedVector strip, V, Mbuf;
     strip.resize_discard(std::size_t((4 * g.rows_per_block + 2) * g.strip_w));
-    V.resize_discard(std::size_t(36 * g.cin * tpad));
-    Mbuf.resize_discard(std::size_t(36 * chunk_rows * tpad));
+    V.resize_discard(std::size_t(36 * detail::plane_stride(g.cin * tpad)));
+    Mbuf.resize_discard(std::size_t(36 * detail::plane_stride(chunk_rows * tpad)));
     for (int64_t ic = 0; ic < g.cin; ++ic) {
       detail::copy_strip(g, x + ic * g.h * g.w, ty0, 4 * block_rows + 2, strip.data());
 #ifdef CNN_X86
@@ -300,20 +322,24 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
 #endif
       detail::input_scalar(g, strip.data(), block_rows, ic, V.data(), tpad, nr);
     }
-    if (block_tiles < tpad)  // padding lanes of the last panel: keep them finite
+    if (block_tiles % nr) {  // padding lanes of the last panel: keep them finite
+      const int64_t lane0 = block_tiles % nr;
       for (int e = 0; e < 36; ++e)
-        for (int64_t ic = 0; ic < g.cin; ++ic)
-          for (int64_t t = block_tiles; t < tpad; ++t) *detail::v_slot(V.data(), g, tpad, nr, e, ic, t) = 0.f;
+        for (int64_t ic = 0; ic < g.cin; ++ic) {
+          float* p = detail::v_slot(V.data(), g, tpad, nr, e, ic, block_tiles);
+          std::fill(p, p + (nr - lane0), 0.f);
+        }
+    }
     // 36 GEMMs: M_e[rows x tiles] = U_e[oc0.., :] * V_e.
     const Epilogue none;
     for (int e = 0; e < 36; ++e) {
-      const float* Ve = V.data() + e * g.cin * tpad;
-      float* Me = Mbuf.data() + e * rows * tpad;
+      const float* Ve = V.data() + e * detail::plane_stride(g.cin * tpad);
+      float* Me = Mbuf.data() + e * detail::plane_stride(rows * tpad);
       for (int64_t pc = 0; pc < g.cin; pc += kernels::detail::kKC) {
         const int64_t kc = std::min(kernels::detail::kKC, g.cin - pc);
         for (int64_t jr = 0; jr < block_tiles; jr += nr)
           for (int64_t ir = 0; ir < rows; ir += kMR)
-            micro(kc, U.u[e].panel((oc0 + ir) / kMR, pc), Ve + jr * g.cin + pc * nr, Me + ir * tpad + jr, tpad,
+            micro(kc, U.u[e].panel((oc0 + ir) / kMR, pc), Ve + jr * g.cin + pc * nr, nr, Me + ir * tpad + jr, tpad,
                   std::min(kMR, rows - ir), std::min(nr, block_tiles - jr), pc == 0, false, none, 0);
       }
     }

@@ -1,7 +1,7 @@
 // cnn/ops/activation.hpp — element-wise ReLU / LeakyReLU / Sigmoid. Graph::fuse() merges one that
 // follows a Conv2d, Linear or Add into that op's output.
 #pragma once
-#include "layer.hpp"
+#include "elementwise.hpp"
 
 namespace cnn {
 
@@ -19,14 +19,8 @@ class ActivationLayer : public Layer {
     return in[0];
   }
   void forward(const std::vector<ConstTensorView>& in, TensorView y, float*) const override {
-    const Epilogue ep{nullptr, kind_, slope_};
-    const int64_t n = in[0].shape.numel();
-    const float* s = in[0].data;
-    constexpr int64_t kChunk = 1 << 14;
-    parallel_for((n + kChunk - 1) / kChunk, kChunk, [&](int64_t b) {
-      const int64_t end = std::min(n, (b + 1) * kChunk);
-      for (int64_t i = b * kChunk; i < end; ++i) y.data[i] = ep.apply(s[i], 0);
-    });
+    const float* x = in[0].data;
+    for_chunks(in[0].shape.numel(), [&](int64_t b, int64_t e) { activate(x + b, y.data + b, e - b, kind_, slope_); });
   }
 
  private:

@@ -83,6 +83,12 @@ struct Im2colSource {
           const int64_t iy = oy * o.stride_h + dy;
           if (iy < 0 || iy >= s.h) {
             std::fill(dst + c, dst + c + run, 0.f);
+          } else if (o.stride_w == 1) {  // a contiguous stretch of the input row, zeros beyond it
+            const float* row = src + iy * s.w + ox + dx;  // input column of element t: ox + dx + t
+            const int64_t lo = std::clamp<int64_t>(-(ox + dx), 0, run), hi = std::clamp<int64_t>(s.w - (ox + dx), lo, run);
+            std::fill(dst + c, dst + c + lo, 0.f);
+            std::copy(row + lo, row + hi, dst + c + lo);
+            std::fill(dst + c + hi, dst + c + run, 0.f);
           } else {
             const float* row = src + iy * s.w;
             for (int64_t t = 0; t < run; ++t) {
@@ -218,7 +224,7 @@ class Conv2d : public Layer {
   // Winograd when its weights exist, it is enabled, and it beats direct GEMM at this output size.
   bool use_winograd(const Shape& out) const {
     return !winograd_.u.empty() && winograd_enabled() &&
-           kernels::winograd::worthwhile(o_.in_channels, o_.out_channels, out.h, out.w, kernels::nr_for(active_isa()));
+           kernels::winograd::worthwhile(o_.in_channels, o_.out_channels, out.h, out.w, active_isa());
   }
 
  private:

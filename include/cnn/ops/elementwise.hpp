@@ -8,6 +8,31 @@
 
 namespace cnn {
 
+// y = act(x) over n elements; one loop per activation so each vectorises (x may equal y).
+inline void activate(const float* x, float* y, int64_t n, Activation act, float slope) {
+  switch (act) {
+    case Activation::None:
+      if (x != y) std::memmove(y, x, static_cast<std::size_t>(n) * sizeof(float));
+      break;
+    case Activation::ReLU:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+      break;
+    case Activation::LeakyReLU:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : x[i] * slope;
+      break;
+    case Activation::Sigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
+      break;
+  }
+}
+
+// Runs fn(begin, end) over [0, n) in cache-sized chunks, in parallel when n is large.
+template <class Fn>
+inline void for_chunks(int64_t n, Fn&& fn) {
+  constexpr int64_t kChunk = 1 << 14;
+  parallel_for((n + kChunk - 1) / kChunk, kChunk, [&](int64_t b) { fn(b * kChunk, std::min(n, (b + 1) * kChunk)); });
+}
+
 // Copies input 0 to the output unless the graph planned them into the same buffer.
 inline void copy_if_distinct(ConstTensorView x, TensorView y) {
   if (x.data != y.data) std::memcpy(y.data, x.data, static_cast<std::size_t>(x.shape.numel()) * sizeof(float));
@@ -88,13 +113,10 @@ class Add : public Layer {
     return in[0];
   }
   void forward(const std::vector<ConstTensorView>& in, TensorView y, float*) const override {
-    const Epilogue ep{nullptr, act_, slope_};
-    const int64_t n = y.shape.numel();
     const float *a = in[0].data, *b = in[1].data;
-    constexpr int64_t kChunk = 1 << 14;
-    parallel_for((n + kChunk - 1) / kChunk, kChunk, [&](int64_t blk) {
-      const int64_t end = std::min(n, (blk + 1) * kChunk);
-      for (int64_t i = blk * kChunk; i < end; ++i) y.data[i] = ep.apply(a[i] + b[i], 0);
+    for_chunks(y.shape.numel(), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) y.data[i] = a[i] + b[i];
+      activate(y.data + begin, y.data + begin, end - begin, act_, slope_);
     });
   }
 
