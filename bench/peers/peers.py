@@ -1,0 +1,330 @@
+#!/usr/bin/python3
+"""Peer-engine helpers for bench/compare_peers.sh (run with Debian's /usr/bin/python3).
+
+Subcommands (each benchmark prints exactly one JSON line on stdout; diagnostics go to stderr):
+
+  peers.py check torch|opencv
+      exit 0 and print the version if the peer can be imported, else exit 1 with the reason.
+  peers.py export --arch ARCH --out FILE.onnx [--size 224]
+      export the torchvision model (random weights, eval mode) to ONNX with torch.onnx.export.
+  peers.py torch --arch ARCH --threads T --runs N [--warmup W] [--size 224]
+      PyTorch eager, torch.set_num_threads(T), torch.inference_mode().
+  peers.py opencv --onnx FILE --arch ARCH --threads T --runs N [--warmup W] [--size 224]
+      OpenCV DNN, cv2.setNumThreads(T), DNN_BACKEND_OPENCV / DNN_TARGET_CPU.
+  peers.py report --raw RAW.jsonl --md OUT.md --json OUT.json [--meta META.json]
+      turn the raw measurements written by compare_peers.sh into a Markdown table and a JSON file.
+
+Timing: W untimed warm-up runs, then N runs each timed with time.perf_counter(); median and min
+are reported in milliseconds, like `cnn-infer --bench N`.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+ARCHS = ("vgg16", "resnet18", "resnet50")
+# Bump when the exported models change (weights init, export options): compare_peers.sh re-exports an
+# ONNX file whose FILE.version differs.
+EXPORT_VERSION = 2
+
+
+def emit(engine, arch, threads, times_ms, version, **extra):
+    rec = {
+        "engine": engine,
+        "arch": arch,
+        "threads": threads,
+        "runs": len(times_ms),
+        "median_ms": round(statistics.median(times_ms), 3),
+        "min_ms": round(min(times_ms), 3),
+        "version": version,
+    }
+    rec.update(extra)
+    print(json.dumps(rec), flush=True)
+
+
+def time_runs(fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def torchvision_model(arch):
+    import torchvision
+
+    if arch not in ARCHS and not hasattr(torchvision.models, arch):
+        raise SystemExit(f"unknown torchvision architecture: {arch}")
+    import torch
+
+    torch.manual_seed(0)
+    # weights=None: random initialisation, nothing is downloaded.
+    model = getattr(torchvision.models, arch)(weights=None).eval()
+    # torchvision initialises every bias to 0 and BatchNorm to the identity. torch.onnx.export folds
+    # BN into the convolutions and then merges the equal folded tensors into one initializer feeding
+    # many Identity nodes, which OpenCV 4.6's ONNX importer rejects ("Identity ... inputs.size()").
+    # Random biases and BN statistics avoid that (as trained weights would); speed is unaffected.
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.weight.copy_(torch.rand(mod.weight.shape, generator=g) + 0.5)
+                mod.running_var.copy_(torch.rand(mod.running_var.shape, generator=g) + 0.5)
+                mod.running_mean.copy_(torch.randn(mod.running_mean.shape, generator=g) * 0.1)
+            if getattr(mod, "bias", None) is not None:
+                mod.bias.copy_(torch.randn(mod.bias.shape, generator=g) * 0.1)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+def cmd_check(a):
+    try:
+        if a.peer == "torch":
+            import torch
+            import torchvision
+
+            print(f"torch {torch.__version__}, torchvision {torchvision.__version__}")
+        elif a.peer == "opencv":
+            import cv2
+
+            if not hasattr(cv2, "dnn"):
+                raise ImportError("cv2 has no dnn module")
+            print(f"opencv {cv2.__version__}")
+        else:
+            raise SystemExit(f"unknown peer {a.peer}")
+    except Exception as e:  # noqa: BLE001 - the reason is the output
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(a):
+    import torch
+
+    model = torchvision_model(a.arch)
+    x = torch.randn(1, 3, a.size, a.size)
+    tmp = f"{a.out}.tmp{os.getpid()}"
+    with torch.no_grad():
+        torch.onnx.export(model, x, tmp, opset_version=a.opset, input_names=["input"],
+                          output_names=["output"], do_constant_folding=True)
+    os.replace(tmp, a.out)  # never leave a half-written model behind
+    with open(a.out + ".version", "w") as f:
+        f.write(f"{EXPORT_VERSION}\n")
+    print(json.dumps({"exported": a.out, "arch": a.arch, "opset": a.opset,
+                      "bytes": os.path.getsize(a.out), "torch": torch.__version__}))
+    return 0
+
+
+def cmd_torch(a):
+    import torch
+
+    torch.set_num_threads(a.threads)
+    model = torchvision_model(a.arch)
+    x = torch.randn(1, 3, a.size, a.size)
+    with torch.inference_mode():
+        times = time_runs(lambda: model(x), a.runs, a.warmup)
+    emit("pytorch", a.arch, torch.get_num_threads(), times, torch.__version__)
+    return 0
+
+
+def cmd_opencv(a):
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(a.threads)
+    net = cv2.dnn.readNetFromONNX(a.onnx)
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    x = np.random.default_rng(0).standard_normal((1, 3, a.size, a.size)).astype(np.float32)
+
+    def once():
+        net.setInput(x)
+        return net.forward()
+
+    out = once()  # first call builds the network; fail early with OpenCV's message
+    if out.size != 1000:
+        print(f"warning: OpenCV output has {out.size} values, expected 1000", file=sys.stderr)
+    times = time_runs(once, a.runs, max(0, a.warmup - 1))
+    emit("opencv", a.arch, cv2.getNumThreads(), times, cv2.__version__)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+ENGINES = [("ours", "ours"), ("pytorch", "PyTorch"), ("onnxruntime", "ONNX Runtime"),
+           ("opencv", "OpenCV DNN")]
+PEERS = [e for e, _ in ENGINES if e != "ours"]
+LABEL = dict(ENGINES)
+
+
+def cmd_report(a):
+    rows = {}  # (model, threads) -> engine -> list of round records
+    errors = {}  # (model, threads) -> engine -> reason
+    order = []
+    with open(a.raw) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            r = json.loads(line)
+            key = (r["model"], int(r["threads_requested"]))
+            if key not in rows:
+                rows[key] = {}
+                errors[key] = {}
+                order.append(key)
+            if "error" in r:
+                errors[key][r["engine"]] = r["error"]
+            else:
+                rows[key].setdefault(r["engine"], []).append(r)
+    meta = {}
+    if a.meta:
+        with open(a.meta) as f:
+            meta = json.load(f)
+    skipped = meta.get("skipped", {})
+
+    results = []
+    for key in order:
+        model, threads = key
+        entry = {"model": model, "threads": threads, "engines": {}, "errors": errors[key]}
+        bgs = [r["background_cores"] for recs in rows[key].values() for r in recs if "background_cores" in r]
+        # the busiest moment of the row: one busy sample is enough to distort a threaded engine
+        entry["background_cores_max"] = max(bgs) if bgs else None
+        for eng, recs in rows[key].items():
+            meds = [r["median_ms"] for r in recs]
+            entry["engines"][eng] = {
+                # one round: its median; several rounds: the median of the round medians
+                "median_ms": round(statistics.median(meds), 3),
+                "min_ms": round(min(r["min_ms"] for r in recs), 3),
+                "round_medians_ms": meds,
+                "runs_per_round": recs[0].get("runs"),
+                "threads_reported": recs[0].get("threads"),
+                "background_cores": [r.get("background_cores") for r in recs],
+            }
+        e = entry["engines"]
+        ours = e.get("ours", {}).get("median_ms")
+        torch_ms = e.get("pytorch", {}).get("median_ms")
+        peers = [(e[p]["median_ms"], p) for p in PEERS if p in e]
+        fastest = min(peers) if peers else None
+        entry["ours_over_pytorch"] = round(ours / torch_ms, 3) if ours and torch_ms else None
+        entry["fastest_peer"] = fastest[1] if fastest else None
+        entry["ours_over_fastest_peer"] = round(ours / fastest[0], 3) if ours and fastest else None
+        results.append(entry)
+
+    def ms(entry, eng):
+        if eng in entry["engines"]:
+            return f"{entry['engines'][eng]['median_ms']:.1f}"
+        if eng in entry["errors"]:
+            return "failed"
+        return "—"
+
+    lines = []
+    title = meta.get("title", "CNN engine vs peers")
+    lines.append(f"## {title}")
+    lines.append("")
+    info = [
+        ("date", meta.get("date")),
+        ("host", meta.get("host")),
+        ("CPU", meta.get("cpu")),
+        ("load average (start / end)", f"{meta.get('loadavg_start', '?')} / {meta.get('loadavg_end', '?')}"),
+        ("settings", meta.get("settings")),
+        ("versions", meta.get("versions")),
+        ("OPENBLAS_CORETYPE", meta.get("openblas_coretype")),
+    ]
+    for k, v in info:
+        if v:
+            lines.append(f"- {k}: {v}")
+    lines.append("")
+    lines.append("Batch 1, fp32, 224x224, median ms per image (lower is better); "
+                 "ratios < 1 mean our engine is faster. Background: the most cores other processes "
+                 "kept busy just before any of the row's engine runs.")
+    lines.append("")
+    head = ["model", "threads"] + [LABEL[e] + " ms" for e, _ in ENGINES] + \
+        ["ours / PyTorch", "ours / fastest peer", "background (cores)"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
+    for entry in results:
+        r1 = entry["ours_over_pytorch"]
+        r2 = entry["ours_over_fastest_peer"]
+        cells = [entry["model"], str(entry["threads"])] + [ms(entry, eng) for eng, _ in ENGINES] + [
+            f"{r1:.2f}" if r1 is not None else "—",
+            f"{r2:.2f} ({LABEL[entry['fastest_peer']]})" if r2 is not None else "—",
+            f"{entry['background_cores_max']:.2f}" if entry["background_cores_max"] is not None else "?",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    busy = [e for e in results if a.cores and e["background_cores_max"] is not None
+            and e["threads"] + e["background_cores_max"] > a.cores + 0.2]
+    if busy:
+        notes.append(f"- Busy machine: in {len(busy)} row(s) ("
+                     + ", ".join(f"{e['model']}/{e['threads']}" for e in busy)
+                     + f") the engine's threads plus the background load exceeded the {a.cores} cores at "
+                     "some point; threaded engines wait for descheduled workers there (OpenMP ones "
+                     "most), so those times and ratios are unreliable. Rerun when the machine is quiet "
+                     "(--wait-quiet S helps).")
+    for eng, why in skipped.items():
+        notes.append(f"- {LABEL.get(eng, eng)} not run: {why}")
+    for entry in results:
+        for eng, why in entry["errors"].items():
+            notes.append(f"- {LABEL.get(eng, eng)} failed on {entry['model']} at {entry['threads']} "
+                         f"thread(s): {why}")
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    md = "\n".join(lines) + "\n"
+    with open(a.md, "w") as f:
+        f.write(md)
+    out = dict(meta)
+    out["results"] = results
+    with open(a.json, "w") as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+    sys.stdout.write(md)
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("check")
+    s.add_argument("peer", choices=["torch", "opencv"])
+    s.set_defaults(fn=cmd_check)
+
+    s = sub.add_parser("export")
+    s.add_argument("--arch", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--size", type=int, default=224)
+    s.add_argument("--opset", type=int, default=13)
+    s.set_defaults(fn=cmd_export)
+
+    for name, fn in (("torch", cmd_torch), ("opencv", cmd_opencv)):
+        s = sub.add_parser(name)
+        s.add_argument("--arch", required=True)
+        s.add_argument("--threads", type=int, required=True)
+        s.add_argument("--runs", type=int, required=True)
+        s.add_argument("--warmup", type=int, default=2)
+        s.add_argument("--size", type=int, default=224)
+        if name == "opencv":
+            s.add_argument("--onnx", required=True)
+        s.set_defaults(fn=fn)
+
+    s = sub.add_parser("report")
+    s.add_argument("--raw", required=True)
+    s.add_argument("--md", required=True)
+    s.add_argument("--json", required=True)
+    s.add_argument("--meta")
+    s.add_argument("--cores", type=int, default=os.cpu_count())
+    s.set_defaults(fn=cmd_report)
+
+    a = p.parse_args()
+    if getattr(a, "runs", 1) < 1 or getattr(a, "threads", 1) < 1:
+        p.error("--runs and --threads must be >= 1")
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
