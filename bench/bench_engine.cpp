@@ -1,40 +1,195 @@
-// Engine benchmarks (Google Benchmark): GEMM at convolution shapes and whole models.
-//   build/bench/bench_engine --benchmark_filter=Model
+// Engine benchmarks (Google Benchmark). Build: cmake --build build --target bench_engine
+//
+//   build/bench/bench_engine --benchmark_filter=Peak      the machine's fp32 FMA peak (1 thread)
+//   build/bench/bench_engine --benchmark_filter=Gemm      GEMM at VGG16 / ResNet-50 layer shapes
+//   build/bench/bench_engine --benchmark_filter=Conv      every distinct conv layer of both models
+//   build/bench/bench_engine --benchmark_filter=Model     whole models, batch 1 and 8, 1 and 2 threads
+// CNN_ISA=avx2|generic forces a slower kernel path; CNN_WINOGRAD=0 turns Winograd off.
+// GEMM and conv rows report GFLOP/s (direct-convolution flops, 2 per multiply-add) and the share
+// of the peak measured by BM_Peak in the same process.
 #include <benchmark/benchmark.h>
 
-#include <random>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
 
 #include <cnn/cnn.hpp>
 
 namespace {
 
+using cnn::Shape;
+
+// ---- the machine's peak: independent FMA chains on registers, nothing from memory -------------
+#ifdef CNN_X86
+CNN_TARGET_AVX512 double fma_loop_avx512(int64_t iters) {
+  __m512 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i) * 1e-3f);
+  const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-4f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], x, y);
+  float s = 0;
+  for (int i = 0; i < 12; ++i) s += _mm512_reduce_add_ps(a[i]);
+  return s;
+}
+CNN_TARGET_AVX2 double fma_loop_avx2(int64_t iters) {
+  __m256 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(float(i) * 1e-3f);
+  const __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-4f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], x, y);
+  alignas(32) float v[8];
+  float s = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm256_store_ps(v, a[i]);
+    for (float f : v) s += f;
+  }
+  return s;
+}
+#endif
+
+// GFLOP/s of one core at the active ISA's widest FMA (0 if unknown).
+double measured_peak() {
+  static double peak = [] {
+#ifdef CNN_X86
+    const cnn::Isa isa = cnn::active_isa();
+    if (isa == cnn::Isa::Generic) return 0.0;
+    const int lanes = isa == cnn::Isa::AVX512 ? 16 : 8;
+    const int64_t iters = 20000000;
+    double best = 0;
+    for (int r = 0; r < 3; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      volatile double sink = isa == cnn::Isa::AVX512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+      (void)sink;
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, 2.0 * lanes * 12 * double(iters) / s / 1e9);
+    }
+    return best;
+#else
+    return 0.0;
+#endif
+  }();
+  return peak;
+}
+
+void BM_Peak(benchmark::State& st) {
+  for (auto _ : st) benchmark::DoNotOptimize(measured_peak());
+  st.counters["GFLOP/s/core"] = measured_peak();
+  st.SetLabel(cnn::isa_name(cnn::active_isa()));
+}
+BENCHMARK(BM_Peak)->Iterations(1);
+
+void report(benchmark::State& st, double flops, int threads) {
+  st.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  const double peak = measured_peak() * threads;
+  if (peak > 0) {
+    st.counters["peak%"] = benchmark::Counter(100.0 * flops / (peak * 1e9), benchmark::Counter::kIsIterationInvariantRate);
+  }
+}
+
+// ---- GEMM at layer shapes -----------------------------------------------------------------------
 void BM_Gemm(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
-  cnn::set_num_threads(int(st.range(3)));
+  const int threads = int(st.range(3));
+  cnn::set_num_threads(threads);
   std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
+  const cnn::kernels::PackedA pa = cnn::kernels::pack_a(M, K, cnn::ConstMat{a.data(), K, 1});
+  const cnn::ConstMat B{b.data(), N, 1};
   for (auto _ : st) {
-    cnn::kernels::gemm(M, N, K, cnn::ConstMat{a.data(), K, 1}, cnn::ConstMat{b.data(), N, 1}, cnn::Mat{c.data(), N, 1});
+    cnn::kernels::gemm_packed(M, N, K, pa, cnn::kernels::matrix_source(B), cnn::Mat{c.data(), N, 1});
     benchmark::DoNotOptimize(c.data());
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
+  report(st, 2.0 * M * N * K, threads);
 }
-// M (output channels), N (output pixels), K (input channels x 9), threads: VGG16 / ResNet-50 layers.
-BENCHMARK(BM_Gemm)->Args({64, 50176, 576, 1})->Args({128, 12544, 1152, 1})->Args({512, 784, 4608, 1})
-    ->Args({256, 3136, 64, 1})->Args({512, 784, 4608, 2})->Unit(benchmark::kMillisecond);
+// M = output channels, N = output pixels, K = input channels x kernel area (VGG16 and ResNet-50).
+BENCHMARK(BM_Gemm)
+    ->ArgNames({"M", "N", "K", "thr"})
+    ->Args({64, 50176, 576, 1})     // VGG16 conv1_2 (as im2col GEMM)
+    ->Args({128, 12544, 1152, 1})   // VGG16 conv2_2
+    ->Args({256, 3136, 2304, 1})    // VGG16 conv3_x
+    ->Args({512, 784, 4608, 1})     // VGG16 conv4_x
+    ->Args({512, 196, 4608, 1})     // VGG16 conv5_x
+    ->Args({64, 3136, 256, 1})      // ResNet-50 layer1 conv1
+    ->Args({256, 3136, 64, 1})      // ResNet-50 layer1 conv3
+    ->Args({512, 784, 128, 1})      // ResNet-50 layer2 conv3
+    ->Args({1024, 196, 256, 1})     // ResNet-50 layer3 conv3
+    ->Args({2048, 49, 512, 1})      // ResNet-50 layer4 conv3
+    ->Args({512, 784, 4608, 2})
+    ->Args({256, 3136, 64, 2})
+    ->Unit(benchmark::kMillisecond);
 
+// ---- every distinct convolution of VGG16 and ResNet-50 at 224x224 ---------------------------------
+struct ConvCase {
+  std::string name;
+  cnn::Conv2dOptions o;
+  Shape in;
+};
+std::vector<ConvCase> conv_cases() {
+  std::vector<ConvCase> cases;
+  std::set<std::string> seen;
+  for (const char* arch : {"vgg16", "resnet50"}) {
+    cnn::ModelConfig c;
+    c.arch = arch;
+    cnn::Graph g = cnn::build_model(c);
+    const cnn::MemoryPlan& p = g.plan(Shape{1, 3, 224, 224});
+    for (std::size_t i = 1; i < g.num_nodes(); ++i)
+      if (auto* conv = dynamic_cast<cnn::Conv2d*>(g.layer(int(i)))) {
+        const Shape in = p.shapes[g.inputs_of(int(i))[0]];
+        const std::string key = conv->describe() + " " + std::to_string(conv->options().in_channels) + "->" +
+                                std::to_string(conv->options().out_channels) + " @" + std::to_string(in.h);
+        if (seen.insert(key).second) cases.push_back({std::string(arch) + " " + conv->name() + " " + key, conv->options(), in});
+      }
+  }
+  return cases;
+}
+
+void BM_Conv(benchmark::State& st, ConvCase cc, int threads) {
+  cnn::set_num_threads(threads);
+  cnn::Graph g;
+  g.add_output(g.add<cnn::Conv2d>({cnn::Graph::kInput}, "conv", cc.o), "y");
+  g.init_random();
+  cnn::Tensor x(cc.in);
+  const Shape out = g.plan(cc.in).shapes[1];
+  for (auto _ : st) benchmark::DoNotOptimize(g.forward(x.view()));
+  const double flops = 2.0 * double(out.numel()) * double(cc.o.in_channels / cc.o.groups) * cc.o.kh * cc.o.kw;
+  report(st, flops, threads);
+  auto* conv = static_cast<cnn::Conv2d*>(g.layer(1));
+  st.SetLabel(conv->use_winograd(out) ? "winograd" : "gemm");
+}
+
+// ---- whole models --------------------------------------------------------------------------------
 void BM_Model(benchmark::State& st, const char* arch, int64_t side) {
-  cnn::set_num_threads(int(st.range(0)));
+  const int64_t batch = st.range(0);
+  const int threads = int(st.range(1));
+  cnn::set_num_threads(threads);
   cnn::ModelConfig c;
   c.arch = arch;
   cnn::Graph g = cnn::build_model(c);
   g.init_random();
-  cnn::Tensor x(cnn::Shape{1, 3, side, side});
+  cnn::Tensor x(Shape{batch, 3, side, side});
+  g.forward(x.view());  // warm-up: plan, buffers
   for (auto _ : st) benchmark::DoNotOptimize(g.forward(x.view()));
+  st.counters["ms/image"] = benchmark::Counter(double(batch) / 1000.0, benchmark::Counter::kIsIterationInvariantRate |
+                                                                          benchmark::Counter::kInvert);
 }
-BENCHMARK_CAPTURE(BM_Model, resnet18_224, "resnet18", 224)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Model, resnet50_224, "resnet50", 224)->Arg(2)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Model, vgg16_224, "vgg16", 224)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_Model, vgg16_224, "vgg16", 224)
+    ->ArgNames({"batch", "thr"})->ArgsProduct({{1, 8}, {1, 2}})->Unit(benchmark::kMillisecond)->MinTime(2);
+BENCHMARK_CAPTURE(BM_Model, resnet18_224, "resnet18", 224)
+    ->ArgNames({"batch", "thr"})->ArgsProduct({{1, 8}, {1, 2}})->Unit(benchmark::kMillisecond)->MinTime(2);
+BENCHMARK_CAPTURE(BM_Model, resnet50_224, "resnet50", 224)
+    ->ArgNames({"batch", "thr"})->ArgsProduct({{1, 8}, {1, 2}})->Unit(benchmark::kMillisecond)->MinTime(2);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  for (const ConvCase& cc : conv_cases())
+    for (int threads : {1, 2})
+      benchmark::RegisterBenchmark(("BM_Conv/" + cc.name + "/thr:" + std::to_string(threads)).c_str(), BM_Conv, cc,
+                                   threads)
+          ->Unit(benchmark::kMillisecond);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

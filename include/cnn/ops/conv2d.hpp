@@ -86,9 +86,13 @@ struct Im2colSource {
           } else if (o.stride_w == 1) {  // a contiguous stretch of the input row, zeros beyond it
             const float* row = src + iy * s.w + ox + dx;  // input column of element t: ox + dx + t
             const int64_t lo = std::clamp<int64_t>(-(ox + dx), 0, run), hi = std::clamp<int64_t>(s.w - (ox + dx), lo, run);
-            std::fill(dst + c, dst + c + lo, 0.f);
-            std::copy(row + lo, row + hi, dst + c + lo);
-            std::fill(dst + c + hi, dst + c + run, 0.f);
+            if (lo == 0 && hi == run) {
+              kernels::copy_row(row, dst + c, run);
+            } else {
+              for (int64_t t = 0; t < lo; ++t) dst[c + t] = 0.f;
+              for (int64_t t = lo; t < hi; ++t) dst[c + t] = row[t];
+              for (int64_t t = hi; t < run; ++t) dst[c + t] = 0.f;
+            }
           } else {
             const float* row = src + iy * s.w;
             for (int64_t t = 0; t < run; ++t) {
