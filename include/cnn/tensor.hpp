@@ -68,8 +68,10 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(Shape s) : shape_(s) {
     if (s.n < 0 || s.c < 0 || s.h < 0 || s.w < 0) fail("negative tensor shape ", s.str());
-    data_ = allocate_floats(static_cast<std::size_t>(s.numel()));
-    std::memset(data_.get(), 0, static_cast<std::size_t>(s.numel()) * sizeof(float));
+    const uint64_t n = uint64_t(s.numel());
+    if (n > (uint64_t(1) << 38)) fail("tensor of shape ", s.str(), " is too large");
+    data_ = allocate_floats(static_cast<std::size_t>(n));
+    std::memset(data_.get(), 0, static_cast<std::size_t>(n) * sizeof(float));
   }
   Tensor(Tensor&&) noexcept = default;
   Tensor& operator=(Tensor&&) noexcept = default;

@@ -371,7 +371,10 @@ inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSour
   const int threads = M * N * K >= 8 * kMinParallelWork ? num_threads() : 1;
   const bool split_n = n_units >= 2 * threads || n_units >= m_units;
   const int64_t units = split_n ? n_units : m_units;
-  const int64_t chunks = std::min<int64_t>(threads, units);
+  // Column ranges: a few per thread, claimed dynamically, so a thread slowed by other load doesn't
+  // hold up the rest (each range packs only its own columns of B). Row ranges: one per thread,
+  // since each packs all of B.
+  const int64_t chunks = std::min<int64_t>(split_n ? 3 * threads : threads, units);
   if (chunks <= 1) return detail::gemm_block(0, M, 0, N, K, A, B, C, ep, isa);
   parallel_for(chunks, kMinParallelWork, [&](int64_t t) {
     const int64_t u0 = units * t / chunks, u1 = units * (t + 1) / chunks;

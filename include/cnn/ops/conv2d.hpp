@@ -2,10 +2,11 @@
 // groups, optional bias), plus what the graph fuses into it: a folded BatchNorm and an activation.
 //
 // conv2d_reference() is the definition (a direct 7-deep loop). Conv2d::forward() runs
+//   - 3x3 stride-1 convolutions by Winograd F(4x4,3x3) where that is cheaper (kernels/winograd.hpp),
 //   - depthwise convolutions (one input and one output channel per group) by a direct loop,
 //   - 1x1 stride-1 unpadded convolutions as one GEMM on the input itself,
 //   - everything else as GEMM per group on the image unfolded on the fly (implicit im2col),
-// with weights packed into GEMM panels once at load (prepare()).
+// with weights transformed and packed once at load (prepare()).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -83,21 +84,24 @@ struct Im2colSource {
           const int64_t iy = oy * o.stride_h + dy;
           if (iy < 0 || iy >= s.h) {
             std::fill(dst + c, dst + c + run, 0.f);
-          } else if (o.stride_w == 1) {  // a contiguous stretch of the input row, zeros beyond it
-            const float* row = src + iy * s.w + ox + dx;  // input column of element t: ox + dx + t
-            const int64_t lo = std::clamp<int64_t>(-(ox + dx), 0, run), hi = std::clamp<int64_t>(s.w - (ox + dx), lo, run);
-            if (lo == 0 && hi == run) {
-              kernels::copy_row(row, dst + c, run);
-            } else {
-              for (int64_t t = 0; t < lo; ++t) dst[c + t] = 0.f;
-              for (int64_t t = lo; t < hi; ++t) dst[c + t] = row[t];
-              for (int64_t t = hi; t < run; ++t) dst[c + t] = 0.f;
-            }
           } else {
+            // Elements t in [lo, hi) read input columns x0 + t * stride inside the row; the rest is padding.
+            const int64_t sw = o.stride_w, x0 = ox * sw + dx;
+            const int64_t lo = std::clamp<int64_t>(x0 >= 0 ? 0 : (-x0 + sw - 1) / sw, 0, run);
+            const int64_t hi = std::clamp<int64_t>(s.w - x0 <= 0 ? 0 : (s.w - x0 + sw - 1) / sw, lo, run);
             const float* row = src + iy * s.w;
-            for (int64_t t = 0; t < run; ++t) {
-              const int64_t ix = (ox + t) * o.stride_w + dx;
-              dst[c + t] = (ix >= 0 && ix < s.w) ? row[ix] : 0.f;
+            float* d = dst + c;
+            if (lo == 0 && hi == run && sw == 1) {
+              kernels::copy_row(row + x0, d, run);
+            } else {
+              for (int64_t t = 0; t < lo; ++t) d[t] = 0.f;
+              if (sw == 1)
+                for (int64_t t = lo; t < hi; ++t) d[t] = row[x0 + t];
+              else if (sw == 2)  // a constant stride vectorises
+                for (int64_t t = lo; t < hi; ++t) d[t] = row[x0 + 2 * t];
+              else
+                for (int64_t t = lo; t < hi; ++t) d[t] = row[x0 + t * sw];
+              for (int64_t t = hi; t < run; ++t) d[t] = 0.f;
             }
           }
           c += run;
