@@ -149,6 +149,12 @@ class Conv2d : public Layer {
     return {s.n, o_.out_channels, oh, ow};
   }
 
+  // Scratch: a zero-padded copy of one image when the GEMM path unfolds a padded input.
+  int64_t workspace_floats(const std::vector<Shape>& in) const override {
+    if (is_pointwise() || is_depthwise() || (o_.pad_h == 0 && o_.pad_w == 0)) return 0;
+    return in[0].c * (in[0].h + 2 * o_.pad_h) * (in[0].w + 2 * o_.pad_w);
+  }
+
   std::vector<ParamSlot> params() override {
     std::vector<ParamSlot> p{{"weight", &weight_, weight_.dims}};
     if (o_.bias) p.push_back({"bias", &bias_, bias_.dims});
@@ -199,7 +205,7 @@ class Conv2d : public Layer {
   }
   bool is_depthwise() const { return o_.groups == o_.in_channels && o_.groups == o_.out_channels && o_.groups > 1; }
 
-  void forward(const std::vector<ConstTensorView>& in, TensorView y, float*) const override {
+  void forward(const std::vector<ConstTensorView>& in, TensorView y, float* workspace) const override {
     const ConstTensorView x = in[0];
     const Epilogue ep = epilogue();
     if (is_depthwise()) return forward_depthwise(x, y, ep);
@@ -211,17 +217,29 @@ class Conv2d : public Layer {
     }
     const int64_t cin_g = o_.in_channels / o_.groups, cout_g = o_.out_channels / o_.groups;
     const int64_t K = cin_g * o_.kh * o_.kw, P = y.shape.h * y.shape.w;
-    for (int64_t n = 0; n < x.shape.n; ++n)
+    // Unfolding reads a zero-padded copy of the image, so its rows need no bounds checks.
+    const bool padded = !is_pointwise() && (o_.pad_h || o_.pad_w);
+    const int64_t ph = x.shape.h + 2 * o_.pad_h, pw = x.shape.w + 2 * o_.pad_w;
+    Conv2dOptions unpadded = o_;
+    unpadded.pad_h = unpadded.pad_w = 0;
+    for (int64_t n = 0; n < x.shape.n; ++n) {
+      const float* image = x.sample(n);
+      if (padded) {
+        pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
+        image = workspace;
+      }
       for (int64_t g = 0; g < o_.groups; ++g) {
-        const float* xg = x.channel(n, g * cin_g);
+        const float* xg = image + g * cin_g * (padded ? ph * pw : x.shape.plane());
         const ConstMat plain{xg, P, 1};  // a pointwise conv's input is its GEMM operand as it is
-        const Im2colSource unfold{xg, x.shape.h, x.shape.w, y.shape.h, y.shape.w, o_};
+        const Im2colSource unfold = padded ? Im2colSource{xg, ph, pw, y.shape.h, y.shape.w, unpadded}
+                                           : Im2colSource{xg, x.shape.h, x.shape.w, y.shape.h, y.shape.w, o_};
         const kernels::BSource src =
             is_pointwise() ? kernels::matrix_source(plain) : kernels::BSource{Im2colSource::pack, &unfold};
         Epilogue e = ep;
         if (e.bias) e.bias += g * cout_g;
         kernels::gemm_packed(cout_g, P, K, packed_[g], src, Mat{y.channel(n, g * cout_g), P, 1}, e);
       }
+    }
   }
 
   // 3x3, stride 1, no dilation, one group: the shape Winograd F(4x4,3x3) handles.
@@ -236,6 +254,22 @@ class Conv2d : public Layer {
   }
 
  private:
+  void pad_image(const float* x, int64_t c, int64_t h, int64_t w, float* out) const {
+    const int64_t ph = h + 2 * o_.pad_h, pw = w + 2 * o_.pad_w;
+    parallel_for(c, ph * pw, [&](int64_t ch) {
+      float* dst = out + ch * ph * pw;
+      const float* src = x + ch * h * w;
+      std::fill(dst, dst + o_.pad_h * pw, 0.f);
+      for (int64_t r = 0; r < h; ++r) {
+        float* d = dst + (o_.pad_h + r) * pw;
+        std::fill(d, d + o_.pad_w, 0.f);
+        std::copy(src + r * w, src + r * w + w, d + o_.pad_w);
+        std::fill(d + o_.pad_w + w, d + pw, 0.f);
+      }
+      std::fill(dst + (o_.pad_h + h) * pw, dst + ph * pw, 0.f);
+    });
+  }
+
   void forward_depthwise(ConstTensorView x, TensorView y, const Epilogue& ep) const {
     const int64_t C = o_.out_channels, OH = y.shape.h, OW = y.shape.w, H = x.shape.h, W = x.shape.w;
     parallel_for(x.shape.n * C, OH * OW * o_.kh * o_.kw, [&](int64_t nc) {
