@@ -6,10 +6,11 @@
 
 using namespace cnn;
 
-TEST_CASE("Winograd 3x3 convolution equals conv2d_reference within 1e-3 on every ISA") {
+TEST_CASE("Winograd 3x3 convolution (4x4 and 2x2 tiles) equals conv2d_reference within 1e-3 on every ISA") {
   std::mt19937 rng(5);
   auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  for (Isa isa : test::available_isas()) {
+  for (Isa isa : test::available_isas())
+  for (int m : {4, 2}) {
     test::IsaScope scope(isa);
     for (int trial = 0; trial < 24; ++trial) {
       const int64_t cin = trial == 0 ? 300 : r(8, 40), cout = trial == 1 ? 70 : r(8, 40);
@@ -25,13 +26,13 @@ TEST_CASE("Winograd 3x3 convolution equals conv2d_reference within 1e-3 on every
       Tensor x(Shape{1, cin, h, w}), y(Shape{1, cout, oh, ow}), ref(Shape{1, cout, oh, ow});
       test::fill_random(x.data(), x.numel(), rng);
       const Epilogue ep{bias.data(), trial % 3 == 0 ? Activation::ReLU : Activation::None};
-      const auto U = kernels::winograd::transform_weights(weight.data(), cout, cin);
-      const kernels::winograd::Geometry g(cin, h, w, pad, pad, cout, oh, ow);
+      const auto U = kernels::winograd::transform_weights(weight.data(), cout, cin, m);
+      const kernels::winograd::Geometry g(m, cin, h, w, pad, pad, cout, oh, ow);
       for (int threads : {1, 2}) {
         test::ThreadScope t(threads);
         kernels::winograd::conv3x3(U, x.data(), g, y.data(), ep);
         conv2d_reference(x.view(), weight.data(), nullptr, o, ref.view(), ep);  // ep adds the bias
-        INFO(isa_name(isa) << " cin=" << cin << " cout=" << cout << " " << h << "x" << w << " pad=" << pad
+        INFO(isa_name(isa) << " F(" << m << "x" << m << ") cin=" << cin << " cout=" << cout << " " << h << "x" << w << " pad=" << pad
                            << " threads=" << threads);
         CHECK(test::rel_error(y.data(), ref.data(), y.numel()) < 1e-3);
       }
@@ -47,7 +48,7 @@ TEST_CASE("Winograd results do not depend on the thread count") {
   Tensor x(Shape{1, cin, h, w}), y1(Shape{1, cout, h, w}), y2(Shape{1, cout, h, w});
   test::fill_random(x.data(), x.numel(), rng);
   const auto U = kernels::winograd::transform_weights(weight.data(), cout, cin);
-  const kernels::winograd::Geometry g(cin, h, w, 1, 1, cout, h, w);
+  const kernels::winograd::Geometry g(4, cin, h, w, 1, 1, cout, h, w);
   {
     test::ThreadScope t(1);
     kernels::winograd::conv3x3(U, x.data(), g, y1.data(), {});

@@ -72,9 +72,8 @@ inline Isa set_isa(Isa isa) {
   return detail::isa_setting();
 }
 
-// Whether 3x3 stride-1 convolutions may use Winograd F(4x4,3x3) (faster; rounding differs from
-// direct convolution by about 1e-6 relative). Default on; CNN_WINOGRAD=0 turns it off. Set it
-// before loading weights: a model loaded with it off keeps no Winograd weights.
+// Whether 3x3 stride-1 convolutions may use Winograd (faster; rounding differs from direct
+// convolution by about 1e-6 relative). Default on; CNN_WINOGRAD=0 turns it off.
 inline bool& winograd_setting() {
   static bool on = [] {
     const char* env = std::getenv("CNN_WINOGRAD");

@@ -1,18 +1,19 @@
-// cnn/kernels/winograd.hpp — 3x3 stride-1 convolution by Winograd F(4x4, 3x3).
+// cnn/kernels/winograd.hpp — 3x3 stride-1 convolution by Winograd F(4x4, 3x3) and F(2x2, 3x3).
 //
-// Each 4x4 block of outputs (a tile) comes from a 6x6 input patch d:
+// Each m x m block of outputs (a tile; m = 4 or 2) comes from an a x a input patch d (a = m + 2):
 //     Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
-// so the 36 element-wise products become 36 independent GEMMs over channels,
-//     M_e (Cout x tiles) = U_e (Cout x Cin) · V_e (Cin x tiles),   e = 0..35,
-// with 36 multiplies per tile and channel pair instead of 144: 4x fewer.
-//   - U = G g G^T is computed once at load (in double) and packed as GEMM A panels.
+// so the a*a element-wise products become a*a independent GEMMs over channels,
+//     M_e (Cout x tiles) = U_e (Cout x Cin) · V_e (Cin x tiles),   e = 0..a*a-1,
+// with 36 multiplies per 16 outputs instead of 144 (F(4x4)), or 16 per 4 instead of 36 (F(2x2),
+// used on small maps such as 7x7, where 4x4 tiles would mostly cover padding).
+//   - U = G g G^T is computed once (in double) and packed as GEMM A panels.
 //   - V = B^T d B is computed per call straight into GEMM B panels; M is transformed back,
 //     with bias and activation, straight into the NCHW output.
 // Work is split into blocks of whole tile rows (so a block's V and M stay in L2) and, for small
 // images, into ranges of output channels, so that both threads stay busy even on 7x7 maps.
-// The transforms exist twice: plain scalar code (the reference, also used without AVX-512), and
-// AVX-512 code that handles 16 tiles per vector. tests/test_winograd.cpp compares both with
-// conv2d_reference.
+// The F(4x4) transforms exist twice: plain scalar code (the reference, also used without AVX-512),
+// and AVX-512 code that handles 16 tiles per vector; F(2x2) (small maps, few tiles) uses the scalar
+// code. tests/test_winograd.cpp compares every variant and ISA with conv2d_reference.
 #pragma once
 #include <array>
 
@@ -54,41 +55,72 @@ CNN_ALWAYS_INLINE void output_1d(const V& m0, const V& m1, const V& m2, const V&
   o[3] = d12 + 8.f * d34 + m5;
 }
 
-// U = G g G^T for every (oc, ic), packed as 36 GEMM A operands (Cout x Cin each).
+// F(2x2, 3x3): o = B^T d for a 4-vector, and o = A^T m (2 results).
+template <class V>
+CNN_ALWAYS_INLINE void input_1d_f2(const V& d0, const V& d1, const V& d2, const V& d3, V* o) {
+  o[0] = d0 - d2;
+  o[1] = d1 + d2;
+  o[2] = d2 - d1;
+  o[3] = d1 - d3;
+}
+template <class V>
+CNN_ALWAYS_INLINE void output_1d_f2(const V& m0, const V& m1, const V& m2, const V& m3, V* o) {
+  o[0] = m0 + m1 + m2;
+  o[1] = m1 - m2 - m3;
+}
+
+// B^T (rows of a) applied to a row of a values at stride `step`, for either tile size.
+inline void input_1d_any(int m, const float* d, int64_t step, float* o) {
+  if (m == 4) input_1d(d[0], d[step], d[2 * step], d[3 * step], d[4 * step], d[5 * step], o);
+  else input_1d_f2(d[0], d[step], d[2 * step], d[3 * step], o);
+}
+inline void output_1d_any(int m, const float* v, int64_t step, float* o) {
+  if (m == 4) output_1d(v[0], v[step], v[2 * step], v[3 * step], v[4 * step], v[5 * step], o);
+  else output_1d_f2(v[0], v[step], v[2 * step], v[3 * step], o);
+}
+
+// U = G g G^T for every (oc, ic), packed as a*a GEMM A operands (Cout x Cin each).
 struct Weights {
+  int m = 4;  // output tile size
   int64_t cout = 0, cin = 0;
-  std::vector<PackedA> u;  // 36
+  std::vector<PackedA> u;  // (m + 2)^2
 };
 
-inline Weights transform_weights(const float* w, int64_t cout, int64_t cin) {
-  static const double G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                 {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
-  std::vector<float> u(std::size_t(36 * cout * cin));  // [e][oc][ic]
+inline Weights transform_weights(const float* w, int64_t cout, int64_t cin, int m = 4) {
+  static const double G4[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  if (m != 2 && m != 4) fail("winograd: tile size must be 2 or 4, not ", m);
+  const int a = m + 2, E = a * a;
+  auto G = [&](int i, int j) { return m == 4 ? G4[i][j] : G2[i][j]; };
+  std::vector<float> u(std::size_t(E * cout * cin));  // [e][oc][ic]
   for (int64_t oc = 0; oc < cout; ++oc)
     for (int64_t ic = 0; ic < cin; ++ic) {
       const float* g = w + (oc * cin + ic) * 9;
       double t[6][3];  // G g
-      for (int i = 0; i < 6; ++i)
-        for (int j = 0; j < 3; ++j) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-      for (int i = 0; i < 6; ++i)
-        for (int j = 0; j < 6; ++j)
-          u[std::size_t(((i * 6 + j) * cout + oc) * cin + ic)] = float(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+      for (int i = 0; i < a; ++i)
+        for (int j = 0; j < 3; ++j) t[i][j] = G(i, 0) * g[j] + G(i, 1) * g[3 + j] + G(i, 2) * g[6 + j];
+      for (int i = 0; i < a; ++i)
+        for (int j = 0; j < a; ++j)
+          u[std::size_t(((i * a + j) * cout + oc) * cin + ic)] =
+              float(t[i][0] * G(j, 0) + t[i][1] * G(j, 1) + t[i][2] * G(j, 2));
     }
   Weights W;
-  W.cout = cout, W.cin = cin;
-  for (int e = 0; e < 36; ++e) W.u.push_back(pack_a(cout, cin, ConstMat{u.data() + e * cout * cin, cin, 1}));
+  W.m = m, W.cout = cout, W.cin = cin;
+  for (int e = 0; e < E; ++e) W.u.push_back(pack_a(cout, cin, ConstMat{u.data() + e * cout * cin, cin, 1}));
   return W;
 }
 
 // How an image is cut into work.
 struct Geometry {
+  int m;  // output tile size, 4 or 2; patches are a = m + 2 wide, E = a * a GEMMs
   int64_t cin, h, w, pad_h, pad_w, cout, oh, ow;
   int64_t tiles_h, tiles_w, rows_per_block, nblocks;
   int64_t strip_w;  // padded strip width: room for 16-tile vector loads
 
-  Geometry(int64_t cin_, int64_t h_, int64_t w_, int64_t ph, int64_t pw, int64_t cout_, int64_t oh_, int64_t ow_)
-      : cin(cin_), h(h_), w(w_), pad_h(ph), pad_w(pw), cout(cout_), oh(oh_), ow(ow_) {
-    tiles_h = (oh + 3) / 4, tiles_w = (ow + 3) / 4;
+  Geometry(int m_, int64_t cin_, int64_t h_, int64_t w_, int64_t ph, int64_t pw, int64_t cout_, int64_t oh_, int64_t ow_)
+      : m(m_), cin(cin_), h(h_), w(w_), pad_h(ph), pad_w(pw), cout(cout_), oh(oh_), ow(ow_) {
+    tiles_h = (oh + m - 1) / m, tiles_w = (ow + m - 1) / m;
     // Blocks of whole tile rows, about 64-160 tiles (V and M stay in L2), with the least padding
     // up to whole 32-tile panels.
     rows_per_block = 1;
@@ -100,8 +132,10 @@ struct Geometry {
       if (cost < best * 0.999) best = cost, rows_per_block = rows;
     }
     nblocks = (tiles_h + rows_per_block - 1) / rows_per_block;
-    strip_w = (tiles_w + 15) / 16 * 64 + 16;
+    strip_w = (tiles_w + 15) / 16 * 16 * m + 16;
   }
+  int a() const { return m + 2; }
+  int planes() const { return a() * a(); }
   // GEMM panel width: AVX-512's 16-wide kernel when the 32-wide one would mostly multiply padding.
   int64_t panel_width(Isa isa) const {
     const int64_t nr = nr_for(isa);
@@ -112,30 +146,35 @@ struct Geometry {
   int64_t tiles_padded(int64_t nr) const { return (rows_per_block * tiles_w + nr - 1) / nr * nr; }
 };
 
-// Is F(4x4,3x3) worth it here? Compare GEMM columns x multiplies per output pixel, padded tiles
-// and panels included, against direct convolution; small channel counts don't repay the transforms.
-inline bool worthwhile(int64_t cin, int64_t cout, int64_t oh, int64_t ow, Isa isa) {
-  if (cin < 8 || cout < 8) return false;
-  const Geometry g(cin, oh, ow, 1, 1, cout, oh, ow);
+// Which Winograd variant pays here: 4 (F(4x4,3x3)), 2 (F(2x2,3x3)) or 0 (direct GEMM). Compares GEMM
+// columns x multiplies per column, padded tiles and panels included, with direct convolution,
+// and prefers the larger tile; small channel counts don't repay the transforms.
+inline int choose_tile(int64_t cin, int64_t cout, int64_t oh, int64_t ow, Isa isa) {
+  if (cin < 8 || cout < 8) return 0;
   const int64_t nr = nr_for(isa);
-  const double wino = double(g.nblocks * g.tiles_padded(g.panel_width(isa))) * 36;
   const double direct = double((oh * ow + nr - 1) / nr * nr) * 9;
-  return wino < 0.7 * direct;
+  for (int m : {4, 2}) {
+    const Geometry g(m, cin, oh, ow, 1, 1, cout, oh, ow);
+    const double wino = double(g.nblocks * g.tiles_padded(g.panel_width(isa))) * g.planes();
+    // F(2x2) only where F(4x4) loses, and only for wide layers: its transforms are scalar.
+    if (wino < 0.7 * direct && (m == 4 || cin * cout >= 128 * 128)) return m;
+  }
+  return 0;
 }
 
 namespace detail {
 
-// Distance between the 36 planes of V (or M): their size plus one cache line, so the 36 streams a
+// Distance between the planes of V (or M): their size plus one cache line, so the 36 streams a
 // transform writes (or reads) at once don't all fall into the same L1 set when the size is a
 // multiple of 4 KiB.
 inline int64_t plane_stride(int64_t floats) { return floats + 16; }
 
 // Zero-padded copy of the input rows a block needs for one channel: strip row r is input row
-// 4*ty0 - pad_h + r, strip column c is input column c - pad_w.
+// m*ty0 - pad_h + r, strip column c is input column c - pad_w.
 inline void copy_strip(const Geometry& g, const float* xc, int64_t ty0, int64_t rows, float* strip) {
   for (int64_t r = 0; r < rows; ++r) {
     float* dst = strip + r * g.strip_w;
-    const int64_t iy = 4 * ty0 - g.pad_h + r;
+    const int64_t iy = g.m * ty0 - g.pad_h + r;
     std::fill(dst, dst + g.strip_w, 0.f);
     if (iy < 0 || iy >= g.h) continue;
     const int64_t c0 = g.pad_w, n = std::min(g.w, g.strip_w - c0);
@@ -150,42 +189,44 @@ inline float* v_slot(float* V, const Geometry& g, int64_t tpad, int64_t nr, int 
 
 inline void input_scalar(const Geometry& g, const float* strip, int64_t block_rows, int64_t ic, float* V, int64_t tpad,
                          int64_t nr) {
+  const int m = g.m, a = g.a();
   for (int64_t r = 0; r < block_rows; ++r)
     for (int64_t tx = 0; tx < g.tiles_w; ++tx) {
-      float R[6][6], o[6];
-      for (int j = 0; j < 6; ++j) {  // rows of the patch, transformed along x
-        const float* s = strip + (4 * r + j) * g.strip_w + 4 * tx;
-        input_1d(s[0], s[1], s[2], s[3], s[4], s[5], R[j]);
-      }
+      float R[6][6], o[6], col[6];
+      for (int j = 0; j < a; ++j)  // rows of the patch, transformed along x
+        input_1d_any(m, strip + (m * r + j) * g.strip_w + m * tx, 1, R[j]);
       const int64_t t = r * g.tiles_w + tx;
-      for (int b = 0; b < 6; ++b) {  // then along y
-        input_1d(R[0][b], R[1][b], R[2][b], R[3][b], R[4][b], R[5][b], o);
-        for (int a = 0; a < 6; ++a) *v_slot(V, g, tpad, nr, a * 6 + b, ic, t) = o[a];
+      for (int b = 0; b < a; ++b) {  // then along y
+        for (int j = 0; j < a; ++j) col[j] = R[j][b];
+        input_1d_any(m, col, 1, o);
+        for (int i = 0; i < a; ++i) *v_slot(V, g, tpad, nr, i * a + b, ic, t) = o[i];
       }
     }
 }
 
 inline void output_scalar(const Geometry& g, const float* M, int64_t tpad, int64_t rows_in_chunk, int64_t oc0,
                           int64_t ty0, int64_t block_rows, float* y, const Epilogue& ep) {
+  const int m = g.m, a = g.a();
+  const int64_t stride = plane_stride(rows_in_chunk * tpad);
   for (int64_t k = 0; k < rows_in_chunk; ++k) {
     const int64_t oc = oc0 + k;
     float* yc = y + oc * g.oh * g.ow;
     for (int64_t r = 0; r < block_rows; ++r)
       for (int64_t tx = 0; tx < g.tiles_w; ++tx) {
         const int64_t t = r * g.tiles_w + tx;
-        float m[36], Q[4][6], o[4];
-        for (int e = 0; e < 36; ++e) m[e] = M[e * plane_stride(rows_in_chunk * tpad) + k * tpad + t];
-        for (int b = 0; b < 6; ++b) {
+        float v[36], Q[4][6], o[4];
+        for (int e = 0; e < a * a; ++e) v[e] = M[e * stride + k * tpad + t];
+        for (int b = 0; b < a; ++b) {  // along y
           float q[4];
-          output_1d(m[b], m[6 + b], m[12 + b], m[18 + b], m[24 + b], m[30 + b], q);
-          for (int a = 0; a < 4; ++a) Q[a][b] = q[a];
+          output_1d_any(m, v + b, a, q);
+          for (int i = 0; i < m; ++i) Q[i][b] = q[i];
         }
-        for (int a = 0; a < 4; ++a) {
-          const int64_t oy = 4 * (ty0 + r) + a;
+        for (int i = 0; i < m; ++i) {  // then along x
+          const int64_t oy = m * (ty0 + r) + i;
           if (oy >= g.oh) break;
-          output_1d(Q[a][0], Q[a][1], Q[a][2], Q[a][3], Q[a][4], Q[a][5], o);
-          for (int c = 0; c < 4; ++c) {
-            const int64_t ox = 4 * tx + c;
+          output_1d_any(m, Q[i], 1, o);
+          for (int c = 0; c < m; ++c) {
+            const int64_t ox = m * tx + c;
             if (ox < g.ow) yc[oy * g.ow + ox] = ep.apply(o[c], oc);
           }
         }
@@ -292,16 +333,18 @@ CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, i
 
 // One image: x is [cin][h][w], y is [cout][oh][ow] with oh = h + 2*pad_h - 2 (likewise ow).
 inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* y, const Epilogue& ep) {
+  if (U.m != g.m || U.cin != g.cin || U.cout != g.cout) fail("winograd: weights do not match the geometry");
   const Isa isa = active_isa();
   const int64_t nr = g.panel_width(isa);
-  const bool avx512 = isa == Isa::AVX512;
+  const bool avx512 = isa == Isa::AVX512 && g.m == 4;
   const MicroKernel micro = micro_kernel_for(isa, nr);
+  const int E = g.planes();
   const int64_t tpad = g.tiles_padded(nr), m_panels = (g.cout + kMR - 1) / kMR;
   const int threads = num_threads();
   // Output-channel chunks when there are too few blocks to feed every thread.
   const int64_t chunks = g.nblocks >= 2 * threads ? 1 : std::min<int64_t>(m_panels, (2 * threads + g.nblocks - 1) / g.nblocks);
   const int64_t chunk_rows = (m_panels + chunks - 1) / chunks * kMR;
-  const int64_t work = g.cout / chunks * g.cin * tpad * 36;
+  const int64_t work = g.cout / chunks * g.cin * tpad * E;
   parallel_for(g.nblocks * chunks, work, [&](int64_t item) {
     const int64_t b = item / chunks, c = item % chunks;
     const int64_t oc0 = c * chunk_rows, rows = std::min(chunk_rows, g.cout - oc0);
@@ -309,11 +352,11 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
     const int64_t ty0 = b * g.rows_per_block, block_rows = std::min(g.rows_per_block, g.tiles_h - ty0);
     const int64_t block_tiles = block_rows * g.tiles_w;
     thread_local AlignedVector strip, V, Mbuf;
-    strip.resize_discard(std::size_t((4 * g.rows_per_block + 2) * g.strip_w));
-    V.resize_discard(std::size_t(36 * detail::plane_stride(g.cin * tpad)));
-    Mbuf.resize_discard(std::size_t(36 * detail::plane_stride(chunk_rows * tpad)));
+    strip.resize_discard(std::size_t((g.m * g.rows_per_block + 2) * g.strip_w));
+    V.resize_discard(std::size_t(E * detail::plane_stride(g.cin * tpad)));
+    Mbuf.resize_discard(std::size_t(E * detail::plane_stride(chunk_rows * tpad)));
     for (int64_t ic = 0; ic < g.cin; ++ic) {
-      detail::copy_strip(g, x + ic * g.h * g.w, ty0, 4 * block_rows + 2, strip.data());
+      detail::copy_strip(g, x + ic * g.h * g.w, ty0, g.m * block_rows + 2, strip.data());
 #ifdef CNN_X86
       if (avx512) {
         detail::input_avx512(g, strip.data(), block_rows, ic, V.data(), tpad, nr);
@@ -324,15 +367,15 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
     }
     if (block_tiles % nr) {  // padding lanes of the last panel: keep them finite
       const int64_t lane0 = block_tiles % nr;
-      for (int e = 0; e < 36; ++e)
+      for (int e = 0; e < E; ++e)
         for (int64_t ic = 0; ic < g.cin; ++ic) {
           float* p = detail::v_slot(V.data(), g, tpad, nr, e, ic, block_tiles);
           std::fill(p, p + (nr - lane0), 0.f);
         }
     }
-    // 36 GEMMs: M_e[rows x tiles] = U_e[oc0.., :] * V_e.
+    // E GEMMs: M_e[rows x tiles] = U_e[oc0.., :] * V_e.
     const Epilogue none;
-    for (int e = 0; e < 36; ++e) {
+    for (int e = 0; e < E; ++e) {
       const float* Ve = V.data() + e * detail::plane_stride(g.cin * tpad);
       float* Me = Mbuf.data() + e * detail::plane_stride(rows * tpad);
       for (int64_t pc = 0; pc < g.cin; pc += kernels::detail::kKC) {

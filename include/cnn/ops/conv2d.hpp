@@ -10,6 +10,8 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <random>
 
 #include "../kernels/winograd.hpp"
@@ -177,9 +179,7 @@ class Conv2d : public Layer {
     }
     // Weights in GEMM panel form, once: one packed matrix (cout/groups x cin/groups*kh*kw) per group.
     packed_.clear();
-    winograd_ = {};
-    if (winograd_enabled() && winograd_shape())
-      winograd_ = kernels::winograd::transform_weights(weight_.values.data(), o_.out_channels, o_.in_channels);
+    for (auto& w : winograd_) w.reset();
     if (!is_depthwise()) {
       const int64_t cout_g = o_.out_channels / o_.groups, K = weight_.numel() / o_.out_channels;
       for (int64_t g = 0; g < o_.groups; ++g)
@@ -209,10 +209,11 @@ class Conv2d : public Layer {
     const ConstTensorView x = in[0];
     const Epilogue ep = epilogue();
     if (is_depthwise()) return forward_depthwise(x, y, ep);
-    if (use_winograd(y.shape)) {
-      const kernels::winograd::Geometry g(o_.in_channels, x.shape.h, x.shape.w, o_.pad_h, o_.pad_w, o_.out_channels,
-                                          y.shape.h, y.shape.w);
-      for (int64_t n = 0; n < x.shape.n; ++n) kernels::winograd::conv3x3(winograd_, x.sample(n), g, y.sample(n), ep);
+    if (const int m = winograd_tile(y.shape)) {
+      const kernels::winograd::Weights& U = winograd_weights(m);
+      const kernels::winograd::Geometry g(m, o_.in_channels, x.shape.h, x.shape.w, o_.pad_h, o_.pad_w,
+                                          o_.out_channels, y.shape.h, y.shape.w);
+      for (int64_t n = 0; n < x.shape.n; ++n) kernels::winograd::conv3x3(U, x.sample(n), g, y.sample(n), ep);
       return;
     }
     const int64_t cin_g = o_.in_channels / o_.groups, cout_g = o_.out_channels / o_.groups;
@@ -247,13 +248,25 @@ class Conv2d : public Layer {
     return o_.kh == 3 && o_.kw == 3 && o_.stride_h == 1 && o_.stride_w == 1 && o_.dilation_h == 1 &&
            o_.dilation_w == 1 && o_.groups == 1 && o_.in_channels >= 8 && o_.out_channels >= 8;
   }
-  // Winograd when its weights exist, it is enabled, and it beats direct GEMM at this output size.
-  bool use_winograd(const Shape& out) const {
-    return !winograd_.u.empty() && winograd_enabled() &&
-           kernels::winograd::worthwhile(o_.in_channels, o_.out_channels, out.h, out.w, active_isa());
+  // The Winograd tile size (4 or 2) this output size runs with, or 0 for direct GEMM.
+  int winograd_tile(const Shape& out) const {
+    if (!winograd_enabled() || !winograd_shape()) return 0;
+    return kernels::winograd::choose_tile(o_.in_channels, o_.out_channels, out.h, out.w, active_isa());
   }
+  bool use_winograd(const Shape& out) const { return winograd_tile(out) != 0; }
 
  private:
+  // Winograd weights for tile size m, transformed on first use (only the variants a model's map
+  // sizes need are ever built: they take 4x / 1.8x the memory of the plain weights).
+  const kernels::winograd::Weights& winograd_weights(int m) const {
+    std::lock_guard<std::mutex> lock(winograd_mutex_);
+    auto& slot = winograd_[m == 4 ? 0 : 1];
+    if (!slot)
+      slot = std::make_unique<kernels::winograd::Weights>(
+          kernels::winograd::transform_weights(weight_.values.data(), o_.out_channels, o_.in_channels, m));
+    return *slot;
+  }
+
   void pad_image(const float* x, int64_t c, int64_t h, int64_t w, float* out) const {
     const int64_t ph = h + 2 * o_.pad_h, pw = w + 2 * o_.pad_w;
     parallel_for(c, ph * pw, [&](int64_t ch) {
@@ -299,7 +312,8 @@ class Conv2d : public Layer {
   Activation act_ = Activation::None;
   float slope_ = 0.01f;
   std::vector<kernels::PackedA> packed_;
-  kernels::winograd::Weights winograd_;
+  mutable std::unique_ptr<kernels::winograd::Weights> winograd_[2];  // tile 4, tile 2
+  mutable std::mutex winograd_mutex_;
 };
 
 }  // namespace cnn

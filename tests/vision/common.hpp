@@ -1,0 +1,57 @@
+// Shared helpers for the vision tests.
+#pragma once
+#include <doctest/doctest.h>
+#include <vision/vision.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+
+namespace vt {
+
+inline std::string repo(const std::string& rel) { return std::string(VISION_REPO_ROOT) + "/" + rel; }
+inline std::string golden(const std::string& rel) { return repo("tests/vision/golden/" + rel); }
+inline std::string shared_dir() { return VISION_SHARED_DIR; }
+inline bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+inline bool have_shared() { return exists(shared_dir() + "/samples/astronaut.png"); }
+// Use at the top of a test that needs ../shared.
+#define VT_REQUIRE_SHARED()                                                                                 \
+  do {                                                                                                      \
+    if (!vt::have_shared()) {                                                                               \
+      MESSAGE("SKIPPED: shared data not found at " << vt::shared_dir() << " (expected ../shared beside the repo)"); \
+      return;                                                                                               \
+    }                                                                                                       \
+  } while (0)
+
+inline std::string read_text(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+inline void write_bytes(const std::string& p, const std::string& data) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(data.data(), std::streamsize(data.size()));
+}
+inline std::string tmp_dir() {
+  static std::string d = [] {
+    char tmpl[] = "/tmp/vision_tests_XXXXXX";
+    const char* r = ::mkdtemp(tmpl);
+    return std::string(r ? r : "/tmp");
+  }();
+  return d;
+}
+inline vision::Image random_image(int w, int h, int c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  vision::Image img(w, h, c);
+  for (size_t i = 0; i < img.size_bytes(); ++i) img.data()[i] = uint8_t(rng() >> 24);
+  return img;
+}
+
+}  // namespace vt

@@ -1,0 +1,260 @@
+// Bad and awkward inputs: library errors name the file and the problem; the detect app exits
+// non-zero with one clear message, never crashes and leaves no partial output.
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include "common.hpp"
+
+using namespace vision;
+
+namespace {
+std::string load_error(const std::string& path, const LoadOptions& lo = {}) {
+  try {
+    load_image(path, lo);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+std::string cascade_error(const std::string& path) {
+  try {
+    CascadeClassifier::load(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+bool has(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+
+// A PNG whose header claims the given size (the IDAT is never reached).
+std::string png_header(uint32_t w, uint32_t h) {
+  std::string s("\x89PNG\r\n\x1a\n", 8);
+  std::string ihdr("IHDR", 4);
+  auto be32 = [](std::string& o, uint32_t v) {
+    for (int k = 3; k >= 0; --k) o += char((v >> (8 * k)) & 255);
+  };
+  be32(ihdr, w);
+  be32(ihdr, h);
+  ihdr += char(8); ihdr += char(0); ihdr += char(0); ihdr += char(0); ihdr += char(0);
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : ihdr) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+  }
+  be32(s, 13);
+  s += ihdr;
+  be32(s, ~crc);
+  s += std::string("\0\0\0\0IDAT\0\0\0\0", 12);
+  return s;
+}
+
+std::string tmp(const std::string& name, const std::string& data) {
+  std::string p = vt::tmp_dir() + "/" + name;
+  vt::write_bytes(p, data);
+  return p;
+}
+
+std::string valid_png() {
+  auto v = encode_png(vt::random_image(40, 30, 3, 9));
+  return std::string(v.begin(), v.end());
+}
+std::string valid_jpg() {
+  auto v = encode_jpeg(vt::random_image(40, 30, 3, 9), 90);
+  return std::string(v.begin(), v.end());
+}
+}  // namespace
+
+TEST_CASE("image loading: each bad file gives one clear error naming it") {
+  const std::string missing = vt::tmp_dir() + "/does_not_exist.png";
+  CHECK(has(load_error(missing), missing + ": cannot open file"));
+  auto empty = tmp("empty.jpg", "");
+  CHECK(has(load_error(empty), empty + ": empty file"));
+  auto text = tmp("text.png", "this is not an image at all\n");
+  CHECK(has(load_error(text), text + ": not a readable image"));
+  std::string png = valid_png();
+  auto tpng = tmp("trunc.png", png.substr(0, png.size() / 2));
+  CHECK(has(load_error(tpng), tpng + ": "));
+  std::string jpg = valid_jpg();
+  auto tjpg = tmp("trunc.jpg", jpg.substr(0, jpg.size() * 2 / 3));
+  CHECK(has(load_error(tjpg), tjpg + ": truncated JPEG"));
+  auto huge = tmp("huge.png", png_header(200000, 100000));
+  CHECK(has(load_error(huge), huge + ": image is 200000x100000, above the limit of 100000000 pixels"));
+  auto zero = tmp("zero.png", png_header(0, 0));
+  CHECK(has(load_error(zero), zero + ": "));
+  LoadOptions small;
+  small.max_file_bytes = 100;
+  auto ok = tmp("ok.png", png);
+  CHECK(has(load_error(ok, small), ok + ": file is "));
+  CHECK(has(load_error(vt::tmp_dir()), vt::tmp_dir() + ": "));  // a directory
+}
+
+TEST_CASE("awkward but valid images decode") {
+  // 16-bit PNG: reduced to 8 bits
+  Image g16 = load_image(vt::golden("bad/grey16.png"));
+  CHECK(g16.channels() == 1);
+  CHECK(g16.width() == 32);
+  CHECK(std::abs(int(g16.at(5, 3)) - int(((5 * 2000 + 3 * 700) % 65536) >> 8)) <= 1);
+  Image prog = load_image(vt::golden("bad/progressive.jpg"));
+  Image base = load_image(vt::golden("bad/baseline.jpg"));
+  REQUIRE(prog.width() == base.width());
+  int worst = 0;
+  for (size_t i = 0; i < prog.size_bytes(); ++i) worst = std::max(worst, std::abs(prog.data()[i] - base.data()[i]));
+  CHECK(worst <= 16);
+  if (vt::exists(vt::golden("bad/cmyk.jpg"))) {
+    std::string e = load_error(vt::golden("bad/cmyk.jpg"));
+    if (e.empty()) {
+      Image c = load_image(vt::golden("bad/cmyk.jpg"));
+      CHECK(c.channels() == 3);
+      CHECK(c.width() == 32);
+    } else {
+      CHECK(has(e, "cmyk.jpg: "));
+    }
+  }
+  Image ga = load_image(vt::golden("bad/grey_alpha.png"));
+  CHECK(ga.channels() >= 3);
+  Image one = load_image(vt::golden("bad/one.png"));
+  CHECK(one.width() == 1);
+  CHECK(one.at(0, 0) == 77);
+}
+
+TEST_CASE("cascade loading: malformed, truncated and inconsistent files") {
+  const std::string good = vt::read_text(vt::golden("cascade_default7_new.xml"));
+  REQUIRE(!good.empty());
+  CHECK(has(cascade_error(vt::tmp_dir() + "/nope.xml"), "nope.xml: cannot open cascade file"));
+  auto empty = tmp("empty.xml", "");
+  CHECK(has(cascade_error(empty), empty + ": empty cascade file"));
+  auto notxml = tmp("notxml.xml", "hello world");
+  CHECK(has(cascade_error(notxml), notxml + ": malformed XML"));
+  for (size_t cut : {size_t(100), good.size() / 3, good.size() - 40}) {
+    auto tr = tmp("trunc.xml", good.substr(0, cut));
+    CHECK(has(cascade_error(tr), tr + ": "));
+  }
+  auto mism = tmp("mismatch.xml", "<?xml version=\"1.0\"?><opencv_storage><cascade></cascad></opencv_storage>");
+  CHECK(has(cascade_error(mism), "does not match"));
+  // feature index out of range: the first stump uses feature 0; make it 99999
+  std::string bad = good;
+  size_t p = bad.find("<internalNodes>");
+  REQUIRE(p != std::string::npos);
+  size_t q = bad.find("0 -1 0 ", p);
+  REQUIRE(q != std::string::npos);
+  bad.replace(q, 7, "0 -1 99999 ");
+  auto oor = tmp("oor.xml", bad);
+  CHECK(has(cascade_error(oor), oor + ": feature index 99999 out of range"));
+  std::string badnum = good;
+  badnum.replace(badnum.find("<stageThreshold>") + 16, 1, "x");
+  auto bn = tmp("badnum.xml", badnum);
+  CHECK(has(cascade_error(bn), bn + ": bad number in <stageThreshold>"));
+  auto other = tmp("other.xml", "<?xml version=\"1.0\"?><opencv_storage><foo>1</foo></opencv_storage>");
+  CHECK(has(cascade_error(other), "unrecognized cascade format"));
+  std::string rect = good;
+  size_t r = rect.find("<rects>");
+  size_t rr = rect.find("<_>", r);
+  rect.insert(rr + 3, "30 ");  // x=30 and the rest shifted: rectangle outside the window / bad count
+  auto br = tmp("badrect.xml", rect);
+  CHECK(has(cascade_error(br), br + ": "));
+}
+
+#ifdef VISION_DETECT_EXE
+namespace {
+struct Run { int rc; std::string out, err; };
+Run run(const std::string& args) {
+  std::string o = vt::tmp_dir() + "/out.txt", e = vt::tmp_dir() + "/err.txt";
+  std::string cmd = std::string(VISION_DETECT_EXE) + " " + args + " >" + o + " 2>" + e;
+  int st = std::system(cmd.c_str());
+  Run r{WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), vt::read_text(o), vt::read_text(e)};
+  return r;
+}
+}  // namespace
+
+TEST_CASE("detect app: bad inputs and flags") {
+  const std::string casc = " --cascade " + vt::golden("cascade_default7_new.xml");
+  auto empty = tmp("app_empty.jpg", "");
+  Run r = run(empty + casc);
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, "detect: error: " + empty + ": empty file"));
+  auto text = tmp("app_text.png", "not an image");
+  r = run(text + casc);
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, text + ": not a readable image"));
+  std::string jpg = valid_jpg();
+  auto tj = tmp("app_trunc.jpg", jpg.substr(0, jpg.size() / 2));
+  const std::string ann = vt::tmp_dir() + "/ann_should_not_exist.png";
+  std::remove(ann.c_str());
+  r = run(tj + casc + " --annotate " + ann);
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, tj + ": truncated JPEG"));
+  CHECK(!vt::exists(ann));
+  CHECK(!vt::exists(ann + ".part"));
+  auto huge = tmp("app_huge.png", png_header(70000, 70000));
+  r = run(huge + casc);
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, "above the limit"));
+  r = run(vt::golden("bad/one.png") + casc + " --json");
+  CHECK(r.rc == 0);
+  CHECK(has(r.out, "\"faces\":[]"));
+  r = run(vt::golden("bad/grey16.png") + casc);
+  CHECK(r.rc == 0);
+  // one bad image among good ones: the good ones are still processed, exit status 1
+  r = run(vt::golden("synthetic.png") + " " + empty + casc + " --json");
+  CHECK(r.rc == 1);
+  CHECK(has(r.out, "synthetic.png"));
+  CHECK(has(r.err, empty));
+  // cascades
+  auto badx = tmp("app_bad.xml", "<opencv_storage><cascade>");
+  r = run(vt::golden("synthetic.png") + " --cascade " + badx);
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, badx + ": malformed XML"));
+  r = run(vt::golden("synthetic.png") + " --cascade " + vt::tmp_dir() + "/missing.xml");
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, "missing.xml: cannot open cascade file"));
+  // flags
+  for (const char* f : {"--scale-factor 1.0", "--scale-factor abc", "--min-neighbors -1", "--threads x",
+                        "--min-size", "--bogus", "--max-size 10 --min-size 20"}) {
+    CAPTURE(f);
+    r = run(vt::golden("synthetic.png") + " " + f);
+    CHECK(r.rc == 2);
+    CHECK(has(r.err, "detect: "));
+  }
+  r = run("");
+  CHECK(r.rc == 2);
+  CHECK(has(r.err, "no input image"));
+  // unwritable annotate target: error, nothing left behind
+  r = run(vt::golden("synthetic.png") + casc + " --annotate /nonexistent_dir/x.png");
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, "/nonexistent_dir/x.png: cannot create file"));
+  r = run(vt::golden("synthetic.png") + casc + " --annotate " + vt::tmp_dir() + "/x.bmp");
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, "unsupported output format"));
+}
+
+TEST_CASE("detect app: JSON output and annotation") {
+  const std::string out = vt::tmp_dir() + "/annot.png";
+  Run r = run(vt::golden("synthetic.png") + " --cascade " + vt::golden("cascade_default7_new.xml") +
+              " --min-size 24 --json --annotate " + out);
+  CHECK(r.rc == 0);
+  CHECK(has(r.out, "{\"image\":\""));
+  CHECK(has(r.out, "\"width\":160,\"height\":120,\"faces\":["));
+  CHECK(has(r.out, "\"ms\":"));
+  CHECK(load_image(out).width() == 160);
+}
+#endif
+
+#ifdef VISION_DETECT_EXE
+TEST_CASE("detect app: --keypoints and --align") {
+  VT_REQUIRE_SHARED();
+  const std::string dir = vt::tmp_dir() + "/aligned";
+  ::mkdir(dir.c_str(), 0755);
+  const std::string ann = vt::tmp_dir() + "/kp.png";
+  Run r = run(vt::shared_dir() + "/samples/astronaut.png --keypoints --annotate " + ann + " --align " + dir);
+  CHECK(r.rc == 0);
+  CHECK(has(r.out, "1 face"));
+  CHECK(has(r.out, "ORB keypoints"));
+  CHECK(vt::exists(ann));
+  Image a = load_image(dir + "/astronaut_face0.png");
+  CHECK(a.width() == 200);
+  CHECK(a.height() == 200);
+  r = run(vt::shared_dir() + "/samples/astronaut.png --align /nonexistent_dir");
+  CHECK(r.rc == 2);
+}
+#endif
