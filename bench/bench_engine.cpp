@@ -87,6 +87,22 @@ void report(benchmark::State& st, double flops, int threads) {
   }
 }
 
+// ---- the micro-kernel alone: 64 A panels (512 KB, L2) against one B panel (L1), kc = 256 ---------
+void BM_MicroKernel(benchmark::State& st) {
+  const cnn::Isa isa = cnn::active_isa();
+  const int64_t kc = 256, panels = 64, nr = cnn::kernels::nr_for(isa);
+  cnn::AlignedVector a(std::size_t(kc * 8 * panels)), b(std::size_t(kc * nr)), c(std::size_t(8 * nr));
+  for (std::size_t i = 0; i < a.size(); ++i) a.data()[i] = 1e-3f * float(i % 97);
+  for (std::size_t i = 0; i < b.size(); ++i) b.data()[i] = 0.5f;
+  const cnn::kernels::MicroKernel micro = cnn::kernels::micro_kernel_for(isa);
+  const cnn::Epilogue ep;
+  for (auto _ : st)
+    for (int64_t p = 0; p < panels; ++p) micro(kc, a.data() + p * kc * 8, b.data(), nr, c.data(), nr, 8, nr, true, false, ep, 0);
+  report(st, 2.0 * 8 * double(nr) * kc * panels, 1);
+  st.SetLabel(cnn::isa_name(isa));
+}
+BENCHMARK(BM_MicroKernel);
+
 // ---- GEMM at layer shapes -----------------------------------------------------------------------
 void BM_Gemm(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
