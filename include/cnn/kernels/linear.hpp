@@ -7,6 +7,12 @@
 #pragma once
 #include "gemm.hpp"
 
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_ps) once these kernels are inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace cnn::kernels {
 
 // One block: outputs [o0, o0+no) x samples [b0, b0+nb), no, nb <= 4.
@@ -117,3 +123,7 @@ inline void linear_forward(int64_t M, int64_t N, int64_t K, const float* W, cons
 }
 
 }  // namespace cnn::kernels
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
