@@ -103,3 +103,19 @@ TEST_CASE("weights that do not fit the architecture are refused by name") {
     CHECK(load_error(w, "resnet18").find("'conv1.weight' has shape [16, 3, 7, 7]") != std::string::npos);
   }
 }
+
+TEST_CASE("a model configuration survives its JSON round trip") {
+  ModelConfig c;
+  c.arch = "vgg13_bn";
+  c.width = 0.3;
+  c.vgg_hidden = 77;
+  c.heads = {{"gender", 2}, {"age \"years\"", 1}};
+  const ModelConfig d = ModelConfig::from_json(c.to_json(), "test");
+  CHECK(d.arch == c.arch);
+  CHECK(d.width == c.width);
+  CHECK(d.vgg_hidden == 77);
+  REQUIRE(d.heads.size() == 2);
+  CHECK(d.heads[1].name == "age \"years\"");
+  CHECK_THROWS_WITH_AS(ModelConfig::from_json("{\"heads\":[{\"name\":3}]}", "f.safetensors"),
+                       doctest::Contains("f.safetensors: each config head"), Error);
+}

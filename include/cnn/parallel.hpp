@@ -55,6 +55,10 @@ class ThreadPool {
     }
     std::lock_guard<std::mutex> one_job(run_mutex_);  // one parallel loop at a time
     ensure_workers(threads - 1);
+    struct Nested {  // a parallel_for inside one of this loop's items runs serially
+      Nested() { in_worker() = true; }
+      ~Nested() { in_worker() = false; }
+    } nested;
     // Publish the job, then open it by moving to a new generation.
     fn_.store(&call<Fn>, std::memory_order_relaxed);
     ctx_.store(&fn, std::memory_order_relaxed);

@@ -3,6 +3,8 @@
 // that says where parsing stopped.
 #pragma once
 #include <cmath>
+#include <locale>
+#include <sstream>
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
@@ -135,7 +137,12 @@ class Parser {
       if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
       digits();
     }
-    return std::strtod(std::string(start, p_).c_str(), nullptr);
+    // The C locale's '.', whatever locale the application has set.
+    std::istringstream in(std::string(start, p_));
+    in.imbue(std::locale::classic());
+    double v = 0;
+    in >> v;
+    return v;
   }
 
   static void put_utf8(std::string& s, uint32_t cp) {
@@ -207,6 +214,15 @@ class Parser {
 };
 
 inline Value parse(const std::string& text) { return Parser(text.data(), text.data() + text.size()).parse_document(); }
+
+// A number as JSON text, independent of the application's locale.
+inline std::string number(double v) {
+  std::ostringstream out;
+  out.imbue(std::locale::classic());
+  out.precision(17);
+  out << v;
+  return out.str();
+}
 
 // Quotes a string for JSON output.
 inline std::string quote(const std::string& s) {

@@ -30,7 +30,7 @@ struct ModelConfig {
 
   std::string to_json() const {
     std::string s = "{\"arch\":" + json::quote(arch) + ",\"num_classes\":" + std::to_string(num_classes) +
-                    ",\"width\":" + std::to_string(width) + ",\"in_channels\":" + std::to_string(in_channels) +
+                    ",\"width\":" + json::number(width) + ",\"in_channels\":" + std::to_string(in_channels) +
                     ",\"vgg_hidden\":" + std::to_string(vgg_hidden) + ",\"vgg_pool\":" + std::to_string(vgg_pool) +
                     ",\"heads\":[";
     for (std::size_t i = 0; i < heads.size(); ++i)
