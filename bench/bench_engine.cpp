@@ -21,6 +21,9 @@ namespace {
 using cnn::Shape;
 
 // ---- the machine's peak: independent FMA chains on registers, nothing from memory -------------
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12, inside its own _mm512_reduce_add_ps
+#endif
 #ifdef CNN_X86
 CNN_TARGET_AVX512 double fma_loop_avx512(int64_t iters) {
   __m512 a[12];

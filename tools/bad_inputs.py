@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Small awkward-but-valid image fixtures for the bad-input tests (tests/vision/golden/bad/):
-16-bit PNG, progressive JPEG, CMYK JPEG (needs ImageMagick's `convert`, optional), grey+alpha PNG,
+16-bit PNG, progressive JPEG, CMYK JPEG and a two-frame GIF (these two need ImageMagick's
+`convert`, optional: apt-get install imagemagick), grey+alpha PNG,
 palette-free 1x1 PNG. Broken files (empty, truncated, non-image, huge headers) are made by the
 tests themselves.   Run: /usr/bin/python3 tools/bad_inputs.py
 """
@@ -31,6 +32,9 @@ def main():
         r = subprocess.run([conv, os.path.join(D, "baseline.jpg"), "-colorspace", "CMYK", "-quality", "95",
                             os.path.join(D, "cmyk.jpg")])
         print("cmyk.jpg:", "ok" if r.returncode == 0 else "failed")
+        # a two-frame GIF: red first frame, blue second
+        r = subprocess.run([conv, "-size", "8x6", "xc:red", "xc:blue", os.path.join(D, "two_frames.gif")])
+        print("two_frames.gif:", "ok" if r.returncode == 0 else "failed")
     print("wrote fixtures to", D)
 
 

@@ -59,13 +59,11 @@ def fixtures():
     # integral images of a small image (sum, squared sum, tilted) as OpenCV defines them
     small = rng.integers(0, 256, size=(7, 9), dtype=np.uint8)
     s, sq, t = cv2.integral3(small, sdepth=cv2.CV_32S, sqdepth=cv2.CV_64F)
-    integ = {"image": small.tolist(), "sum": s.tolist(), "sqsum": sq.astype(np.int64).tolist(),
-             "tilted": t.tolist()}
-    with open(os.path.join(GOLD, "integral.json"), "w") as f:
-        json.dump(integ, f)
-    with open(os.path.join(d, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=0)
-    print(f"wrote {len(manifest)} resize fixtures and integral.json under {GOLD}")
+    with open(os.path.join(GOLD, "integral.txt"), "w") as f:
+        f.write("%d %d\n" % (small.shape[1], small.shape[0]))
+        for a in (small, s, sq.astype(np.int64), t):
+            f.write(" ".join(str(int(v)) for v in a.ravel()) + "\n")
+    print(f"wrote {len(manifest)} resize fixtures and integral.txt under {GOLD}")
 
 
 def wider_images(shared, count):
@@ -96,14 +94,14 @@ def detect(args):
             assert not cc.empty(), casc
             for (sf, mn, mins, maxs) in settings:
                 run = {"cascade": casc, "scale_factor": sf, "min_neighbors": mn, "min_size": mins,
-                       "max_size": maxs, "boxes": [], "boxes_cv_decode": [], "neighbors": []}
+                       "max_size": maxs, "boxes": [], "boxes_cv_decode": []}
                 for i, (key, path) in enumerate(images):
                     g = cv2.imread(os.path.join(tmp, f"{i:04d}.png"), cv2.IMREAD_GRAYSCALE)
-                    r, lv, w = cc.detectMultiScale3(g, scaleFactor=sf, minNeighbors=mn,
-                                                    minSize=(mins, mins), maxSize=(maxs, maxs),
-                                                    outputRejectLevels=False)
-                    boxes = sorted([list(map(int, b)) for b in (r if len(r) else [])])
-                    run["boxes"].append(boxes)
+                    r, nb = cc.detectMultiScale2(g, scaleFactor=sf, minNeighbors=mn,
+                                                 minSize=(mins, mins), maxSize=(maxs, maxs))
+                    boxes = sorted([list(map(int, b)) + [int(n)] for b, n in
+                                    zip(r if len(r) else [], nb if len(nb) else [])])
+                    run["boxes"].append(boxes)  # x y w h neighbors
                     g2 = cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2GRAY)
                     r2 = cc.detectMultiScale(g2, scaleFactor=sf, minNeighbors=mn, minSize=(mins, mins),
                                              maxSize=(maxs, maxs))

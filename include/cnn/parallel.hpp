@@ -167,10 +167,11 @@ class ThreadPool {
 // Below this much work (roughly multiply-adds) a loop is not worth waking threads for.
 constexpr int64_t kMinParallelWork = 1 << 15;
 
-// Runs fn(i) for i in [0, count). Threads only when count * work_per_item is large enough.
+// Runs fn(i) for i in [0, count) on up to `max_threads` threads (0: num_threads()). Threads only
+// when count * work_per_item is large enough.
 template <class Fn>
-inline void parallel_for(int64_t count, int64_t work_per_item, Fn&& fn) {
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), count));
+inline void parallel_for(int64_t count, int64_t work_per_item, Fn&& fn, int max_threads = 0) {
+  const int threads = static_cast<int>(std::min<int64_t>(max_threads > 0 ? max_threads : num_threads(), count));
   if (threads > 1 && count * work_per_item >= kMinParallelWork) return ThreadPool::instance().run(count, threads, fn);
   for (int64_t i = 0; i < count; ++i) fn(i);
 }

@@ -92,8 +92,8 @@ inline ImageF to_float_chw(const Image& img, const float* mean = nullptr, const 
   return out;
 }
 
-// Grey conversion with OpenCV's fixed-point BT.601 weights (cvtColor RGB2GRAY, 8-bit):
-// Y = (4899 R + 9617 G + 1868 B + 8192) >> 14. RGBA drops alpha; grey is copied.
+// Grey conversion with OpenCV's fixed-point BT.601 weights (cvtColor RGB2GRAY, 8-bit, OpenCV 4.x):
+// Y = (9798 R + 19235 G + 3735 B + 16384) >> 15. RGBA drops alpha; grey is copied.
 inline Image to_grey(const Image& src) {
   if (src.channels() == 1) return src;
   Image dst(src.width(), src.height(), 1);
@@ -106,7 +106,7 @@ inline Image to_grey(const Image& src) {
       continue;
     }
     for (int x = 0; x < src.width(); ++x, s += c)
-      d[x] = uint8_t((s[0] * 4899 + s[1] * 9617 + s[2] * 1868 + (1 << 13)) >> 14);
+      d[x] = uint8_t((s[0] * 9798 + s[1] * 19235 + s[2] * 3735 + (1 << 14)) >> 15);
   }
   return dst;
 }

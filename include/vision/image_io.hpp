@@ -6,7 +6,9 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <system_error>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,8 @@ struct LoadOptions {
 namespace detail {
 
 inline bool read_file(const std::string& path, std::vector<uint8_t>& out, size_t max_bytes) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not an image file");
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) return false;
   std::streamoff n = f.tellg();
@@ -115,6 +119,33 @@ inline Image apply_orientation(const Image& src, int o) {
   return dst;
 }
 
+// Width and height from a PNG IHDR or a JPEG SOF header without decoding; false if not found.
+inline bool sniff_size(const uint8_t* p, size_t n, uint32_t& w, uint32_t& h) {
+  auto be32 = [&](size_t o) { return (uint32_t(p[o]) << 24) | (uint32_t(p[o + 1]) << 16) | (uint32_t(p[o + 2]) << 8) | p[o + 3]; };
+  if (n >= 24 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 && std::memcmp(p + 12, "IHDR", 4) == 0) {
+    w = be32(16);
+    h = be32(20);
+    return true;
+  }
+  if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
+    size_t i = 2;
+    while (i + 9 < n) {
+      if (p[i] != 0xFF) return false;
+      uint8_t m = p[i + 1];
+      if (m == 0xFF) { ++i; continue; }
+      size_t len = (size_t(p[i + 2]) << 8) | p[i + 3];
+      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+        h = (uint32_t(p[i + 5]) << 8) | p[i + 6];
+        w = (uint32_t(p[i + 7]) << 8) | p[i + 8];
+        return true;
+      }
+      if (m == 0xDA || len < 2) return false;
+      i += 2 + len;
+    }
+  }
+  return false;
+}
+
 inline bool has_jpeg_eoi(const uint8_t* p, size_t n) {
   // The end-of-image marker, allowing some trailing padding/garbage as common encoders leave.
   size_t lo = n > 4096 ? n - 4096 : 0;
@@ -129,6 +160,10 @@ inline bool has_jpeg_eoi(const uint8_t* p, size_t n) {
 inline Image decode_image(const uint8_t* data, size_t n, const std::string& name, const LoadOptions& opt = {}) {
   if (n == 0) throw Error(name + ": empty file");
   if (n > size_t(0x7fffffff)) throw Error(name + ": file too large to decode");
+  uint32_t sw = 0, sh = 0;
+  if (detail::sniff_size(data, n, sw, sh) && uint64_t(sw) * sh > opt.max_pixels)
+    throw Error(name + ": image is " + std::to_string(sw) + "x" + std::to_string(sh) + ", above the limit of " +
+                std::to_string(opt.max_pixels) + " pixels");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, int(n), &w, &h, &comp)) {
     const char* why = stbi_failure_reason();

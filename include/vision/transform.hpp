@@ -157,16 +157,51 @@ inline Image resize_linear_reference(const Image& s, int dw, int dh) {
   return d;
 }
 
+namespace detail {
+// OpenCV's INTER_AREA when enlarging along an axis: bilinear taps placed so that each source
+// pixel is replicated and only the destination pixels straddling two sources are blended.
+inline Image resize_area_up(const Image& s, int dw, int dh) {
+  struct Tap { int i; float f; };
+  auto taps = [](int ssz, int dsz) {
+    std::vector<Tap> t(dsz);
+    const double scale = double(ssz) / dsz, inv = double(dsz) / ssz;
+    for (int d = 0; d < dsz; ++d) {
+      int sx = int(std::floor(d * scale));
+      float fx = float((d + 1) - (sx + 1) * inv);
+      fx = fx <= 0 ? 0.f : fx - std::floor(fx);
+      if (sx < 0) { sx = 0; fx = 0; }
+      if (sx >= ssz - 1) { sx = ssz - 1; fx = 0; }
+      t[d] = {sx, fx};
+    }
+    return t;
+  };
+  const auto tx = taps(s.width(), dw), ty = taps(s.height(), dh);
+  const int cn = s.channels();
+  Image d(dw, dh, cn);
+  for (int y = 0; y < dh; ++y) {
+    const int y0 = ty[y].i, y1 = std::min(y0 + 1, s.height() - 1);
+    const float b = ty[y].f;
+    for (int x = 0; x < dw; ++x) {
+      const int x0 = tx[x].i, x1 = std::min(x0 + 1, s.width() - 1);
+      const float a = tx[x].f;
+      for (int k = 0; k < cn; ++k) {
+        float v = (1 - b) * ((1 - a) * s.at(x0, y0, k) + a * s.at(x1, y0, k)) +
+                  b * ((1 - a) * s.at(x0, y1, k) + a * s.at(x1, y1, k));
+        d.at(x, y, k) = uint8_t(std::min(255.f, std::max(0.f, std::nearbyint(v))));
+      }
+    }
+  }
+  return d;
+}
+}  // namespace detail
+
 // Box-filter (area) resize: each output pixel is the coverage-weighted mean of the source pixels
-// under it, rounded to nearest. For upscaling it falls back to bilinear, as OpenCV does.
+// under it, rounded to nearest. When enlarging it uses OpenCV's replicate-and-blend taps.
 inline Image resize_area(const Image& s, int dw, int dh) {
   if (dw <= 0 || dh <= 0 || s.empty()) throw Error("resize: empty size");
   if (dw == s.width() && dh == s.height()) return s;
   Image d(dw, dh, s.channels());
-  if (dw > s.width() || dh > s.height()) {
-    resize_linear(s.data(), s.width(), s.height(), s.stride(), d.data(), dw, dh, d.stride(), s.channels());
-    return d;
-  }
+  if (dw > s.width() || dh > s.height()) return detail::resize_area_up(s, dw, dh);
   const double sx = double(s.width()) / dw, sy = double(s.height()) / dh;
   const int cn = s.channels();
   struct Tap { int i; double w; };

@@ -4,6 +4,7 @@
 #include <vision/vision.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -14,7 +15,11 @@ namespace vt {
 
 inline std::string repo(const std::string& rel) { return std::string(VISION_REPO_ROOT) + "/" + rel; }
 inline std::string golden(const std::string& rel) { return repo("tests/vision/golden/" + rel); }
-inline std::string shared_dir() { return VISION_SHARED_DIR; }
+// ../shared beside the repository, or $FACECNN_SHARED when set.
+inline std::string shared_dir() {
+  const char* e = std::getenv("FACECNN_SHARED");
+  return e && *e ? std::string(e) : std::string(VISION_SHARED_DIR);
+}
 inline bool exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;

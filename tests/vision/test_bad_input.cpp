@@ -86,7 +86,8 @@ TEST_CASE("image loading: each bad file gives one clear error naming it") {
   small.max_file_bytes = 100;
   auto ok = tmp("ok.png", png);
   CHECK(has(load_error(ok, small), ok + ": file is "));
-  CHECK(has(load_error(vt::tmp_dir()), vt::tmp_dir() + ": "));  // a directory
+  CHECK(has(load_error(vt::tmp_dir()), vt::tmp_dir() + ": is a directory"));
+  CHECK(has(cascade_error(vt::tmp_dir()), vt::tmp_dir() + ": is a directory"));
 }
 
 TEST_CASE("awkward but valid images decode") {
@@ -258,3 +259,55 @@ TEST_CASE("detect app: --keypoints and --align") {
   CHECK(r.rc == 2);
 }
 #endif
+
+TEST_CASE("mutated files: decoders and the cascade parser fail cleanly, never crash") {
+  std::mt19937 rng(99);
+  std::vector<std::string> images{valid_png(), valid_jpg(), vt::read_text(vt::golden("bad/progressive.jpg")),
+                                  vt::read_text(vt::golden("bad/grey16.png"))};
+  if (vt::exists(vt::golden("bad/two_frames.gif"))) images.push_back(vt::read_text(vt::golden("bad/two_frames.gif")));
+  int ok = 0, errors = 0;
+  for (const std::string& base : images)
+    for (int k = 0; k < 150; ++k) {
+      std::string m = base;
+      const int edits = 1 + int(rng() % 4);
+      for (int e = 0; e < edits; ++e) {
+        size_t pos = rng() % m.size();
+        switch (rng() % 3) {
+          case 0: m[pos] = char(rng()); break;
+          case 1: m.erase(pos, 1 + rng() % 8); break;
+          default: m.insert(pos, 1 + rng() % 4, char(rng())); break;
+        }
+        if (m.empty()) m = "x";
+      }
+      try {
+        Image img = decode_image(reinterpret_cast<const uint8_t*>(m.data()), m.size(), "fuzz");
+        CHECK(img.width() > 0);
+        ++ok;
+      } catch (const Error& e) {
+        CHECK(std::string(e.what()).rfind("fuzz: ", 0) == 0);
+        ++errors;
+      }
+    }
+  MESSAGE("mutated images: " << ok << " decoded, " << errors << " clean errors");
+  const std::string xml = vt::read_text(vt::golden("cascade_eyetree6_new.xml"));
+  int xok = 0, xerr = 0;
+  for (int k = 0; k < 120; ++k) {
+    std::string m = xml;
+    for (int e = 0; e < 3; ++e) {
+      size_t pos = rng() % m.size();
+      const char* junk[] = {"<", ">", "/", "-9", "1e40", "</_>", "<_>", "99999", " "};
+      if (rng() % 2) m.erase(pos, 1 + rng() % 12);
+      else m.insert(pos, junk[rng() % 9]);
+    }
+    try {
+      auto cc = CascadeClassifier::parse(m, "fuzz.xml");
+      Image img = load_image(vt::golden("synthetic.png"));
+      cc.detect(img);  // a cascade that loads must also run
+      ++xok;
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).rfind("fuzz.xml: ", 0) == 0);
+      ++xerr;
+    }
+  }
+  MESSAGE("mutated cascades: " << xok << " loaded and ran, " << xerr << " clean errors");
+}

@@ -169,7 +169,7 @@ TEST_CASE("scales follow OpenCV (window fits, minSize/maxSize, single-size searc
   CHECK(cc.detect(Image()).empty());
 }
 
-TEST_CASE("SIMD window evaluation equals the scalar reference (run_window)") {
+TEST_CASE("SIMD window evaluation (Haar stumps AVX-512 and AVX2; Haar trees and LBP AVX-512) equals the scalar reference (run_window)") {
   std::vector<Image> imgs{load_image(vt::golden("synthetic.png"))};
   if (vt::have_shared()) imgs.push_back(resize(to_grey(load_image(vt::shared_dir() + "/samples/astronaut.png")), 300, 300));
   else MESSAGE("shared data absent: SIMD-vs-scalar check on the synthetic image only");
@@ -179,7 +179,8 @@ TEST_CASE("SIMD window evaluation equals the scalar reference (run_window)") {
     for (int x = 5; x < 60; ++x) noise.at(x, y) = 128;
   imgs.push_back(noise);
   for (const char* f : {"weights/haarcascade_frontalface_default.xml", "weights/haarcascade_eye.xml",
-                        "weights/haarcascade_frontalface_alt.xml"}) {
+                        "weights/haarcascade_frontalface_alt.xml", "weights/lbpcascade_frontalface_improved.xml",
+                        "weights/haarcascade_frontalface_alt2.xml", "weights/haarcascade_eye_tree_eyeglasses.xml"}) {
     auto cc = CascadeClassifier::load(vt::repo(f));
     for (const Image& img : imgs) {
       DetectParams p;
@@ -187,13 +188,17 @@ TEST_CASE("SIMD window evaluation equals the scalar reference (run_window)") {
       p.scale_factor = 1.07;
       p.simd = false;
       auto ref = cc.detect_candidates(img, p);
-      p.simd = true;
-      auto fast = cc.detect_candidates(img, p);
-      CAPTURE(f);
-      REQUIRE(ref.size() == fast.size());
-      bool same = true;
-      for (size_t i = 0; i < ref.size(); ++i) same = same && ref[i].box == fast[i].box && ref[i].stage_sum == fast[i].stage_sum;
-      CHECK(same);
+      for (bool avx512 : {true, false}) {
+        p.simd = true;
+        p.allow_avx512 = avx512;  // AVX-512 kernel, then the AVX2 one
+        auto fast = cc.detect_candidates(img, p);
+        CAPTURE(f);
+        CAPTURE(avx512);
+        REQUIRE(ref.size() == fast.size());
+        bool same = true;
+        for (size_t i = 0; i < ref.size(); ++i) same = same && ref[i].box == fast[i].box && ref[i].stage_sum == fast[i].stage_sum;
+        CHECK(same);
+      }
     }
   }
 }
