@@ -122,11 +122,12 @@ struct Geometry {
   Geometry(int m_, int64_t cin_, int64_t h_, int64_t w_, int64_t ph, int64_t pw, int64_t cout_, int64_t oh_, int64_t ow_)
       : m(m_), cin(cin_), h(h_), w(w_), pad_h(ph), pad_w(pw), cout(cout_), oh(oh_), ow(ow_) {
     tiles_h = (oh + m - 1) / m, tiles_w = (ow + m - 1) / m;
-    // Blocks of whole tile rows, about 64-160 tiles (V and M stay in L2), with the least padding
-    // up to whole 32-tile panels.
+    // Blocks of whole tile rows, up to 64 tiles (V and M stay in L1/L2, and even small maps give
+    // every thread blocks of its own: measured best among caps of 48-160 tiles), with the least
+    // padding up to whole 32-tile panels.
     rows_per_block = 1;
     double best = 1e30;
-    for (int64_t rows = 1; rows <= tiles_h && rows * tiles_w <= std::max<int64_t>(160, tiles_w); ++rows) {
+    for (int64_t rows = 1; rows <= tiles_h && rows * tiles_w <= std::max<int64_t>(64, tiles_w); ++rows) {
       const int64_t blocks = (tiles_h + rows - 1) / rows;
       const double padded = double(blocks) * double((rows * tiles_w + 31) / 32 * 32);
       const double cost = padded * (rows * tiles_w < 64 ? 1.1 : 1.0);  // small blocks: more overhead
@@ -342,8 +343,9 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
   const int E = g.planes();
   const int64_t tpad = g.tiles_padded(nr), m_panels = (g.cout + kMR - 1) / kMR;
   const int threads = num_threads();
-  // Output-channel chunks when there are too few blocks to feed every thread.
-  const int64_t chunks = g.nblocks >= 2 * threads ? 1 : std::min<int64_t>(m_panels, (2 * threads + g.nblocks - 1) / g.nblocks);
+  // Output-channel chunks only when there are fewer blocks than threads (each chunk repeats its
+  // block's input transform).
+  const int64_t chunks = g.nblocks >= threads ? 1 : std::min<int64_t>(m_panels, (threads + g.nblocks - 1) / g.nblocks);
   const int64_t chunk_rows = (m_panels + chunks - 1) / chunks * kMR;
   const int64_t work = g.cout / chunks * g.cin * tpad * E;
   parallel_for(g.nblocks * chunks, work, [&](int64_t item) {
