@@ -183,3 +183,42 @@ TEST_CASE("layers reject impossible parameters and inputs with the layer's name"
   Add a("add");
   CHECK_THROWS_WITH_AS(a.output_shape({Shape{1, 3, 2, 2}, Shape{1, 3, 2, 3}}), doctest::Contains("differ"), Error);
 }
+
+TEST_CASE("a fused residual is added before the activation on every convolution path and ISA") {
+  std::mt19937 rng(31);
+  struct Case {
+    const char* name;
+    Conv2dOptions o;
+    int64_t h;
+  };
+  const Case cases[] = {{"pointwise", Conv2dOptions{24, 40}, 9},
+                        {"im2col", Conv2dOptions{5, 12}.kernel(3).stride(2).padding(1), 11},
+                        {"winograd 4x4", Conv2dOptions{16, 24}.kernel(3).padding(1), 30},
+                        {"winograd 2x2", Conv2dOptions{128, 128}.kernel(3).padding(1), 7},
+                        {"depthwise", Conv2dOptions{8, 8}.kernel(3).padding(1).group(8), 10}};
+  for (Isa isa : test::available_isas())
+    for (const Case& c : cases) {
+      test::IsaScope scope(isa);
+      Conv2d conv("c", c.o);
+      for (auto& p : conv.params()) {
+        p.param->dims = p.dims;
+        p.param->values.resize(std::size_t(p.param->numel()));
+        test::fill_random(p.param->values.data(), p.param->numel(), rng, 0.2f);
+      }
+      conv.set_residual();
+      conv.set_activation(Activation::ReLU, 0.f);
+      conv.prepare();
+      Tensor x(Shape{2, c.o.in_channels, c.h, c.h});
+      test::fill_random(x.data(), x.numel(), rng);
+      const Shape out{2, c.o.out_channels, c.o.out_h(c.h), c.o.out_w(c.h)};
+      Tensor r(out), y(out), ref(out);
+      test::fill_random(r.data(), r.numel(), rng);
+      std::vector<float> ws(std::size_t(conv.workspace_floats({x.shape(), r.shape()}) + 1));
+      conv.forward({x.view(), r.view()}, y.view(), ws.data());
+      Epilogue post{conv.bias_data(), Activation::ReLU};
+      post.residual = r.data(), post.out_base = ref.data();
+      conv2d_reference(x.view(), conv.weight().values.data(), nullptr, c.o, ref.view(), post);
+      INFO(isa_name(isa) << " " << c.name << " (" << conv.describe() << ")");
+      CHECK(test::rel_error(y.data(), ref.data(), y.numel()) < 1e-4);
+    }
+}

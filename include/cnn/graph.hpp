@@ -290,16 +290,30 @@ class Graph {
     return std::any_of(outputs_.begin(), outputs_.end(), [&](const Output& o) { return o.node == node; });
   }
 
-  // Folds BatchNorm into the Conv2d before it and activations into the Conv2d / Linear / Add
-  // before them, when that producer feeds nothing else and is not itself a model output.
+  // Folds BatchNorm into the Conv2d before it, a residual Add into the Conv2d that computes one of
+  // its operands after the other is ready, and activations into the Conv2d / Linear / Add before
+  // them — each when that producer feeds nothing else and is not itself a model output.
   void fuse() {
     std::vector<int> removed;
+    auto fusable = [&](int node) { return node != kInput && consumers(node).size() == 1 && !is_output(node); };
     for (std::size_t i = 1; i < nodes_.size(); ++i) {
       Node& n = nodes_[i];
+      if (auto* add = dynamic_cast<Add*>(n.layer.get()); add && add->accepts_activation()) {
+        for (int side : {0, 1}) {
+          const int c = n.inputs[side], other = n.inputs[1 - side];
+          auto* conv = fusable(c) ? dynamic_cast<Conv2d*>(nodes_[c].layer.get()) : nullptr;
+          if (!conv || !conv->accepts_residual() || other >= c) continue;  // the shortcut must exist first
+          conv->set_residual();
+          nodes_[c].inputs.push_back(other);
+          absorb(int(i), c, removed);
+          break;
+        }
+        continue;
+      }
       if (n.inputs.size() != 1 || n.inputs[0] == kInput) continue;
       const int prod = n.inputs[0];
       Layer* producer = nodes_[prod].layer.get();
-      if (consumers(prod).size() != 1 || is_output(prod)) continue;
+      if (!fusable(prod)) continue;
       bool absorbed = false;
       if (auto* bn = dynamic_cast<BatchNorm2d*>(n.layer.get())) {
         if (auto* conv = dynamic_cast<Conv2d*>(producer); conv && conv->accepts_activation()) {
@@ -313,15 +327,7 @@ class Graph {
           absorbed = true;
         }
       }
-      if (!absorbed) continue;
-      // Consumers of node i now read the producer; outputs naming i name the producer.
-      for (auto& m : nodes_)
-        for (int& j : m.inputs)
-          if (j == int(i)) j = prod;
-      for (auto& o : outputs_)
-        if (o.node == int(i)) o.node = prod;
-      n.inputs.clear();
-      removed.push_back(int(i));
+      if (absorbed) absorb(int(i), prod, removed);
     }
     if (removed.empty()) return;
     // Compact the node list, renumbering references.
@@ -336,6 +342,17 @@ class Graph {
       for (int& j : m.inputs) j = remap[j];
     for (auto& o : outputs_) o.node = remap[o.node];
     nodes_ = std::move(kept);
+  }
+
+  // Node `gone` was merged into node `into`: its readers and outputs now use `into`.
+  void absorb(int gone, int into, std::vector<int>& removed) {
+    for (auto& m : nodes_)
+      for (int& j : m.inputs)
+        if (j == gone) j = into;
+    for (auto& o : outputs_)
+      if (o.node == gone) o.node = into;
+    nodes_[gone].inputs.clear();
+    removed.push_back(gone);
   }
 
   MemoryPlan make_plan(Shape input) const {

@@ -41,14 +41,16 @@ inline const char* activation_name(Activation a) {
   return "?";
 }
 
-// What to do with each finished output element: add a bias (per row), then an activation.
+// What to do with each finished output element: add a bias (per row), add the element of a
+// residual tensor laid out like the output (a fused ResNet shortcut), then an activation.
 struct Epilogue {
   const float* bias = nullptr;  // length M, or nullptr
   Activation act = Activation::None;
   float slope = 0.01f;  // LeakyReLU negative slope
+  const float* residual = nullptr;  // residual[d - out_base] is added to output element *d
+  const float* out_base = nullptr;
 
-  float apply(float v, int64_t row) const {
-    if (bias) v += bias[row];
+  float activate(float v) const {
     switch (act) {
       case Activation::None: return v;
       case Activation::ReLU: return v > 0.f ? v : 0.f;
@@ -56,6 +58,14 @@ struct Epilogue {
       case Activation::Sigmoid: return 1.f / (1.f + std::exp(-v));
     }
     return v;
+  }
+  // For outputs without a residual.
+  float apply(float v, int64_t row) const { return activate(bias ? v + bias[row] : v); }
+  // For the output element at dst.
+  float apply(float v, int64_t row, const float* dst) const {
+    if (bias) v += bias[row];
+    if (residual) v += residual[dst - out_base];
+    return activate(v);
   }
 };
 
@@ -170,7 +180,7 @@ inline void gemm_reference(int64_t M, int64_t N, int64_t K, ConstMat A, ConstMat
     for (int64_t j = 0; j < N; ++j) {
       float s = 0.f;
       for (int64_t k = 0; k < K; ++k) s += A(i, k) * B(k, j);
-      C(i, j) = ep.apply(s, i);
+      C(i, j) = ep.apply(s, i, &C(i, j));
     }
 }
 
@@ -196,8 +206,9 @@ inline void micro_generic(int64_t kc, const float* a, const float* b, int64_t ld
   }
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j) {
-      float v = first ? acc[r][j] : c[r * ldc + j] + acc[r][j];
-      c[r * ldc + j] = last ? ep.apply(v, row0 + r) : v;
+      float* d = c + r * ldc + j;
+      const float v = first ? acc[r][j] : *d + acc[r][j];
+      *d = last ? ep.apply(v, row0 + r, d) : v;
     }
 }
 
@@ -239,6 +250,7 @@ CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const f
       if (!first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], cr + 16 * v));
       if (vector_epilogue) {
         x = _mm512_add_ps(x, bias);
+        if (ep.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ep.residual + (cr + 16 * v - ep.out_base)));
         if (ep.act == Activation::ReLU) x = _mm512_max_ps(x, zero);
         else if (ep.act == Activation::LeakyReLU)
           x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), x, slope);
@@ -246,7 +258,7 @@ CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const f
       _mm512_mask_storeu_ps(cr + 16 * v, mask[v], x);
     }
     if (last && !vector_epilogue)
-      for (int64_t j = 0; j < cols; ++j) cr[j] = ep.apply(cr[j], row0 + r);
+      for (int64_t j = 0; j < cols; ++j) cr[j] = ep.apply(cr[j], row0 + r, cr + j);
   }
 }
 inline void micro_avx512(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t rows,
@@ -295,6 +307,11 @@ CNN_TARGET_AVX2 inline void micro_avx2(int64_t kc, const float* a, const float* 
           const __m256 bv = _mm256_set1_ps(ep.bias[row0 + row]);
           v0 = _mm256_add_ps(v0, bv), v1 = _mm256_add_ps(v1, bv);
         }
+        if (ep.residual) {
+          const float* res = ep.residual + (cr - ep.out_base);
+          v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, m0));
+          v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + 8, m1));
+        }
         if (ep.act == Activation::ReLU) {
           v0 = _mm256_max_ps(v0, _mm256_setzero_ps()), v1 = _mm256_max_ps(v1, _mm256_setzero_ps());
         } else if (ep.act == Activation::LeakyReLU) {
@@ -306,7 +323,7 @@ CNN_TARGET_AVX2 inline void micro_avx2(int64_t kc, const float* a, const float* 
       _mm256_maskstore_ps(cr, m0, v0);
       _mm256_maskstore_ps(cr + 8, m1, v1);
       if (last && !vector_epilogue)
-        for (int64_t j = 0; j < cols; ++j) cr[j] = ep.apply(cr[j], row0 + row);
+        for (int64_t j = 0; j < cols; ++j) cr[j] = ep.apply(cr[j], row0 + row, cr + j);
     }
   }
 }
@@ -362,7 +379,7 @@ inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K
                 for (int64_t j = 0; j < cols; ++j) {
                   float& dst = C(row + r, jc + jr + j);
                   const float v = first ? tile.data()[r * NR + j] : dst + tile.data()[r * NR + j];
-                  dst = last ? ep.apply(v, row + r) : v;
+                  dst = last ? ep.apply(v, row + r, &dst) : v;
                 }
             }
           }
@@ -381,7 +398,7 @@ inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSour
   if (A.M != M || A.K != K) fail("gemm: packed A is ", A.M, "x", A.K, ", expected ", M, "x", K);
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C(i, j) = ep.apply(0.f, i);
+      for (int64_t j = 0; j < N; ++j) C(i, j) = ep.apply(0.f, i, &C(i, j));
     return;
   }
   const Isa isa = active_isa();

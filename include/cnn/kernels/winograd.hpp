@@ -229,7 +229,7 @@ inline void output_scalar(const Geometry& g, const float* M, int64_t tpad, int64
           output_1d_any(m, Q[i], 1, o);
           for (int c = 0; c < m; ++c) {
             const int64_t ox = m * tx + c;
-            if (ox < g.ow) yc[oy * g.ow + ox] = ep.apply(o[c], oc);
+            if (ox < g.ow) yc[oy * g.ow + ox] = ep.apply(o[c], oc, &yc[oy * g.ow + ox]);
           }
         }
       }
@@ -306,25 +306,25 @@ CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, i
           if (oy >= g.oh) break;
           __m512 o[4];
           output_1d(Q[a][0], Q[a][1], Q[a][2], Q[a][3], Q[a][4], Q[a][5], o);
-          for (int c = 0; c < 4; ++c) {
-            o[c] = _mm512_add_ps(o[c], bias);
-            if (ep.act == Activation::ReLU) o[c] = _mm512_max_ps(o[c], _mm512_setzero_ps());
-            else if (ep.act == Activation::LeakyReLU)
-              o[c] = _mm512_mask_mul_ps(o[c], _mm512_cmp_ps_mask(o[c], _mm512_setzero_ps(), _CMP_LE_OQ), o[c], slope);
-          }
+          for (int c = 0; c < 4; ++c) o[c] = _mm512_add_ps(o[c], bias);
           // Interleave: output column 4*l + c is o[c] lane l; 16 tiles -> 64 contiguous floats.
           const __m512 a01l = _mm512_permutex2var_ps(o[0], pair_lo, o[1]), a01h = _mm512_permutex2var_ps(o[0], pair_hi, o[1]);
           const __m512 a23l = _mm512_permutex2var_ps(o[2], pair_lo, o[3]), a23h = _mm512_permutex2var_ps(o[2], pair_hi, o[3]);
-          const __m512 w[4] = {_mm512_permutex2var_ps(a01l, quad_lo, a23l), _mm512_permutex2var_ps(a01l, quad_hi, a23l),
-                               _mm512_permutex2var_ps(a01h, quad_lo, a23h), _mm512_permutex2var_ps(a01h, quad_hi, a23h)};
+          __m512 w[4] = {_mm512_permutex2var_ps(a01l, quad_lo, a23l), _mm512_permutex2var_ps(a01l, quad_hi, a23l),
+                         _mm512_permutex2var_ps(a01h, quad_lo, a23h), _mm512_permutex2var_ps(a01h, quad_hi, a23h)};
           float* dst = yc + oy * g.ow + 4 * tx0;
           const int64_t cols = std::min<int64_t>(64, g.ow - 4 * tx0);
           for (int q = 0; q < 4 && q * 16 < cols; ++q) {
             const int64_t n = std::min<int64_t>(16, cols - q * 16);
-            _mm512_mask_storeu_ps(dst + q * 16, __mmask16((1u << n) - 1), w[q]);
+            const __mmask16 mask = __mmask16((1u << n) - 1);
+            if (ep.residual) w[q] = _mm512_add_ps(w[q], _mm512_maskz_loadu_ps(mask, ep.residual + (dst + q * 16 - ep.out_base)));
+            if (ep.act == Activation::ReLU) w[q] = _mm512_max_ps(w[q], _mm512_setzero_ps());
+            else if (ep.act == Activation::LeakyReLU)
+              w[q] = _mm512_mask_mul_ps(w[q], _mm512_cmp_ps_mask(w[q], _mm512_setzero_ps(), _CMP_LE_OQ), w[q], slope);
+            _mm512_mask_storeu_ps(dst + q * 16, mask, w[q]);
           }
-          if (sigmoid)
-            for (int64_t c = 0; c < cols; ++c) dst[c] = ep.apply(dst[c], oc);
+          if (sigmoid)  // bias and residual are in already
+            for (int64_t c = 0; c < cols; ++c) dst[c] = ep.activate(dst[c]);
         }
       }
   }

@@ -57,7 +57,7 @@ inline void conv2d_reference(ConstTensorView x, const float* weight, const float
                 if (iy < 0 || iy >= x.shape.h || ix < 0 || ix >= x.shape.w) continue;
                 s += x.at(n, g * cin_g + ic, iy, ix) * weight[((oc * cin_g + ic) * o.kh + ky) * o.kw + kx];
               }
-          y.at(n, oc, oy, ox) = post.apply(s, oc);
+          y.at(n, oc, oy, ox) = post.apply(s, oc, &y.at(n, oc, oy, ox));
         }
     }
 }
@@ -136,10 +136,16 @@ class Conv2d : public Layer {
     if (o_.pad_h || o_.pad_w) s += " p" + std::to_string(o_.pad_h);
     if (o_.dilation_h != 1) s += " d" + std::to_string(o_.dilation_h);
     if (o_.groups != 1) s += " g" + std::to_string(o_.groups);
+    if (residual_) s += " +residual";
     if (act_ != Activation::None) s += std::string(" +") + activation_name(act_);
     return s;
   }
   const Conv2dOptions& options() const { return o_; }
+  // With a fused residual (a ResNet shortcut folded in by Graph::fuse()), input 1 is added to the
+  // output before the activation.
+  int num_inputs() const override { return residual_ ? 2 : 1; }
+  bool accepts_residual() const { return !residual_ && act_ == Activation::None; }
+  void set_residual() { residual_ = true; }
 
   Shape output_shape(const std::vector<Shape>& in) const override {
     expect_inputs(in);
@@ -148,7 +154,9 @@ class Conv2d : public Layer {
       layer_error("input has " + std::to_string(s.c) + " channels, expected " + std::to_string(o_.in_channels));
     const int64_t oh = o_.out_h(s.h), ow = o_.out_w(s.w);
     if (oh <= 0 || ow <= 0) layer_error("input " + s.str() + " is smaller than the kernel");
-    return {s.n, o_.out_channels, oh, ow};
+    const Shape out{s.n, o_.out_channels, oh, ow};
+    if (residual_ && in[1] != out) layer_error("residual " + in[1].str() + " differs from the output " + out.str());
+    return out;
   }
 
   // Scratch: a zero-padded copy of one image when the GEMM path unfolds a padded input.
@@ -207,7 +215,8 @@ class Conv2d : public Layer {
 
   void forward(const std::vector<ConstTensorView>& in, TensorView y, float* workspace) const override {
     const ConstTensorView x = in[0];
-    const Epilogue ep = epilogue();
+    Epilogue ep = epilogue();
+    if (residual_) ep.residual = in[1].data, ep.out_base = y.data;
     if (is_depthwise()) return forward_depthwise(x, y, ep);
     if (const int m = winograd_tile(y.shape)) {
       const kernels::winograd::Weights& U = winograd_weights(m);
@@ -301,7 +310,7 @@ class Conv2d : public Layer {
               if (ix >= 0 && ix < W) s += src[iy * W + ix] * k[ky * o_.kw + kx];
             }
           }
-          dst[oy * OW + ox] = ep.apply(s, c);
+          dst[oy * OW + ox] = ep.apply(s, c, &dst[oy * OW + ox]);
         }
     });
   }
@@ -311,6 +320,7 @@ class Conv2d : public Layer {
   std::vector<double> bn_scale_, bn_shift_;
   Activation act_ = Activation::None;
   float slope_ = 0.01f;
+  bool residual_ = false;
   std::vector<kernels::PackedA> packed_;
   mutable std::unique_ptr<kernels::winograd::Weights> winograd_[2];  // tile 4, tile 2
   mutable std::mutex winograd_mutex_;
