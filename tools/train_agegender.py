@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Trains an age + gender network on UTKFace (shared/data/utkface) with three heads:
+gender (2-way), age group (the 8 Adience groups) and age in years (regression).
+
+The architectures are the engine's (tools/torch_models.py: torchvision names, width multiplier,
+named heads), so the result exports with tools/export_safetensors.py and loads in the C++ engine
+unchanged. Runs on the CPU (Debian's python3-torch; install libopenblas0-openmp first) or on CUDA.
+
+  /usr/bin/python3 tools/train_agegender.py --arch resnet18 --size 64 --epochs 40 --out runs/r18
+  /usr/bin/python3 tools/train_agegender.py --arch vgg16_bn --width 0.5 --size 64 --out runs/vgg
+  # smoke test: 600 training images, 1 epoch
+  /usr/bin/python3 tools/train_agegender.py --limit 600 --epochs 1 --out /tmp/smoke
+
+Every epoch appends to OUT/log.csv and writes OUT/last.pt (resumable with --resume); the best
+epoch on val.txt (by gender accuracy + age-group exact accuracy - MAE/10) is kept as OUT/best.pt
+and exported as OUT/best.safetensors. Long runs: start with nohup ... & and watch the log.
+
+Licence: UTKFace is for non-commercial research only; so are weights trained on it.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import tarfile
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_safetensors  # noqa: E402
+import torch_models  # noqa: E402
+
+AGE_GROUPS = ["(0, 2)", "(4, 6)", "(8, 12)", "(15, 20)", "(25, 32)", "(38, 43)", "(48, 53)", "(60, 100)"]
+GROUP_UPPER = [3, 7, 13, 22, 35, 45, 56]  # shared/data/README.md: 0-3, 4-7, 8-13, 14-22, 23-35, 36-45, 46-56, 57+
+MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+
+
+def age_group(age):
+    for g, upper in enumerate(GROUP_UPPER):
+        if age <= upper:
+            return g
+    return 7
+
+
+def parse_name(name):
+    """AGE_GENDER_RACE_DATETIME.jpg.chip.jpg -> (age, gender 0=m 1=f, race) or None if malformed."""
+    parts = name.split("_")
+    try:
+        age, gender, race = int(parts[0]), int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        return None
+    if not (0 <= age <= 120 and gender in (0, 1)):
+        return None
+    return age, gender, race
+
+
+def load_split(data, split, cache, side, limit):
+    """Decodes a split once into uint8 [N, side, side, 3] (cached as .npz) plus labels."""
+    from PIL import Image
+    os.makedirs(cache, exist_ok=True)
+    npz = os.path.join(cache, f"{split}_{side}.npz")
+    if os.path.exists(npz) and not limit:
+        z = np.load(npz)
+        return z["images"], z["ages"], z["genders"]
+    root = os.path.join(cache, "utkface")
+    if not os.path.isdir(root):
+        print(f"unpacking utkface.tar into {cache} ...", flush=True)
+        with tarfile.open(os.path.join(data, "utkface", "utkface.tar")) as t:
+            t.extractall(cache)
+    names = [n.strip() for n in open(os.path.join(data, "utkface", f"{split}.txt")) if n.strip()]
+    if limit:
+        names = names[:limit]
+    images, ages, genders, skipped = [], [], [], []
+    for n in names:
+        lab = parse_name(n)
+        path = os.path.join(root, n)
+        if lab is None or not os.path.exists(path):
+            skipped.append(n)
+            continue
+        img = Image.open(path).convert("RGB").resize((side, side), Image.BILINEAR)
+        images.append(np.asarray(img, dtype=np.uint8))
+        ages.append(lab[0])
+        genders.append(lab[1])
+    if skipped:
+        print(f"{split}: skipped {len(skipped)} malformed or missing names, e.g. {skipped[:3]}", flush=True)
+    images, ages, genders = np.stack(images), np.array(ages, np.float32), np.array(genders, np.int64)
+    if not limit:
+        np.savez(npz, images=images, ages=ages, genders=genders)
+    return images, ages, genders
+
+
+def augment(x, size, gen):
+    """Random scale/shift/rotation (covering what detection + alignment produce), flip, colour
+    and blur, on a float batch [B,3,S,S] in [0,1]; returns [B,3,size,size]."""
+    b = x.shape[0]
+    ang = (torch.rand(b, generator=gen) - 0.5) * 2 * math.radians(12)
+    scale = 1 + (torch.rand(b, generator=gen) - 0.5) * 2 * 0.12
+    shift = (torch.rand(b, 2, generator=gen) - 0.5) * 2 * 0.08
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    flip = torch.rand(b, generator=gen) < 0.5
+    theta[flip, 0, :2] *= -1
+    grid = F.affine_grid(theta, (b, 3, size, size), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    bright = 1 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.4
+    contrast = 1 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.4
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean) * bright
+    grey = torch.rand(b, generator=gen) < 0.1
+    x[grey] = x[grey].mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    blur = torch.rand(b, generator=gen) < 0.2
+    if blur.any():
+        k = torch.tensor([1.0, 2.0, 1.0]) / 4
+        k2 = (k[:, None] * k[None, :]).expand(3, 1, 3, 3)
+        x[blur] = F.conv2d(F.pad(x[blur], (1, 1, 1, 1), mode="replicate"), k2, groups=3)
+    return x.clamp(0, 1)
+
+
+def to_input(images_u8):
+    x = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float() / 255
+    return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+
+
+def evaluate(model, images, ages, genders, size, batch, device):
+    model.eval()
+    pg, pa, py = [], [], []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = torch.from_numpy(images[i:i + batch]).permute(0, 3, 1, 2).float() / 255
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            x = ((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]).to(device)
+            out = model(x)
+            pg.append(out["gender"].argmax(1).cpu())
+            pa.append(out["age_group"].argmax(1).cpu())
+            py.append(out["age"][:, 0].cpu() * 100)
+    pg, pa, py = torch.cat(pg).numpy(), torch.cat(pa).numpy(), torch.cat(py).numpy()
+    groups = np.array([age_group(a) for a in ages])
+    return {
+        "gender_acc": float((pg == genders).mean()),
+        "group_exact": float((pa == groups).mean()),
+        "group_1off": float((np.abs(pa - groups) <= 1).mean()),
+        "age_mae": float(np.abs(py - ages).mean()),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    ap.add_argument("--cache", default="/tmp/facecnn-utk", help="where UTKFace is unpacked and decoded")
+    ap.add_argument("--arch", default="resnet18")
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--size", type=int, default=64, help="network input side")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--smoothing", type=float, default=0.1)
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke tests)")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(a.threads or os.cpu_count())  # Debian's torch defaults to 1 here
+    os.makedirs(a.out, exist_ok=True)
+    src_side = int(round(a.size * 1.25))  # margin for the geometric jitter
+    tr_img, tr_age, tr_gender = load_split(a.data, "train", a.cache, src_side, a.limit)
+    va_img, va_age, va_gender = load_split(a.data, "val", a.cache, src_side, a.limit and max(200, a.limit // 4))
+    print(f"train {len(tr_img)}, val {len(va_img)}, device {device}, threads {torch.get_num_threads()}", flush=True)
+
+    heads = [{"name": "gender", "outputs": 2}, {"name": "age_group", "outputs": 8}, {"name": "age", "outputs": 1}]
+    cfg = torch_models.default_config(a.arch, width=a.width, heads=heads,
+                                      **({"vgg_hidden": max(64, int(512 * a.width)), "vgg_pool": 1}
+                                         if a.arch.startswith("vgg") else {}))
+    model = torch_models.build(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
+    steps_per_epoch = math.ceil(len(tr_img) / a.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs * steps_per_epoch, pct_start=0.15)
+    start, best = 0, -1e9
+    last = os.path.join(a.out, "last.pt")
+    if a.resume and os.path.exists(last):
+        ck = torch.load(last, map_location=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start, best = ck["epoch"] + 1, ck["best"]
+        print(f"resumed after epoch {ck['epoch']}", flush=True)
+
+    log_path = os.path.join(a.out, "log.csv")
+    gen = torch.Generator().manual_seed(0)
+    tr_groups = torch.tensor([age_group(x) for x in tr_age])
+    for epoch in range(start, a.epochs):
+        model.train()
+        t0, total, n = time.time(), 0.0, 0
+        order = torch.randperm(len(tr_img), generator=gen)
+        for i in range(0, len(order), a.batch):
+            idx = order[i:i + a.batch]
+            x = torch.from_numpy(tr_img[idx.numpy()]).permute(0, 3, 1, 2).float() / 255
+            x = augment(x, a.size, gen)
+            x = ((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]).to(device)
+            out = model(x)
+            g = torch.from_numpy(tr_gender[idx.numpy()]).to(device)
+            grp = tr_groups[idx].to(device)
+            age = torch.from_numpy(tr_age[idx.numpy()]).to(device) / 100
+            loss = (F.cross_entropy(out["gender"], g, label_smoothing=a.smoothing)
+                    + F.cross_entropy(out["age_group"], grp, label_smoothing=a.smoothing)
+                    + 4 * F.smooth_l1_loss(out["age"][:, 0], age, beta=0.05))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+            n += len(idx)
+        m = evaluate(model, va_img, va_age, va_gender, a.size, 256, device)
+        score = m["gender_acc"] + m["group_exact"] - m["age_mae"] / 10
+        row = {"epoch": epoch, "loss": total / n, "seconds": round(time.time() - t0, 1), **m}
+        print(json.dumps(row), flush=True)
+        new = not os.path.exists(log_path)
+        with open(log_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        if score > best:
+            best = score
+            torch.save({"model": model.state_dict(), "config": cfg, "epoch": epoch, "metrics": m},
+                       os.path.join(a.out, "best.pt"))
+            export_safetensors.export(
+                model.cpu(), cfg, os.path.join(a.out, "best.safetensors"), dtype="F16",
+                input_size=f"3,{a.size},{a.size}", mean=",".join(map(str, MEAN)), std=",".join(map(str, STD)),
+                labels={"gender": ["m", "f"], "age_group": AGE_GROUPS, "age": ["years/100"]},
+                extra={"training_data": "UTKFace train.txt (shared/data/utkface)",
+                       "licence": "UTKFace: non-commercial research only; these weights inherit that",
+                       "val_metrics": json.dumps(m)})
+            model.to(device)
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch, "best": best, "config": cfg}, last)
+
+
+if __name__ == "__main__":
+    main()
