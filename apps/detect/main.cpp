@@ -1,5 +1,6 @@
 // detect - Viola-Jones face detection with OpenCV-compatible cascades.
 // Thin CLI over include/vision: parse flags, call the library, print.
+#include <cnn/io/json.hpp>
 #include <vision/vision.hpp>
 
 #include <algorithm>
@@ -33,16 +34,6 @@ const char* kUsage =
     "  --eye-cascade FILE    eye cascade for --align (default: bundled haarcascade_eye.xml)\n"
     "  --dump-grey DIR       write the decoded grey image of input i as DIR/<iiii>.png\n"
     "  -h, --help            this text\n";
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') { o += '\\'; o += char(c); }
-    else if (c < 0x20) { char b[8]; std::snprintf(b, sizeof b, "\\u%04x", c); o += b; }
-    else o += char(c);
-  }
-  return o;
-}
 
 bool file_exists(const std::string& p) {
   struct stat st;
@@ -169,7 +160,7 @@ int main(int argc, char** argv) {
       auto faces = cc.detect(grey, p);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (json) {
-        std::string s = "{\"image\":\"" + json_escape(path) + "\",\"width\":" + std::to_string(img.width()) +
+        std::string s = "{\"image\":" + cnn::json::quote(path) + ",\"width\":" + std::to_string(img.width()) +
                         ",\"height\":" + std::to_string(img.height()) + ",\"faces\":[";
         for (size_t k = 0; k < faces.size(); ++k) {
           const auto& f = faces[k];

@@ -67,6 +67,31 @@ VISION_AVX512_TARGET inline __m512 mulw16(float w, __m512i box) {
   return _mm512_mul_round_ps(_mm512_set1_ps(w), _mm512_cvtepi32_ps(box), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
+// Variance normalization of 16 windows, exact in double (products of integers below 2^53):
+// returns the lanes that are in range and not too flat (area * norm < 0.1), their factors in *vnorm.
+VISION_AVX512_TARGET inline __mmask16 window_norm16(const int32_t* p, const int nofs[4], int sqofs, double area,
+                                                    __mmask16 inrange, __m512* vnorm) {
+  const __m512d varea = _mm512_set1_pd(area), vzero = _mm512_setzero_pd(), vone = _mm512_set1_pd(1.0),
+                vtenth = _mm512_set1_pd(1e-1);
+  const __m512i vs = box16(p, nofs[0], nofs[1], nofs[2], nofs[3]);
+  const __m512i vq = box16(p, sqofs + nofs[0], sqofs + nofs[1], sqofs + nofs[2], sqofs + nofs[3]);
+  const __m512d vs_lo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(vs));
+  const __m512d vs_hi = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(vs, 1));
+  const __m512d vq_lo = _mm512_cvtepu32_pd(_mm512_castsi512_si256(vq));
+  const __m512d vq_hi = _mm512_cvtepu32_pd(_mm512_extracti64x4_epi64(vq, 1));
+  __m512d nf_lo = _mm512_sub_pd(_mm512_mul_pd(varea, vq_lo), _mm512_mul_pd(vs_lo, vs_lo));
+  __m512d nf_hi = _mm512_sub_pd(_mm512_mul_pd(varea, vq_hi), _mm512_mul_pd(vs_hi, vs_hi));
+  const __mmask8 pos_lo = _mm512_cmp_pd_mask(nf_lo, vzero, _CMP_GT_OQ), pos_hi = _mm512_cmp_pd_mask(nf_hi, vzero, _CMP_GT_OQ);
+  nf_lo = _mm512_mask_blend_pd(pos_lo, vone, nf_lo);
+  nf_hi = _mm512_mask_blend_pd(pos_hi, vone, nf_hi);
+  const __m256 n_lo = _mm512_cvtpd_ps(_mm512_div_pd(vone, _mm512_sqrt_pd(nf_lo)));
+  const __m256 n_hi = _mm512_cvtpd_ps(_mm512_div_pd(vone, _mm512_sqrt_pd(nf_hi)));
+  const __mmask8 ok_lo = pos_lo & _mm512_cmp_pd_mask(_mm512_mul_pd(varea, _mm512_cvtps_pd(n_lo)), vtenth, _CMP_LT_OQ);
+  const __mmask8 ok_hi = pos_hi & _mm512_cmp_pd_mask(_mm512_mul_pd(varea, _mm512_cvtps_pd(n_hi)), vtenth, _CMP_LT_OQ);
+  *vnorm = _mm512_insertf32x8(_mm512_castps256_ps512(n_lo), n_hi, 1);
+  return __mmask16((unsigned(ok_hi) << 8) | ok_lo) & inrange;
+}
+
 inline bool cpu_has_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
@@ -80,33 +105,14 @@ inline bool cpu_has_avx512() {
 VISION_AVX512_TARGET inline void haar_stump_row_avx512(const uint32_t* row, int nwin, const int nofs[4], int sqofs, double area,
                                   const HaarNode* nodes, const int* ntrees, const float* sthr, int nstages,
                                   std::vector<RowHit>& hits) {
-  const __m512d varea = _mm512_set1_pd(area);
   const __m512d vzero = _mm512_setzero_pd();
-  const __m512d vone = _mm512_set1_pd(1.0);
-  const __m512d vtenth = _mm512_set1_pd(1e-1);
   bool skip = false;  // the next window is skipped (previous evaluated one rejected by stage 0)
   for (int j0 = 0; j0 < nwin; j0 += 16) {
     const int nl = nwin - j0 < 16 ? nwin - j0 : 16;
     const __mmask16 inrange = __mmask16(nl == 16 ? 0xFFFF : ((1u << nl) - 1));
     const int32_t* p = reinterpret_cast<const int32_t*>(row) + j0;
-    // variance normalization (exact in double: products of integers below 2^53)
-    const __m512i vs = box16(p, nofs[0], nofs[1], nofs[2], nofs[3]);
-    const __m512i vq = box16(p, sqofs + nofs[0], sqofs + nofs[1], sqofs + nofs[2], sqofs + nofs[3]);
-    __m512d vs_lo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(vs));
-    __m512d vs_hi = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(vs, 1));
-    __m512d vq_lo = _mm512_cvtepu32_pd(_mm512_castsi512_si256(vq));
-    __m512d vq_hi = _mm512_cvtepu32_pd(_mm512_extracti64x4_epi64(vq, 1));
-    __m512d nf_lo = _mm512_sub_pd(_mm512_mul_pd(varea, vq_lo), _mm512_mul_pd(vs_lo, vs_lo));
-    __m512d nf_hi = _mm512_sub_pd(_mm512_mul_pd(varea, vq_hi), _mm512_mul_pd(vs_hi, vs_hi));
-    __mmask8 pos_lo = _mm512_cmp_pd_mask(nf_lo, vzero, _CMP_GT_OQ), pos_hi = _mm512_cmp_pd_mask(nf_hi, vzero, _CMP_GT_OQ);
-    nf_lo = _mm512_mask_blend_pd(pos_lo, vone, nf_lo);
-    nf_hi = _mm512_mask_blend_pd(pos_hi, vone, nf_hi);
-    __m256 n_lo = _mm512_cvtpd_ps(_mm512_div_pd(vone, _mm512_sqrt_pd(nf_lo)));
-    __m256 n_hi = _mm512_cvtpd_ps(_mm512_div_pd(vone, _mm512_sqrt_pd(nf_hi)));
-    __mmask8 ok_lo = pos_lo & _mm512_cmp_pd_mask(_mm512_mul_pd(varea, _mm512_cvtps_pd(n_lo)), vtenth, _CMP_LT_OQ);
-    __mmask8 ok_hi = pos_hi & _mm512_cmp_pd_mask(_mm512_mul_pd(varea, _mm512_cvtps_pd(n_hi)), vtenth, _CMP_LT_OQ);
-    const __mmask16 valid = __mmask16((unsigned(ok_hi) << 8) | ok_lo) & inrange;
-    const __m512 vnorm = _mm512_insertf32x8(_mm512_castps256_ps512(n_lo), n_hi, 1);
+    __m512 vnorm;
+    const __mmask16 valid = window_norm16(p, nofs, sqofs, area, inrange, &vnorm);
 
     __mmask16 alive = valid;
     const HaarNode* nd = nodes;
@@ -163,29 +169,15 @@ VISION_AVX512_TARGET inline void haar_tree_row_avx512(const uint32_t* row, int n
                                                       double area, const HaarNode* nodes, const int* ntrees,
                                                       const int* tree_nodes, const float* sthr, int nstages,
                                                       std::vector<RowHit>& hits) {
-  const __m512d varea = _mm512_set1_pd(area), vzero = _mm512_setzero_pd(), vone = _mm512_set1_pd(1.0),
-                vtenth = _mm512_set1_pd(1e-1);
+  const __m512d vzero = _mm512_setzero_pd();
   constexpr int R = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   bool skip = false;
   for (int j0 = 0; j0 < nwin; j0 += 16) {
     const int nl = nwin - j0 < 16 ? nwin - j0 : 16;
     const __mmask16 inrange = __mmask16(nl == 16 ? 0xFFFF : ((1u << nl) - 1));
     const int32_t* p = reinterpret_cast<const int32_t*>(row) + j0;
-    const __m512i vs = box16(p, nofs[0], nofs[1], nofs[2], nofs[3]);
-    const __m512i vq = box16(p, sqofs + nofs[0], sqofs + nofs[1], sqofs + nofs[2], sqofs + nofs[3]);
-    __m512d vs_lo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(vs)), vs_hi = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(vs, 1));
-    __m512d vq_lo = _mm512_cvtepu32_pd(_mm512_castsi512_si256(vq)), vq_hi = _mm512_cvtepu32_pd(_mm512_extracti64x4_epi64(vq, 1));
-    __m512d nf_lo = _mm512_sub_pd(_mm512_mul_pd(varea, vq_lo), _mm512_mul_pd(vs_lo, vs_lo));
-    __m512d nf_hi = _mm512_sub_pd(_mm512_mul_pd(varea, vq_hi), _mm512_mul_pd(vs_hi, vs_hi));
-    __mmask8 pos_lo = _mm512_cmp_pd_mask(nf_lo, vzero, _CMP_GT_OQ), pos_hi = _mm512_cmp_pd_mask(nf_hi, vzero, _CMP_GT_OQ);
-    nf_lo = _mm512_mask_blend_pd(pos_lo, vone, nf_lo);
-    nf_hi = _mm512_mask_blend_pd(pos_hi, vone, nf_hi);
-    __m256 n_lo = _mm512_cvtpd_ps(_mm512_div_pd(vone, _mm512_sqrt_pd(nf_lo)));
-    __m256 n_hi = _mm512_cvtpd_ps(_mm512_div_pd(vone, _mm512_sqrt_pd(nf_hi)));
-    __mmask8 ok_lo = pos_lo & _mm512_cmp_pd_mask(_mm512_mul_pd(varea, _mm512_cvtps_pd(n_lo)), vtenth, _CMP_LT_OQ);
-    __mmask8 ok_hi = pos_hi & _mm512_cmp_pd_mask(_mm512_mul_pd(varea, _mm512_cvtps_pd(n_hi)), vtenth, _CMP_LT_OQ);
-    const __mmask16 valid = __mmask16((unsigned(ok_hi) << 8) | ok_lo) & inrange;
-    const __m512 vnorm = _mm512_insertf32x8(_mm512_castps256_ps512(n_lo), n_hi, 1);
+    __m512 vnorm;
+    const __mmask16 valid = window_norm16(p, nofs, sqofs, area, inrange, &vnorm);
     __mmask16 alive = valid;
     const HaarNode* nd = nodes;
     const int* tn = tree_nodes;
