@@ -159,6 +159,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--smoothing", type=float, default=0.1)
+    ap.add_argument("--wd", type=float, default=0.05, help="AdamW (decoupled) weight decay")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke tests)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -178,7 +179,7 @@ def main():
                                       **({"vgg_hidden": max(64, int(512 * a.width)), "vgg_pool": 1}
                                          if a.arch.startswith("vgg") else {}))
     model = torch_models.build(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     steps_per_epoch = math.ceil(len(tr_img) / a.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs * steps_per_epoch, pct_start=0.15)
     start, best = 0, -1e9

@@ -3,6 +3,8 @@
 #include <cnn/io/json.hpp>
 #include <vision/vision.hpp>
 
+#include "../common/cli.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,11 +14,15 @@
 #include <fstream>
 #include <new>
 #include <string>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <vector>
 
 namespace {
+
+using cli::dir_exists;
+using cli::numbered;
+using cli::parse_double;
+using cli::parse_int;
+using cli::usage_error;
 
 const char* kUsage =
     "usage: detect IMAGE... [options]\n"
@@ -35,71 +41,10 @@ const char* kUsage =
     "  --dump-grey DIR       write the decoded grey image of input i as DIR/<iiii>.png\n"
     "  -h, --help            this text\n";
 
-bool file_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-bool dir_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-std::string default_cascade(const char* argv0, const char* name = "haarcascade_frontalface_default.xml") {
-  std::vector<std::string> dirs;
-  if (const char* e = std::getenv("FACECNN_WEIGHTS")) dirs.push_back(e);
-  dirs.push_back("weights");
-  std::string exe = argv0;
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n > 0) { buf[n] = 0; exe = buf; }
-  auto slash = exe.rfind('/');
-  if (slash != std::string::npos) dirs.push_back(exe.substr(0, slash) + "/../share/facecnn/weights");
-#ifdef FACECNN_INSTALL_WEIGHTS
-  dirs.push_back(FACECNN_INSTALL_WEIGHTS);
-#endif
-#ifdef FACECNN_SOURCE_WEIGHTS
-  dirs.push_back(FACECNN_SOURCE_WEIGHTS);
-#endif
-  for (auto& d : dirs)
-    if (file_exists(d + "/" + name)) return d + "/" + name;
-  return std::string("weights/") + name;  // the error will name this path
-}
-
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "detect: %s\n%s", msg.c_str(), kUsage);
-  std::exit(2);
-}
-
-long parse_int(const std::string& flag, const char* v, long lo, long hi) {
-  char* e = nullptr;
-  errno = 0;
-  long x = std::strtol(v, &e, 10);
-  if (!*v || *e || errno || x < lo || x > hi)
-    usage_error(flag + " needs an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + v + "'");
-  return x;
-}
-
-double parse_double(const std::string& flag, const char* v, double lo, double hi) {
-  char* e = nullptr;
-  errno = 0;
-  double x = std::strtod(v, &e);
-  if (!*v || *e || errno || !(x > lo) || !(x <= hi))
-    usage_error(flag + " needs a number in (" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + v + "'");
-  return x;
-}
-
-std::string numbered(const std::string& path, size_t i, size_t n) {
-  if (n == 1) return path;
-  auto dot = path.rfind('.');
-  auto slash = path.rfind('/');
-  std::string suf = "_" + std::to_string(i);
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path + suf;
-  return path.substr(0, dot) + suf + path.substr(dot);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::program() = {"detect", kUsage};
   std::vector<std::string> images;
   std::string cascade_path, annotate, dump_dir, align_dir, eye_path;
   bool json = false, keypoints = false;
@@ -133,8 +78,8 @@ int main(int argc, char** argv) {
   if (p.max_width > 0 && p.max_width < p.min_width) usage_error("--max-size is below --min-size");
   if (!dump_dir.empty() && !dir_exists(dump_dir)) usage_error("--dump-grey: " + dump_dir + " is not a directory");
   if (!align_dir.empty() && !dir_exists(align_dir)) usage_error("--align: " + align_dir + " is not a directory");
-  if (cascade_path.empty()) cascade_path = default_cascade(argv[0]);
-  if (eye_path.empty()) eye_path = default_cascade(argv[0], "haarcascade_eye.xml");
+  if (cascade_path.empty()) cascade_path = cli::bundled_file("haarcascade_frontalface_default.xml");
+  if (eye_path.empty()) eye_path = cli::bundled_file("haarcascade_eye.xml");
 
   vision::CascadeClassifier cc, eyes;
   try {

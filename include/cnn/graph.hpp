@@ -162,6 +162,14 @@ class Graph {
     return plan_;
   }
 
+  // The shape of each output (add_output() order) for this input shape.
+  std::vector<Shape> output_shapes(Shape input) {
+    const MemoryPlan& p = plan(input);
+    std::vector<Shape> v;
+    for (auto& o : outputs_) v.push_back(p.shapes[o.node]);
+    return v;
+  }
+
   // Runs the model; returns one tensor per output, in add_output() order. With `layer_ms`, also
   // records each node's wall time (index = node; see profile()).
   std::vector<Tensor> forward(ConstTensorView input, std::vector<double>* layer_ms = nullptr) {

@@ -10,3 +10,5 @@
 #include "keypoints.hpp"
 #include "lbp.hpp"
 #include "align.hpp"
+#include "face_pipeline.hpp"  // detect -> align -> classify (uses the CNN engine)
+#include "evaluation.hpp"     // manifests, predictions, metrics, reports

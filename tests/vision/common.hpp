@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 namespace vt {
 
@@ -52,6 +53,16 @@ inline std::string tmp_dir() {
   }();
   return d;
 }
+// Runs a program through the shell; stdout and stderr captured.
+struct Run { int rc; std::string out, err; };
+inline Run run(const std::string& exe, const std::string& args) {
+  const std::string o = tmp_dir() + "/out.txt", e = tmp_dir() + "/err.txt";
+  const std::string cmd = exe + " " + args + " >" + o + " 2>" + e;
+  const int st = std::system(cmd.c_str());
+  return Run{WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), read_text(o), read_text(e)};
+}
+inline bool has(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+
 inline vision::Image random_image(int w, int h, int c, uint32_t seed) {
   std::mt19937 rng(seed);
   vision::Image img(w, h, c);

@@ -158,14 +158,8 @@ TEST_CASE("cascade loading: malformed, truncated and inconsistent files") {
 
 #ifdef VISION_DETECT_EXE
 namespace {
-struct Run { int rc; std::string out, err; };
-Run run(const std::string& args) {
-  std::string o = vt::tmp_dir() + "/out.txt", e = vt::tmp_dir() + "/err.txt";
-  std::string cmd = std::string(VISION_DETECT_EXE) + " " + args + " >" + o + " 2>" + e;
-  int st = std::system(cmd.c_str());
-  Run r{WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), vt::read_text(o), vt::read_text(e)};
-  return r;
-}
+vt::Run run(const std::string& args) { return vt::run(VISION_DETECT_EXE, args); }
+using vt::Run;
 }  // namespace
 
 TEST_CASE("detect app: bad inputs and flags") {

@@ -1,0 +1,337 @@
+// agegender - age group, age and gender of every face in photos, and the performance analysis of
+// a model on a labelled manifest. Thin CLI over include/vision/face_pipeline.hpp and
+// include/vision/evaluation.hpp: parse flags, call the library, print.
+#include <cnn/cnn.hpp>
+#include <cnn/io/file.hpp>
+#include <cnn/io/json.hpp>
+#include <vision/evaluation.hpp>
+#include <vision/face_pipeline.hpp>
+#include <vision/vision.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <new>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "../common/cli.hpp"
+
+namespace {
+
+using cli::parse_int;
+using cli::usage_error;
+
+const char* kUsage =
+    "usage: agegender PHOTO|DIR... [options]\n"
+    "       agegender --manifest M.csv --root DIR --predictions P.csv [--aligned] [--report R.md] [options]\n"
+    "  --model resnet|vgg16  bundled model (default resnet)\n"
+    "  --weights FILE        another age/gender model (.safetensors with gender/age_group/age heads)\n"
+    "  --cascade FILE        face cascade (default: bundled haarcascade_frontalface_alt2.xml)\n"
+    "  --eye-cascade FILE    eye cascade for alignment (default: bundled haarcascade_eye.xml)\n"
+    "  --min-size S          smallest face in pixels (default 24)\n"
+    "  --threads T           worker threads, 0 = all cores (default 0)\n"
+    "  --max-pixels N        refuse larger images (default 100000000)\n"
+    "  --json                one JSON object per photo on stdout\n"
+    "  --annotate OUT.png    write the photo with boxes and labels (several photos: OUT_<i>.png)\n"
+    "  --annotate-dir DIR    write each annotated photo as DIR/<name>.png\n"
+    "  --crops DIR           write each aligned face as DIR/<name>_face<k>.png (what the network sees)\n"
+    "  --quiet               no progress bar\n"
+    " evaluation:\n"
+    "  --manifest M.csv      CSV with header image,age,gender[,x,y,w,h] (age: years or a range 30-39)\n"
+    "  --root DIR            directory the manifest's image paths are relative to (default: the manifest's)\n"
+    "  --aligned             images already are aligned face crops (UTKFace-like): no detection\n"
+    "  --predictions P.csv   write image,pred_age,pred_gender,pred_group,gender_prob per row\n"
+    "  --report R.md         write the analysis as Markdown, with R_confusion.png beside it\n"
+    "  -h, --help            this text\n";
+
+struct Options {
+  std::vector<std::string> inputs;
+  std::string model = "resnet", weights, cascade, eye_cascade, annotate, annotate_dir, crops_dir;
+  std::string manifest, root, predictions, report;
+  bool json = false, aligned = false, quiet = false;
+  int threads = 0, min_size = 24;
+  vision::LoadOptions load;
+};
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&]() -> const char* {
+      if (i + 1 >= argc) usage_error(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") { std::fputs(kUsage, stdout); std::exit(0); }
+    else if (a == "--model") o.model = val();
+    else if (a == "--weights") o.weights = val();
+    else if (a == "--cascade") o.cascade = val();
+    else if (a == "--eye-cascade") o.eye_cascade = val();
+    else if (a == "--min-size") o.min_size = int(parse_int(a, val(), 1, 1 << 20));
+    else if (a == "--threads") o.threads = int(parse_int(a, val(), 0, 4096));
+    else if (a == "--max-pixels") o.load.max_pixels = size_t(parse_int(a, val(), 1, 4000000000L));
+    else if (a == "--json") o.json = true;
+    else if (a == "--annotate") o.annotate = val();
+    else if (a == "--annotate-dir") o.annotate_dir = val();
+    else if (a == "--crops") o.crops_dir = val();
+    else if (a == "--quiet") o.quiet = true;
+    else if (a == "--manifest") o.manifest = val();
+    else if (a == "--root") o.root = val();
+    else if (a == "--aligned") o.aligned = true;
+    else if (a == "--predictions") o.predictions = val();
+    else if (a == "--report") o.report = val();
+    else if (a.size() > 1 && a[0] == '-') usage_error("unknown option " + a);
+    else o.inputs.push_back(a);
+  }
+  if (o.model != "resnet" && o.model != "vgg16") usage_error("--model must be resnet or vgg16, got '" + o.model + "'");
+  for (const std::string* d : {&o.annotate_dir, &o.crops_dir})
+    if (!d->empty() && !cli::dir_exists(*d)) usage_error(*d + " is not a directory");
+  if (!o.manifest.empty()) {
+    if (!o.inputs.empty()) usage_error("give photos or --manifest, not both");
+    if (o.predictions.empty()) usage_error("--manifest needs --predictions P.csv");
+    if (!o.annotate.empty() || !o.annotate_dir.empty() || o.json) usage_error("--annotate/--json are for photos, not --manifest");
+    if (o.root.empty()) {
+      const auto slash = o.manifest.rfind('/');
+      o.root = slash == std::string::npos ? "." : o.manifest.substr(0, slash);
+    }
+    if (!cli::dir_exists(o.root)) usage_error("--root: " + o.root + " is not a directory");
+    for (const std::string* out : {&o.predictions, &o.report})  // fail before the run, not after
+      if (!out->empty() && !cli::dir_exists(cli::parent_dir(*out)))
+        usage_error(*out + ": directory " + cli::parent_dir(*out) + " does not exist");
+  } else {
+    if (o.inputs.empty()) usage_error("no input photo");
+    if (!o.root.empty() || !o.predictions.empty() || !o.report.empty())
+      usage_error("--root, --predictions and --report need --manifest");
+    if (o.aligned) usage_error("--aligned needs --manifest");
+  }
+  if (o.weights.empty())
+    o.weights = cli::bundled_file(o.model == "resnet" ? "agegender-resnet18.safetensors" : "agegender-vgg16bn.safetensors");
+  if (o.cascade.empty()) o.cascade = cli::bundled_file("haarcascade_frontalface_alt2.xml");
+  if (o.eye_cascade.empty()) o.eye_cascade = cli::bundled_file("haarcascade_eye.xml");
+  return o;
+}
+
+bool is_image_name(const std::string& n) {
+  for (const char* ext : {".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG", ".BMP"})
+    if (n.size() > std::strlen(ext) && n.compare(n.size() - std::strlen(ext), std::string::npos, ext) == 0) return true;
+  return false;
+}
+
+// Photos under a directory (recursively, sorted); throws if it cannot be read.
+void walk(const std::string& dir, std::vector<std::string>& out) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) throw vision::Error(dir + ": cannot read directory");
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') names.push_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (auto& n : names) {
+    const std::string p = dir + "/" + n;
+    if (cli::dir_exists(p)) walk(p, out);
+    else if (is_image_name(n)) out.push_back(p);
+  }
+}
+
+// A one-line progress bar on stderr, only on a terminal.
+class Progress {
+ public:
+  Progress(std::size_t total, bool enabled) : total_(total), on_(enabled && total > 1 && ::isatty(2)) {}
+  void update(std::size_t done) {
+    if (!on_) return;
+    const int width = 30, fill = int(width * done / total_);
+    std::fprintf(stderr, "\r[%s%s] %zu/%zu", std::string(std::size_t(fill), '#').c_str(),
+                 std::string(std::size_t(width - fill), '.').c_str(), done, total_);
+    if (done == total_) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+  // Messages go on their own line, not into the bar.
+  void message(const std::string& s) {
+    if (on_) std::fputs("\r\033[K", stderr);
+    std::fprintf(stderr, "%s\n", s.c_str());
+  }
+
+ private:
+  std::size_t total_;
+  bool on_;
+};
+
+std::string face_label(const vision::AgeGender& p) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%c %.0fy %s", p.gender_char(), p.age_years, vision::age_group_label(p.group));
+  return b;
+}
+
+std::string face_json(const vision::FaceResult& f) {
+  const auto& p = f.pred;
+  char b[512];
+  std::snprintf(b, sizeof b,
+                "{\"x\":%d,\"y\":%d,\"w\":%d,\"h\":%d,\"age_group\":\"%s\",\"age_group_index\":%d,"
+                "\"age_group_prob\":%.4f,\"age\":%.1f,\"gender\":\"%c\",\"gender_prob\":%.4f,\"p_male\":%.4f,"
+                "\"eyes\":[%.1f,%.1f,%.1f,%.1f],\"eyes_found\":%d}",
+                f.box.x, f.box.y, f.box.w, f.box.h, vision::age_group_label(p.group), p.group,
+                p.group_probs[std::size_t(p.group)], p.age_years, p.gender_char(), p.gender_confidence(), p.p_male,
+                f.eyes.lx, f.eyes.ly, f.eyes.rx, f.eyes.ry, int(f.eyes.left_found) + int(f.eyes.right_found));
+  return b;
+}
+
+void annotate(const vision::Image& photo, const std::vector<vision::FaceResult>& faces, const std::string& path) {
+  vision::Image out = vision::to_rgb(photo);
+  for (const auto& f : faces) {
+    const vision::Color c = f.pred.male() ? vision::Color{60, 160, 255} : vision::Color{255, 80, 160};
+    vision::draw_labeled_box(out, f.box, face_label(f.pred), c);
+  }
+  vision::save_image(path, out);
+}
+
+int run_photos(const Options& o, vision::FacePipeline& pipe) {
+  std::vector<std::string> photos;
+  int failures = 0;
+  bool walked = false;
+  for (const auto& in : o.inputs) {
+    if (cli::dir_exists(in)) {
+      walked = true;
+      try {
+        walk(in, photos);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "agegender: error: %s\n", e.what());
+        ++failures;
+      }
+    } else {
+      photos.push_back(in);
+    }
+  }
+  Progress bar(photos.size(), walked && !o.quiet);
+  for (std::size_t i = 0; i < photos.size(); ++i) {
+    const std::string& path = photos[i];
+    try {
+      const vision::Image img = vision::load_image(path, o.load);
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::vector<vision::FaceResult> faces = pipe.analyse(img);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (o.json) {
+        std::string s = "{\"image\":" + cnn::json::quote(path) + ",\"width\":" + std::to_string(img.width()) +
+                        ",\"height\":" + std::to_string(img.height()) + ",\"faces\":[";
+        for (std::size_t k = 0; k < faces.size(); ++k) s += (k ? "," : "") + face_json(faces[k]);
+        char b[48];
+        std::snprintf(b, sizeof b, "],\"ms\":%.3f}", ms);
+        std::printf("%s%s\n", s.c_str(), b);
+      } else {
+        std::printf("%s: %dx%d, %zu face%s (%.1f ms)\n", path.c_str(), img.width(), img.height(), faces.size(),
+                    faces.size() == 1 ? "" : "s", ms);
+        for (const auto& f : faces)
+          std::printf("  face at x=%d y=%d w=%d h=%d  Age: %s  %.0f years  Gender: %c  (p=%.2f; group p=%.2f)\n",
+                      f.box.x, f.box.y, f.box.w, f.box.h, vision::age_group_label(f.pred.group), f.pred.age_years,
+                      f.pred.gender_char(), f.pred.gender_confidence(), f.pred.group_probs[std::size_t(f.pred.group)]);
+      }
+      std::fflush(stdout);
+      if (!o.annotate.empty()) annotate(img, faces, cli::numbered(o.annotate, i, photos.size()));
+      if (!o.annotate_dir.empty()) annotate(img, faces, o.annotate_dir + "/" + cli::stem(path) + ".png");
+      if (!o.crops_dir.empty())
+        for (std::size_t k = 0; k < faces.size(); ++k)
+          vision::save_image(o.crops_dir + "/" + cli::stem(path) + "_face" + std::to_string(k) + ".png", faces[k].aligned);
+    } catch (const std::bad_alloc&) {
+      std::fflush(stdout);
+      bar.message("agegender: error: " + path + ": out of memory");
+      ++failures;
+    } catch (const std::exception& e) {
+      std::fflush(stdout);
+      bar.message(std::string("agegender: error: ") + e.what());
+      ++failures;
+    }
+    bar.update(i + 1);
+  }
+  return failures ? 1 : 0;
+}
+
+// The face of a manifest row: the detection overlapping the row's box best (IoU >= 0.4), or,
+// without a box, the largest detection.
+bool pick_face(const std::vector<vision::Detection>& dets, const vision::ManifestRow& row, vision::Detection& out) {
+  double best = -1;
+  for (const auto& d : dets) {
+    const double score = row.has_box ? vision::iou(d.box, row.box) : double(d.box.w) * d.box.h;
+    if (row.has_box && score < 0.4) continue;
+    if (score > best) { best = score; out = d; }
+  }
+  return best >= 0;
+}
+
+int run_manifest(const Options& o, vision::FacePipeline& pipe) {
+  const vision::Manifest m = vision::read_manifest(o.manifest);
+  std::vector<vision::Prediction> preds(m.rows.size());
+  Progress bar(m.rows.size(), !o.quiet);
+  for (std::size_t i = 0; i < m.rows.size(); ++i) {
+    const vision::ManifestRow& row = m.rows[i];
+    vision::Prediction& p = preds[i];
+    const std::string path = row.image[0] == '/' ? row.image : o.root + "/" + row.image;
+    try {
+      vision::Image img;
+      try {
+        img = vision::load_image(path, o.load);
+      } catch (const std::exception& e) {
+        p.unreadable = true;
+        throw;
+      }
+      if (o.aligned) {
+        p.pred = pipe.classifier().classify(img);
+        p.found = true;
+      } else {
+        const vision::Image grey = vision::to_grey(img);
+        vision::Detection d;
+        if (pick_face(pipe.detect(grey), row, d)) {
+          p.pred = pipe.analyse_face(img, grey, d).pred;
+          p.found = true;
+        }
+      }
+    } catch (const std::bad_alloc&) {
+      p.error = path + ": out of memory";
+    } catch (const std::exception& e) {
+      p.error = e.what();
+    }
+    if (!p.error.empty()) bar.message(o.manifest + ":" + std::to_string(row.line) + ": " + p.error);
+    bar.update(i + 1);
+  }
+  cnn::write_file_atomic(o.predictions, vision::predictions_csv(m, preds));
+  const vision::Evaluation ev = vision::evaluate(m, preds);
+  std::string png;
+  if (!o.report.empty()) {
+    std::string base = o.report;
+    if (base.size() > 3 && base.compare(base.size() - 3, 3, ".md") == 0) base.resize(base.size() - 3);
+    png = base + "_confusion.png";
+    vision::save_image(png, vision::confusion_image(ev));
+  }
+  const std::string title = "Age and gender: " + o.manifest + " (" + pipe.classifier().path() + ", " +
+                            (o.aligned ? "aligned crops" : "detect + align") + ")";
+  const std::string png_name = png.substr(png.rfind('/') == std::string::npos ? 0 : png.rfind('/') + 1);
+  const std::string md = vision::report_markdown(ev, title, png_name);
+  if (!o.report.empty()) cnn::write_file_atomic(o.report, md);
+  std::fputs(vision::report_markdown(ev, title).c_str(), stdout);
+  if (ev.unreadable) {
+    std::fprintf(stderr, "agegender: %ld of %zu images could not be read (listed above)\n", ev.unreadable, m.rows.size());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::program() = {"agegender", kUsage};
+  const Options o = parse_args(argc, argv);
+  if (o.threads > 0) cnn::set_num_threads(o.threads);
+  try {
+    vision::PipelineOptions po;
+    po.detect.min_width = po.detect.min_height = o.min_size;
+    vision::FacePipeline pipe(vision::CascadeClassifier::load(o.cascade), vision::CascadeClassifier::load(o.eye_cascade),
+                              vision::AgeGenderClassifier::load(o.weights), po);
+    return o.manifest.empty() ? run_photos(o, pipe) : run_manifest(o, pipe);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "agegender: error: out of memory\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "agegender: error: %s\n", e.what());
+  }
+  return 1;
+}

@@ -1,0 +1,184 @@
+// vision/face_pipeline.hpp - the whole age/gender pipeline in one place:
+//
+//   photo --detect (cascade)--> face boxes --find_eyes + align_face--> 200x200 UTKFace-framed crops
+//         --resize + normalise--> CNN (three heads) --> gender, age group, age in years
+//
+//   auto clf  = vision::AgeGenderClassifier::load("weights/agegender-resnet18.safetensors");
+//   auto pipe = vision::FacePipeline(vision::CascadeClassifier::load(face_xml),
+//                                    vision::CascadeClassifier::load(eye_xml), std::move(clf));
+//   for (const vision::FaceResult& f : pipe.analyse(photo))
+//     std::cout << vision::age_group_label(f.pred.group) << " " << f.pred.gender_char() << "\n";
+//
+// The classifier reads everything it needs to feed the network from the weights file's metadata
+// (architecture, input size, mean/std, head labels), so a retrained model needs no code change.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <cnn/io/json.hpp>
+#include <cnn/models/zoo.hpp>
+
+#include "align.hpp"
+#include "cascade.hpp"
+#include "image.hpp"
+#include "transform.hpp"
+
+namespace vision {
+
+// The Adience benchmark's eight age groups; UTKFace years map to them by upper bound
+// (shared/data/README.md: 0-3, 4-7, 8-13, 14-22, 23-35, 36-45, 46-56, 57+).
+constexpr int kAgeGroups = 8;
+inline const char* age_group_label(int g) {
+  static const char* labels[kAgeGroups] = {"(0, 2)",   "(4, 6)",   "(8, 12)",  "(15, 20)",
+                                           "(25, 32)", "(38, 43)", "(48, 53)", "(60, 100)"};
+  return g >= 0 && g < kAgeGroups ? labels[g] : "?";
+}
+inline int age_group_of_years(double years) {
+  static const double upper[kAgeGroups - 1] = {3, 7, 13, 22, 35, 45, 56};
+  // Ages are whole years in the labels; a predicted 35.4 belongs with 35, 35.6 with 36.
+  const double y = std::floor(years + 0.5);
+  for (int g = 0; g < kAgeGroups - 1; ++g)
+    if (y <= upper[g]) return g;
+  return kAgeGroups - 1;
+}
+
+struct AgeGender {
+  float p_male = 0.5f;                   // softmax of the gender head
+  std::array<float, kAgeGroups> group_probs{};
+  int group = 0;                         // argmax of the age-group head
+  float age_years = 0;                   // the regression head, in years
+  bool male() const { return p_male >= 0.5f; }
+  char gender_char() const { return male() ? 'm' : 'f'; }
+  float gender_confidence() const { return male() ? p_male : 1 - p_male; }
+};
+
+// A three-headed age/gender network (heads "gender" [2: m, f], "age_group" [8], "age" [1: years/100]).
+class AgeGenderClassifier {
+ public:
+  static AgeGenderClassifier load(const std::string& path) {
+    AgeGenderClassifier c;
+    c.path_ = path;
+    c.model_ = cnn::load_model(path);
+    const auto in = c.model_.meta_numbers("input_size");
+    if (in.size() != 3 || in[0] != 3 || in[1] != in[2] || in[1] < 16 || in[1] > 1024)
+      cnn::fail(path, ": metadata 'input_size' must be \"3,S,S\" with 16 <= S <= 1024");
+    c.size_ = int(in[1]);
+    const auto mean = c.model_.meta_numbers("mean"), stdv = c.model_.meta_numbers("std");
+    if (mean.size() != 3 || stdv.size() != 3) cnn::fail(path, ": metadata 'mean' and 'std' need 3 numbers each");
+    for (int i = 0; i < 3; ++i) {
+      if (!(stdv[i] > 0)) cnn::fail(path, ": metadata 'std' must be positive");
+      c.mean_[i] = float(mean[i]);
+      c.std_[i] = float(stdv[i]);
+    }
+    const auto names = c.model_.graph.output_names();
+    auto find = [&](const char* name, int64_t outputs) {
+      for (std::size_t i = 0; i < names.size(); ++i)
+        if (names[i] == name) {
+          const cnn::Shape s = c.model_.graph.output_shapes(cnn::Shape{1, 3, c.size_, c.size_})[i];
+          if (s.numel() != outputs) cnn::fail(path, ": head '", name, "' has ", s.numel(), " outputs, expected ", outputs);
+          return int(i);
+        }
+      cnn::fail(path, ": not an age/gender model (no '", name, "' head; heads are gender, age_group, age)");
+    };
+    c.gender_ = find("gender", 2);
+    c.group_ = find("age_group", kAgeGroups);
+    c.age_ = find("age", 1);
+    return c;
+  }
+
+  int input_size() const { return size_; }
+  const std::string& path() const { return path_; }
+  const cnn::Model& model() const { return model_; }
+  cnn::Model& model() { return model_; }
+
+  // The network's input for an aligned face crop (any size; resized with pixel-area averaging,
+  // as cv2.INTER_AREA, then (px/255 - mean)/std in RGB order). Grey crops are expanded to RGB.
+  cnn::Tensor preprocess(const Image& aligned) const {
+    const Image rgb = to_rgb(aligned);
+    const Image small = (rgb.width() == size_ && rgb.height() == size_) ? rgb : resize(rgb, size_, size_, Interp::Area);
+    cnn::Tensor t(cnn::Shape{1, 3, size_, size_});
+    const ImageF f = to_float_chw(small, mean_.data(), std_.data());
+    std::copy(f.data.begin(), f.data.end(), t.data());
+    return t;
+  }
+
+  AgeGender classify_input(const cnn::Tensor& input) {
+    const std::vector<cnn::Tensor> out = model_.graph.forward(input.view());
+    AgeGender r;
+    const float* g = out[std::size_t(gender_)].data();
+    r.p_male = 1.f / (1.f + std::exp(g[1] - g[0]));
+    const float* a = out[std::size_t(group_)].data();
+    const float mx = *std::max_element(a, a + kAgeGroups);
+    float sum = 0;
+    for (int i = 0; i < kAgeGroups; ++i) sum += r.group_probs[std::size_t(i)] = std::exp(a[i] - mx);
+    for (float& p : r.group_probs) p /= sum;
+    r.group = int(std::max_element(a, a + kAgeGroups) - a);
+    r.age_years = std::max(0.f, out[std::size_t(age_)].data()[0] * 100.f);
+    return r;
+  }
+
+  AgeGender classify(const Image& aligned) { return classify_input(preprocess(aligned)); }
+
+ private:
+  std::string path_;
+  cnn::Model model_;
+  int size_ = 0, gender_ = 0, group_ = 0, age_ = 0;
+  std::array<float, 3> mean_{}, std_{};
+};
+
+struct FaceResult {
+  Rect box;         // as the detector found it, in photo pixels
+  int neighbors = 0;
+  Eyes eyes;        // where alignment put the eyes (found or estimated from the box)
+  Image aligned;    // the 200x200 crop the classifier saw (before resizing)
+  AgeGender pred;
+};
+
+struct PipelineOptions {
+  DetectParams detect;  // scale 1.1, 3 neighbours; min face size below
+  AlignParams align;
+  PipelineOptions() { detect.min_width = detect.min_height = 24; }
+};
+
+class FacePipeline {
+ public:
+  FacePipeline(CascadeClassifier face, CascadeClassifier eyes, AgeGenderClassifier clf, PipelineOptions opt = {})
+      : face_(std::move(face)), eyes_(std::move(eyes)), clf_(std::move(clf)), opt_(opt) {}
+
+  std::vector<Detection> detect(const Image& grey) const { return face_.detect(grey, opt_.detect); }
+
+  // Aligns and classifies one detected face of `photo` (`grey` is its grey version).
+  FaceResult analyse_face(const Image& photo, const Image& grey, const Detection& d) {
+    FaceResult r;
+    r.box = d.box;
+    r.neighbors = d.neighbors;
+    r.eyes = find_eyes(grey, d.box, eyes_, opt_.align);
+    r.aligned = align_face(photo, r.eyes, opt_.align);
+    r.pred = clf_.classify(r.aligned);
+    return r;
+  }
+
+  // Every face in the photo, largest first.
+  std::vector<FaceResult> analyse(const Image& photo) {
+    const Image grey = to_grey(photo);
+    std::vector<Detection> dets = detect(grey);
+    std::stable_sort(dets.begin(), dets.end(),
+                     [](const Detection& a, const Detection& b) { return a.box.w * a.box.h > b.box.w * b.box.h; });
+    std::vector<FaceResult> out;
+    for (const Detection& d : dets) out.push_back(analyse_face(photo, grey, d));
+    return out;
+  }
+
+  AgeGenderClassifier& classifier() { return clf_; }
+  const PipelineOptions& options() const { return opt_; }
+
+ private:
+  CascadeClassifier face_, eyes_;
+  AgeGenderClassifier clf_;
+  PipelineOptions opt_;
+};
+
+}  // namespace vision

@@ -1,0 +1,277 @@
+// Age/gender: the shipped models against PyTorch (golden values by tools/make_agegender_golden.py),
+// the classifier's preprocessing against OpenCV's, the performance analysis on cases small enough
+// to count by hand, manifest parsing errors, and the agegender app from the outside.
+#include <cnn/io/npy.hpp>
+
+#include <cmath>
+
+#include "common.hpp"
+
+using namespace vision;
+
+namespace {
+
+// Sorted by name, the order tools/make_agegender_golden.py stores them in.
+const char* kFaces[] = {"face_astronaut.png", "face_astronaut_150.png", "face_astronaut_flip.png", "face_astronaut_grey.png"};
+
+std::string agegender_golden(const std::string& rel) { return vt::golden("agegender/" + rel); }
+
+double max_rel_diff(const float* a, const std::vector<float>& b) {
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    diff = std::max(diff, double(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, double(std::fabs(b[i])));
+  }
+  return diff / std::max(scale, 1e-6);
+}
+
+void check_model_against_torch(const std::string& weights_name, const std::string& golden_prefix) {
+  const std::string weights = vt::repo("weights/" + weights_name);
+  REQUIRE_MESSAGE(vt::exists(weights), weights);
+  AgeGenderClassifier clf = AgeGenderClassifier::load(weights);
+  const cnn::NpyArray input = cnn::read_npy(agegender_golden(golden_prefix + ".input.npy"));
+  REQUIRE(input.dims.size() == 4);
+  REQUIRE(input.dims[0] == int64_t(std::size(kFaces)));
+  const int64_t S = clf.input_size(), per_face = 3 * S * S;
+  REQUIRE(input.dims[2] == S);
+  const cnn::NpyArray gender = cnn::read_npy(agegender_golden(golden_prefix + ".gender.npy"));
+  const cnn::NpyArray group = cnn::read_npy(agegender_golden(golden_prefix + ".age_group.npy"));
+  const cnn::NpyArray age = cnn::read_npy(agegender_golden(golden_prefix + ".age.npy"));
+  for (std::size_t i = 0; i < std::size(kFaces); ++i) {
+    CAPTURE(kFaces[i]);
+    // Preprocessing: INTER_AREA resize within one grey level of OpenCV's, then (px/255-mean)/std.
+    const Image face = load_image(agegender_golden(kFaces[i]));
+    const cnn::Tensor x = clf.preprocess(face);
+    const float* want = input.values.data() + i * std::size_t(per_face);
+    double worst = 0;
+    for (int64_t k = 0; k < per_face; ++k) worst = std::max(worst, double(std::fabs(x.data()[k] - want[k])));
+    const double one_level = 1.0 / 255 / 0.25;  // std 0.25 in the shipped models
+    CHECK(worst <= 1.01 * one_level);
+    // The network: the engine on PyTorch's input, every head to 1e-4.
+    cnn::Tensor golden_in(cnn::Shape{1, 3, S, S});
+    std::copy(want, want + per_face, golden_in.data());
+    const std::vector<cnn::Tensor> out = clf.model().graph.forward(golden_in.view());
+    CHECK(max_rel_diff(out[0].data(), std::vector<float>(gender.values.begin() + long(2 * i), gender.values.begin() + long(2 * i + 2))) < 1e-4);
+    CHECK(max_rel_diff(out[1].data(), std::vector<float>(group.values.begin() + long(8 * i), group.values.begin() + long(8 * i + 8))) < 1e-4);
+    CHECK(std::fabs(out[2].data()[0] - age.values[i]) <= 1e-4 * std::max(1.f, std::fabs(age.values[i])));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("shipped ResNet age/gender model equals PyTorch on real face crops") {
+  check_model_against_torch("agegender-resnet18.safetensors", "resnet18");
+}
+
+TEST_CASE("shipped VGG16 age/gender model equals PyTorch on real face crops") {
+  check_model_against_torch("agegender-vgg16bn.safetensors", "vgg16bn");
+}
+
+TEST_CASE("years to Adience groups follow the shared table") {
+  // 0-3, 4-7, 8-13, 14-22, 23-35, 36-45, 46-56, 57+
+  const int upper[] = {3, 7, 13, 22, 35, 45, 56};
+  for (int g = 0; g < 7; ++g) {
+    CHECK(age_group_of_years(upper[g]) == g);
+    CHECK(age_group_of_years(upper[g] + 1) == g + 1);
+  }
+  CHECK(age_group_of_years(0) == 0);
+  CHECK(age_group_of_years(116) == 7);
+  CHECK(age_group_of_years(35.4) == 4);
+  CHECK(age_group_of_years(35.6) == 5);
+}
+
+namespace {
+Prediction pred(char gender, float p, float age, int group) {
+  Prediction r;
+  r.found = true;
+  r.pred.p_male = gender == 'm' ? p : 1 - p;
+  r.pred.age_years = age;
+  r.pred.group = group;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("performance analysis counts by hand") {
+  const std::string path = vt::tmp_dir() + "/m.csv";
+  vt::write_bytes(path,
+                  "image,age,gender\n"
+                  "a/25_0_0_x.jpg,25,m\n"   // right gender, right group (25-32)
+                  "b/30_0_1_x.jpg,30,m\n"   // gender wrong (FN), group off by one
+                  "c/40_1_2_x.jpg,40,f\n"   // right, group exact
+                  "d/2_1_3_x.jpg,2,f\n"     // gender wrong (FP), group off by two
+                  "e/60_0_4_x.jpg,60,m\n"   // unreadable
+                  "f/50_1_0_x.jpg,50,f\n"); // no face
+  const Manifest m = read_manifest(path);
+  REQUIRE(m.rows.size() == 6);
+  std::vector<Prediction> p{pred('m', 0.95f, 27, 4), pred('f', 0.75f, 40, 5), pred('f', 0.85f, 41, 5),
+                            pred('m', 0.65f, 9, 2), Prediction{}, Prediction{}};
+  p[4].unreadable = true;
+  const Evaluation ev = evaluate(m, p);
+  const GenderMetrics& g = ev.all.gender;
+  CHECK(g.tp == 1);
+  CHECK(g.fn == 1);
+  CHECK(g.tn == 1);
+  CHECK(g.fp == 1);
+  CHECK(g.accuracy() == doctest::Approx(0.5));
+  CHECK(g.precision() == doctest::Approx(0.5));
+  CHECK(g.f1() == doctest::Approx(0.5));
+  CHECK(ev.unreadable == 1);
+  CHECK(ev.no_face == 1);
+  CHECK(ev.all.rows == 6);
+  CHECK(ev.all.readable == 5);
+  CHECK(ev.all.coverage() == doctest::Approx(4.0 / 5));
+  CHECK(ev.all.age.n == 4);
+  CHECK(ev.all.age.exact == 2);
+  CHECK(ev.all.age.one_off == 3);
+  CHECK(ev.all.age.mae() == doctest::Approx((2 + 10 + 1 + 7) / 4.0));
+  CHECK(ev.confusion[4][5] == 1);
+  CHECK(ev.confusion[0][2] == 1);
+  // ECE: confidences 0.95 (right), 0.75 (wrong), 0.85 (right), 0.65 (wrong), one per bin
+  CHECK(ev.ece() == doctest::Approx((0.05 + 0.75 + 0.15 + 0.65) / 4));
+  // per age band and race (UTKFace-style names)
+  CHECK(ev.by_band[4].rows == 2);
+  CHECK(ev.by_band[4].gender.accuracy() == doctest::Approx(0.5));
+  CHECK(ev.by_race.size() == 5);
+  CHECK(ev.by_race.at(0).rows == 2);
+  const std::string md = report_markdown(ev, "t", "t_confusion.png");
+  CHECK(vt::has(md, "| 1 | 1 | 1 | 1 | 50.00% |"));
+  CHECK(vt::has(md, "coverage (faces found / images read) 80.00%"));
+  const std::string csv = predictions_csv(m, p);
+  CHECK(vt::has(csv, "image,pred_age,pred_gender,pred_group,gender_prob\na/25_0_0_x.jpg,27.0,m,\"(25, 32)\",0.9500\n"));
+  CHECK(vt::has(csv, "\ne/60_0_4_x.jpg,,,,\n"));
+  CHECK(confusion_image(ev).width() > 8 * 40);
+}
+
+TEST_CASE("age ranges in the manifest become the bins") {
+  const std::string path = vt::tmp_dir() + "/ranges.csv";
+  vt::write_bytes(path, "gender,image,age,extra\nm,x.jpg,20-29,1\nf,\"y, z.jpg\",30-39,2\nf,w.jpg,,3\n");
+  const Manifest m = read_manifest(path);
+  REQUIRE(m.rows.size() == 3);
+  CHECK(m.rows[1].image == "y, z.jpg");
+  CHECK(!m.rows[2].has_age);
+  std::vector<Prediction> p{pred('m', 0.9f, 31, 4), pred('f', 0.9f, 33, 4), pred('f', 0.9f, 50, 6)};
+  const Evaluation ev = evaluate(m, p);
+  REQUIRE(ev.bins.size() == 2);
+  CHECK(ev.bins.labels[0] == "20-29");
+  CHECK(ev.all.age.n == 2);
+  CHECK(ev.all.age.exact == 1);    // 33 in 30-39; 31 is not in 20-29
+  CHECK(ev.all.age.one_off == 2);
+  CHECK(ev.all.age.mae() == doctest::Approx((6.5 + 1.5) / 2));
+  CHECK(ev.all.gender.n() == 3);
+}
+
+TEST_CASE("malformed manifests name the file and line") {
+  auto err = [](const std::string& text) {
+    const std::string path = vt::tmp_dir() + "/bad.csv";
+    vt::write_bytes(path, text);
+    try {
+      read_manifest(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(vt::has(err("image,age,gender\nok.jpg,30,m\nx.jpg,thirty,m\n"), "bad.csv:3: age 'thirty'"));
+  CHECK(vt::has(err("image,age,gender\nx.jpg,30,male\n"), "bad.csv:2: gender 'male' is not m or f"));
+  CHECK(vt::has(err("image,age,gender\nx.jpg,30\n"), "bad.csv:2: has 2 fields"));
+  CHECK(vt::has(err("image,age,gender\n\"x.jpg,30,m\n"), "bad.csv:2: unclosed quote"));
+  CHECK(vt::has(err("image,years,gender\nx.jpg,30,m\n"), "bad.csv:1: header must name"));
+  CHECK(vt::has(err("image,age,gender,x,y\nx.jpg,30,m,1,2\n"), "needs all of x,y,w,h"));
+  CHECK(vt::has(err("image,age,gender,x,y,w,h\nx.jpg,30,m,1,2,0,5\n"), "bad.csv:2: face box"));
+  CHECK(vt::has(err("image,age,gender\nx.jpg,40-30,m\n"), "bad.csv:2: age '40-30'"));
+  CHECK(vt::has(err(""), "empty manifest"));
+  try {
+    read_manifest(vt::tmp_dir() + "/does_not_exist.csv");
+    CHECK(false);
+  } catch (const Error& e) {
+    CHECK(vt::has(e.what(), "does_not_exist.csv: cannot open manifest"));
+  }
+}
+
+#ifdef VISION_AGEGENDER_EXE
+namespace {
+vt::Run agegender(const std::string& args) { return vt::run(VISION_AGEGENDER_EXE, args); }
+}  // namespace
+
+TEST_CASE("agegender app: photos") {
+  const std::string astronaut = vt::repo("samples/astronaut.png");
+  vt::Run r = agegender(astronaut);
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "1 face"));
+  CHECK(vt::has(r.out, "Age: ("));
+  CHECK(vt::has(r.out, "Gender: "));
+  const std::string ann = vt::tmp_dir() + "/ag_ann.png";
+  r = agegender(astronaut + " --model vgg16 --json --annotate " + ann + " --threads 1");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"faces\":[{\"x\":"));
+  CHECK(vt::has(r.out, "\"age_group\":\"("));
+  CHECK(load_image(ann).width() == 512);
+  // a directory is walked; a bad file among good ones: reported, the rest processed, exit 1
+  const std::string dir = vt::tmp_dir() + "/agdir";
+  ::mkdir(dir.c_str(), 0755);
+  ::mkdir((dir + "/sub").c_str(), 0755);
+  vt::write_bytes(dir + "/sub/a.png", vt::read_text(astronaut));
+  vt::write_bytes(dir + "/b.jpg", "not a jpeg");
+  vt::write_bytes(dir + "/notes.txt", "ignored");
+  r = agegender(dir + " --quiet");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.out, "sub/a.png: 512x512, 1 face"));
+  CHECK(vt::has(r.err, "b.jpg"));
+  CHECK(!vt::has(r.out + r.err, "notes.txt"));
+}
+
+TEST_CASE("agegender app: manifest evaluation and its bad inputs") {
+  const std::string dir = vt::tmp_dir() + "/agm";
+  ::mkdir(dir.c_str(), 0755);
+  vt::write_bytes(dir + "/face.png", vt::read_text(agegender_golden("face_astronaut.png")));
+  vt::write_bytes(dir + "/photo.png", vt::read_text(vt::repo("samples/astronaut.png")));
+  vt::write_bytes(dir + "/broken.png", "garbage");
+  vt::write_bytes(dir + "/m.csv", "image,age,gender\nface.png,40,f\nbroken.png,30,m\nmissing.png,30,m\n");
+  const std::string preds = dir + "/p.csv", report = dir + "/r.md";
+  vt::Run r = agegender("--manifest " + dir + "/m.csv --aligned --predictions " + preds + " --report " + report + " --quiet");
+  CHECK(r.rc == 1);  // unreadable rows: counted and reported, the run completes
+  CHECK(vt::has(r.err, "m.csv:3: "));
+  CHECK(vt::has(r.err, "broken.png"));
+  CHECK(vt::has(r.err, "m.csv:4: "));
+  CHECK(vt::has(r.err, "2 of 3 images could not be read"));
+  CHECK(vt::has(r.out, "unreadable 2"));
+  const std::string p = vt::read_text(preds);
+  CHECK(vt::has(p, "image,pred_age,pred_gender,pred_group,gender_prob\nface.png,"));
+  CHECK(vt::has(p, "\nbroken.png,,,,\nmissing.png,,,,\n"));
+  CHECK(vt::has(vt::read_text(report), "r_confusion.png"));
+  CHECK(load_image(dir + "/r_confusion.png").width() > 100);
+  // the full pipeline with a face box
+  vt::write_bytes(dir + "/box.csv", "image,age,gender,x,y,w,h\nphoto.png,40,f,180,70,95,95\nphoto.png,40,f,10,400,50,50\n");
+  r = agegender("--manifest " + dir + "/box.csv --predictions " + preds + " --quiet");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "no face found 1"));
+  CHECK(vt::has(vt::read_text(preds), "\nphoto.png,,,,\n"));
+  // malformed manifest: line number, nothing written
+  std::remove(preds.c_str());
+  vt::write_bytes(dir + "/bad.csv", "image,age,gender\nface.png,40,f\nface.png,forty,f\n");
+  r = agegender("--manifest " + dir + "/bad.csv --predictions " + preds);
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "bad.csv:3: age 'forty'"));
+  CHECK(!vt::exists(preds));
+  // missing weights / cascade name the path; bad flags exit 2
+  r = agegender(vt::repo("samples/astronaut.png") + " --weights " + dir + "/nope.safetensors");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "nope.safetensors"));
+  r = agegender(vt::repo("samples/astronaut.png") + " --cascade " + dir + "/nope.xml");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "nope.xml"));
+  r = agegender(vt::repo("samples/astronaut.png") + " --weights " + vt::golden("cascade_default7_new.xml"));
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "cascade_default7_new.xml"));
+  for (const char* f : {"--model alexnet", "--threads x", "--bogus", "--aligned", "--predictions p.csv",
+                        "--manifest m.csv", "--annotate-dir /nonexistent_dir"}) {
+    CAPTURE(f);
+    r = agegender(vt::repo("samples/astronaut.png") + " " + f);
+    CHECK(r.rc == 2);
+    CHECK(vt::has(r.err, "agegender: "));
+  }
+  r = agegender("--manifest " + dir + "/m.csv --predictions /nonexistent_dir/p.csv");
+  CHECK(r.rc == 2);
+  CHECK(vt::has(r.err, "/nonexistent_dir"));
+}
+#endif

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Writes the evaluation manifests (CSV `image,age,gender[,x,y,w,h]`, read by `agegender --manifest`)
+for the shared data:
+
+  utkface-val.csv   UTKFace val.txt: age in years, gender m/f (race stays in the file name);
+                    root: the unpacked UTKFace folder (unpacked into --cache if not there yet)
+  wider-dev.csv     wider-dev faces with a Male/Female label whose box is at least --min-face px
+                    tall (gt.txt box as x,y,w,h; no age: the labels are not years); root: wider-dev/
+
+  python3 tools/make_manifests.py --data ../shared/data --out out/manifests [--cache /tmp/facecnn-utk]
+
+Prints the root to pass to --root for each manifest.
+"""
+import argparse
+import csv
+import os
+import tarfile
+
+
+def parse_utk(name):
+    parts = name.split("_")
+    try:
+        age, gender = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+    return (age, "m" if gender == 0 else "f") if gender in (0, 1) else None
+
+
+def utkface(data, cache, out):
+    root = os.path.join(cache, "utkface")
+    if not os.path.isdir(root):
+        print(f"unpacking utkface.tar into {cache} ...", flush=True)
+        os.makedirs(cache, exist_ok=True)
+        with tarfile.open(os.path.join(data, "utkface", "utkface.tar")) as t:
+            t.extractall(cache)
+    rows, skipped = [], []
+    for n in open(os.path.join(data, "utkface", "val.txt")):
+        n = n.strip()
+        lab = parse_utk(n) if n else None
+        if lab is None or not os.path.exists(os.path.join(root, n)):
+            if n:
+                skipped.append(n)
+            continue
+        rows.append((n, lab[0], lab[1]))
+    path = os.path.join(out, "utkface-val.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "age", "gender"])
+        w.writerows(rows)
+    print(f"{path}: {len(rows)} rows (skipped {len(skipped)}: {skipped[:3]}); --root {root}")
+
+
+def read_gt(path):
+    boxes, lines, i = {}, open(path).read().split("\n"), 0
+    while i < len(lines) and lines[i].strip():
+        name, n = lines[i].strip(), int(lines[i + 1])
+        faces = [tuple(int(x) for x in lines[i + 2 + k].split()[:5]) for k in range(n)]
+        boxes[name] = faces
+        i += 2 + max(n, 1)  # an image without faces still has one line of zeros
+    return boxes
+
+
+def wider(data, out, min_face):
+    base = os.path.join(data, "wider-dev")
+    gt = read_gt(os.path.join(base, "gt.txt"))
+    rows = []
+    with open(os.path.join(base, "demographics.csv")) as f:
+        for r in csv.DictReader(f):
+            g = {"Male": "m", "Female": "f"}.get(r["perceived_gender"])
+            rel = r["file"][len("images/"):] if r["file"].startswith("images/") else r["file"]
+            faces = gt.get(rel)
+            if g is None or faces is None or int(r["face"]) >= len(faces):
+                continue
+            x, y, w, h, invalid = faces[int(r["face"])]
+            if invalid or h < min_face:
+                continue
+            rows.append((r["file"], "", g, x, y, w, h))
+    path = os.path.join(out, "wider-dev.csv")
+    with open(path, "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["image", "age", "gender", "x", "y", "w", "h"])
+        wr.writerows(rows)
+    print(f"{path}: {len(rows)} labelled faces >= {min_face} px; --root {base}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    ap.add_argument("--cache", default="/tmp/facecnn-utk", help="where UTKFace is (or gets) unpacked")
+    ap.add_argument("--min-face", type=int, default=40)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    utkface(a.data, a.cache, a.out)
+    wider(a.data, a.out, a.min_face)
+
+
+if __name__ == "__main__":
+    main()
