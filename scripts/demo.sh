@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds the apps and runs the demo: face detection and alignment on the bundled photo, then the
-# CNN engine on the bundled (random-weight) model. Outputs go to out/.
+# Builds the apps and runs the demo on the bundled photo with the bundled weights: age group, age
+# and gender of the face (both models), the detector's boxes and the aligned crop. Outputs in out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh cnn-infer detect >/dev/null
+scripts/build.sh agegender detect >/dev/null
 mkdir -p out/faces
-echo "== detect: faces in samples/astronaut.png (boxes: out/astronaut_faces.png, aligned crops: out/faces/)"
-build/apps/detect/detect samples/astronaut.png --json --annotate out/astronaut_faces.png --align out/faces
-echo "== cnn-infer: the bundled three-headed model (random weights: a format demo, not a classifier)"
-build/apps/cnn-infer --weights weights/demo-resnet18-tiny.safetensors --summary
-build/apps/cnn-infer --weights weights/demo-resnet18-tiny.safetensors --bench 20 --threads 2
+echo "== agegender (ResNet-18 model): samples/astronaut.png -> out/astronaut_agegender.png"
+build/apps/agegender/agegender samples/astronaut.png --annotate out/astronaut_agegender.png --crops out/faces
+echo "== agegender (VGG16-BN model), JSON"
+build/apps/agegender/agegender samples/astronaut.png --model vgg16 --json
+echo "== detect: boxes only -> out/astronaut_faces.png"
+build/apps/detect/detect samples/astronaut.png --annotate out/astronaut_faces.png

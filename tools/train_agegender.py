@@ -94,13 +94,45 @@ def load_split(data, split, cache, side, limit):
     return images, ages, genders
 
 
-def augment(x, size, gen):
+def load_val_like_app(data, cache, size, limit):
+    """val.txt at the network's input size, resized from the 200x200 crops with pixel-area
+    averaging (cv2.INTER_AREA) as vision::AgeGenderClassifier::preprocess does, so the epoch
+    chosen here is the one that scores best in the app."""
+    import cv2
+    root = os.path.join(cache, "utkface")
+    names = [n.strip() for n in open(os.path.join(data, "utkface", "val.txt")) if n.strip()]
+    if limit:
+        names = names[:limit]
+    images, ages, genders = [], [], []
+    for n in names:
+        lab = parse_name(n)
+        bgr = cv2.imread(os.path.join(root, n), cv2.IMREAD_COLOR) if lab else None
+        if bgr is None:
+            continue
+        images.append(cv2.cvtColor(cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+        ages.append(lab[0])
+        genders.append(lab[1])
+    return np.stack(images), np.array(ages, np.float32), np.array(genders, np.int64)
+
+
+def degrade(x, gen, p, size):
+    """Photos in the wild: with probability p, down to 16..size px and back up (low resolution)."""
+    b = x.shape[0]
+    pick = torch.rand(b, generator=gen) < p
+    for i in torch.nonzero(pick)[:, 0].tolist():
+        s = int(torch.randint(16, size + 1, (1,), generator=gen))
+        small = F.interpolate(x[i:i + 1], size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        x[i:i + 1] = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return x
+
+
+def augment(x, size, gen, scale_jitter=0.12, shift_jitter=0.08):
     """Random scale/shift/rotation (covering what detection + alignment produce), flip, colour
     and blur, on a float batch [B,3,S,S] in [0,1]; returns [B,3,size,size]."""
     b = x.shape[0]
     ang = (torch.rand(b, generator=gen) - 0.5) * 2 * math.radians(12)
-    scale = 1 + (torch.rand(b, generator=gen) - 0.5) * 2 * 0.12
-    shift = (torch.rand(b, 2, generator=gen) - 0.5) * 2 * 0.08
+    scale = 1 + (torch.rand(b, generator=gen) - 0.5) * 2 * scale_jitter
+    shift = (torch.rand(b, 2, generator=gen) - 0.5) * 2 * shift_jitter
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     flip = torch.rand(b, generator=gen) < 0.5
@@ -132,7 +164,8 @@ def evaluate(model, images, ages, genders, size, batch, device):
     with torch.no_grad():
         for i in range(0, len(images), batch):
             x = torch.from_numpy(images[i:i + batch]).permute(0, 3, 1, 2).float() / 255
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            if x.shape[-1] != size:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             x = ((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]).to(device)
             out = model(x)
             pg.append(out["gender"].argmax(1).cpu())
@@ -160,6 +193,9 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--wd", type=float, default=0.05, help="AdamW (decoupled) weight decay")
+    ap.add_argument("--scale-jitter", type=float, default=0.12, help="random zoom +-, as a fraction")
+    ap.add_argument("--shift-jitter", type=float, default=0.08, help="random shift +-, as a fraction of the side")
+    ap.add_argument("--degrade", type=float, default=0.0, help="share of images shown at a random lower resolution")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke tests)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -171,7 +207,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     src_side = int(round(a.size * 1.25))  # margin for the geometric jitter
     tr_img, tr_age, tr_gender = load_split(a.data, "train", a.cache, src_side, a.limit)
-    va_img, va_age, va_gender = load_split(a.data, "val", a.cache, src_side, a.limit and max(200, a.limit // 4))
+    va_img, va_age, va_gender = load_val_like_app(a.data, a.cache, a.size, a.limit and max(200, a.limit // 4))
     print(f"train {len(tr_img)}, val {len(va_img)}, device {device}, threads {torch.get_num_threads()}", flush=True)
 
     heads = [{"name": "gender", "outputs": 2}, {"name": "age_group", "outputs": 8}, {"name": "age", "outputs": 1}]
@@ -202,7 +238,9 @@ def main():
         for i in range(0, len(order), a.batch):
             idx = order[i:i + a.batch]
             x = torch.from_numpy(tr_img[idx.numpy()]).permute(0, 3, 1, 2).float() / 255
-            x = augment(x, a.size, gen)
+            x = augment(x, a.size, gen, a.scale_jitter, a.shift_jitter)
+            if a.degrade > 0:
+                x = degrade(x, gen, a.degrade, a.size)
             x = ((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]).to(device)
             out = model(x)
             g = torch.from_numpy(tr_gender[idx.numpy()]).to(device)

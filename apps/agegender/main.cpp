@@ -263,28 +263,38 @@ int run_manifest(const Options& o, vision::FacePipeline& pipe) {
   const vision::Manifest m = vision::read_manifest(o.manifest);
   std::vector<vision::Prediction> preds(m.rows.size());
   Progress bar(m.rows.size(), !o.quiet);
+  // Consecutive rows often name the same photo (one row per face): decode and detect it once.
+  struct Cached {
+    std::string path;
+    vision::Image img, grey;
+    std::vector<vision::Detection> dets;
+  } cache;
   for (std::size_t i = 0; i < m.rows.size(); ++i) {
     const vision::ManifestRow& row = m.rows[i];
     vision::Prediction& p = preds[i];
     const std::string path = row.image[0] == '/' ? row.image : o.root + "/" + row.image;
     try {
-      vision::Image img;
-      try {
-        img = vision::load_image(path, o.load);
-      } catch (const std::exception& e) {
-        p.unreadable = true;
-        throw;
-      }
-      if (o.aligned) {
-        p.pred = pipe.classifier().classify(img);
-        p.found = true;
-      } else {
-        const vision::Image grey = vision::to_grey(img);
-        vision::Detection d;
-        if (pick_face(pipe.detect(grey), row, d)) {
-          p.pred = pipe.analyse_face(img, grey, d).pred;
-          p.found = true;
+      if (cache.path != path) {
+        cache = Cached{};
+        try {
+          cache.img = vision::load_image(path, o.load);
+        } catch (const std::exception&) {
+          p.unreadable = true;
+          throw;
         }
+        if (!o.aligned) {
+          cache.grey = vision::to_grey(cache.img);
+          cache.dets = pipe.detect(cache.grey);
+        }
+        cache.path = path;
+      }
+      vision::Detection d;
+      if (o.aligned) {
+        p.pred = pipe.classifier().classify(cache.img);
+        p.found = true;
+      } else if (pick_face(cache.dets, row, d)) {
+        p.pred = pipe.analyse_face(cache.img, cache.grey, d).pred;
+        p.found = true;
       }
     } catch (const std::bad_alloc&) {
       p.error = path + ": out of memory";

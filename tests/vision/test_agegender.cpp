@@ -263,6 +263,18 @@ TEST_CASE("agegender app: manifest evaluation and its bad inputs") {
   r = agegender(vt::repo("samples/astronaut.png") + " --weights " + vt::golden("cascade_default7_new.xml"));
   CHECK(r.rc == 1);
   CHECK(vt::has(r.err, "cascade_default7_new.xml"));
+  // truncated weights, and a model without the age/gender heads
+  const std::string whole = vt::read_text(vt::repo("weights/agegender-resnet18.safetensors"));
+  vt::write_bytes(dir + "/cut.safetensors", whole.substr(0, whole.size() / 2));
+  r = agegender(vt::repo("samples/astronaut.png") + " --weights " + dir + "/cut.safetensors");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "cut.safetensors"));
+  r = agegender(vt::repo("samples/astronaut.png") + " --weights " + vt::repo("tests/golden/models/resnet18_w025.safetensors"));
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "not an age/gender model"));
+  r = agegender(vt::repo("samples/astronaut.png") + " --max-pixels 1000");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "astronaut.png"));
   for (const char* f : {"--model alexnet", "--threads x", "--bogus", "--aligned", "--predictions p.csv",
                         "--manifest m.csv", "--annotate-dir /nonexistent_dir"}) {
     CAPTURE(f);

@@ -1,0 +1,94 @@
+// bench_agegender - speed of the age/gender pipeline (Google Benchmark), with the bundled models.
+//   bench_agegender [benchmark flags]
+// The photo is samples/astronaut.png (one face) placed in a 640x480 frame.
+//   BM_classify/<model>/threads    one aligned 200x200 crop -> resize, normalise, network (per face)
+//   BM_network/<model>/threads     the network alone on a prepared input
+//   BM_align/threads               eye search + alignment of the detected face
+//   BM_photo/<model>/threads       the whole photo: detect, align, classify (ms_per_photo)
+#include <benchmark/benchmark.h>
+#include <cnn/cnn.hpp>
+#include <vision/vision.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char* kModels[] = {"agegender-resnet18.safetensors", "agegender-vgg16bn.safetensors"};
+std::string g_weights;
+vision::Image g_photo, g_grey, g_face;
+std::unique_ptr<vision::FacePipeline> g_pipe[2];
+vision::Detection g_det;
+
+void set_threads(benchmark::State& st, int arg) { cnn::set_num_threads(int(st.range(arg))); }
+
+void BM_classify(benchmark::State& st) {
+  set_threads(st, 1);
+  auto& clf = g_pipe[st.range(0)]->classifier();
+  for (auto _ : st) benchmark::DoNotOptimize(clf.classify(g_face).p_male);
+  st.SetLabel(kModels[st.range(0)]);
+}
+
+void BM_network(benchmark::State& st) {
+  set_threads(st, 1);
+  auto& clf = g_pipe[st.range(0)]->classifier();
+  const cnn::Tensor x = clf.preprocess(g_face);
+  for (auto _ : st) benchmark::DoNotOptimize(clf.classify_input(x).p_male);
+  st.SetLabel(kModels[st.range(0)]);
+}
+
+void BM_align(benchmark::State& st) {
+  set_threads(st, 0);
+  for (auto _ : st) benchmark::DoNotOptimize(g_pipe[0]->analyse_face(g_photo, g_grey, g_det).aligned.data());
+}
+
+void BM_photo(benchmark::State& st) {
+  set_threads(st, 1);
+  std::size_t faces = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : st) faces += g_pipe[st.range(0)]->analyse(g_photo).size();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  st.counters["ms_per_photo"] = ms / double(st.iterations());
+  st.counters["faces"] = double(faces) / double(st.iterations());
+  st.SetLabel(kModels[st.range(0)]);
+}
+
+}  // namespace
+
+BENCHMARK(BM_classify)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_network)->ArgsProduct({{0, 1}, {1}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_align)->Arg(1)->ArgName("threads")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_photo)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  const std::string root = FACECNN_SOURCE_DIR;
+  try {
+    const vision::Image astronaut = vision::to_rgb(vision::load_image(root + "/samples/astronaut.png"));
+    g_photo = vision::Image(640, 480, 3);
+    std::fill(g_photo.data(), g_photo.data() + g_photo.size_bytes(), uint8_t(128));
+    for (int y = 0; y < 480; ++y)  // the top 480 rows of the portrait, centred
+      std::copy(astronaut.row(y), astronaut.row(y) + 512 * 3, g_photo.row(y) + 64 * 3);
+    g_grey = vision::to_grey(g_photo);
+    for (int m = 0; m < 2; ++m)
+      g_pipe[m] = std::make_unique<vision::FacePipeline>(
+          vision::CascadeClassifier::load(root + "/weights/haarcascade_frontalface_alt2.xml"),
+          vision::CascadeClassifier::load(root + "/weights/haarcascade_eye.xml"),
+          vision::AgeGenderClassifier::load(root + "/weights/" + kModels[m]));
+    const auto faces = g_pipe[0]->analyse(g_photo);
+    if (faces.size() != 1) {
+      std::fprintf(stderr, "bench_agegender: expected one face in the test photo, found %zu\n", faces.size());
+      return 1;
+    }
+    g_face = faces[0].aligned;
+    g_det = vision::Detection{faces[0].box, faces[0].neighbors};
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_agegender: %s\n", e.what());
+    return 1;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}
