@@ -23,6 +23,10 @@ struct AlignParams {
   // Where eyes sit in a frontal-face cascade box (measured the same way) - the fallback when
   // the eye cascade finds neither eye.
   float box_left_x = 0.236f, box_right_x = 0.722f, box_eye_y = 0.320f;
+  // Eye pairs that no frontal face has (the cascade also fires on eyebrows, nostrils, glasses'
+  // rims) fall back to the box's positions: tilt above max_tilt_deg, or eyes closer than
+  // min_eye_dist / farther than max_eye_dist times the box width.
+  float max_tilt_deg = 25.f, min_eye_dist = 0.3f, max_eye_dist = 0.7f;
 };
 
 struct Eyes {
@@ -62,6 +66,16 @@ inline Eyes find_eyes(const Image& grey_in, const Rect& face, const CascadeClass
   }
   if (e.left_found && !e.right_found) { e.rx = 2 * cx - e.lx; e.ry = e.ly; }
   if (e.right_found && !e.left_found) { e.lx = 2 * cx - e.rx; e.ly = e.ry; }
+  const float dx = e.rx - e.lx, dy = e.ry - e.ly, dist = std::sqrt(dx * dx + dy * dy);
+  const bool plausible = dist >= ap.min_eye_dist * face.w && dist <= ap.max_eye_dist * face.w &&
+                         std::fabs(dy) <= std::tan(ap.max_tilt_deg * 3.14159265f / 180.f) * dx;
+  if (!plausible) {
+    Eyes box;
+    box.lx = face.x + ap.box_left_x * face.w;
+    box.rx = face.x + ap.box_right_x * face.w;
+    box.ly = box.ry = face.y + ap.box_eye_y * face.h;
+    return box;
+  }
   return e;
 }
 
