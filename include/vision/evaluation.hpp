@@ -378,8 +378,8 @@ inline std::string report_markdown(const Evaluation& ev, const std::string& titl
   const SliceMetrics& a = ev.all;
   const GenderMetrics& g = a.gender;
   o << "# " << title << "\n\n";
-  o << "Rows " << a.rows << ", images read " << a.readable << ", unreadable " << ev.unreadable << ", no face found "
-    << ev.no_face << "; coverage (faces found / images read) " << fmt_pct(a.coverage()) << ".\n\n";
+  o << "Rows " << a.rows << ", image read " << a.readable << ", unreadable " << ev.unreadable << ", no face found "
+    << ev.no_face << "; coverage (face found / image read) " << fmt_pct(a.coverage()) << ".\n\n";
   o << "## Gender (male = positive), " << g.n() << " faces with a label\n\n";
   o << "| TP | TN | FP | FN | accuracy | precision | recall | specificity | NPV | FPR | FNR | FDR | F1 |\n";
   o << "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";

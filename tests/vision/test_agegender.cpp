@@ -135,7 +135,7 @@ TEST_CASE("performance analysis counts by hand") {
   CHECK(ev.by_race.at(0).rows == 2);
   const std::string md = report_markdown(ev, "t", "t_confusion.png");
   CHECK(vt::has(md, "| 1 | 1 | 1 | 1 | 50.00% |"));
-  CHECK(vt::has(md, "coverage (faces found / images read) 80.00%"));
+  CHECK(vt::has(md, "coverage (face found / image read) 80.00%"));
   const std::string csv = predictions_csv(m, p);
   CHECK(vt::has(csv, "image,pred_age,pred_gender,pred_group,gender_prob\na/25_0_0_x.jpg,27.0,m,\"(25, 32)\",0.9500\n"));
   CHECK(vt::has(csv, "\ne/60_0_4_x.jpg,,,,\n"));
