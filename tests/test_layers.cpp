@@ -195,6 +195,8 @@ TEST_CASE("a fused residual is added before the activation on every convolution 
                         {"im2col", Conv2dOptions{5, 12}.kernel(3).stride(2).padding(1), 11},
                         {"winograd 4x4", Conv2dOptions{16, 24}.kernel(3).padding(1), 30},
                         {"winograd 2x2", Conv2dOptions{128, 128}.kernel(3).padding(1), 7},
+                        {"small map", Conv2dOptions{64, 96}.kernel(3).padding(1), 2},
+                        {"small map, strided", Conv2dOptions{32, 48}.kernel(3).stride(2).padding(1), 5},
                         {"depthwise", Conv2dOptions{8, 8}.kernel(3).padding(1).group(8), 10}};
   for (Isa isa : test::available_isas())
     for (const Case& c : cases) {

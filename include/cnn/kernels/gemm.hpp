@@ -348,9 +348,8 @@ constexpr int64_t kKC = CNN_GEMM_KC, kMC = 512, kNC = CNN_GEMM_NC;
 
 // One thread's share: rows [m0, m1) (multiples of kMR) x columns [n0, n1).
 inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const PackedA& A, BSource B, Mat C,
-                       const Epilogue& ep, Isa isa) {
-  const int64_t NR = nr_for(isa);
-  const MicroKernel micro = micro_kernel_for(isa);
+                       const Epilogue& ep, Isa isa, int64_t NR) {
+  const MicroKernel micro = micro_kernel_for(isa, NR);
   thread_local AlignedVector b_pack, tile;
   b_pack.resize_discard(std::size_t(kKC * (kNC + NR)));
   tile.resize_discard(std::size_t(kMR * 32));
@@ -402,7 +401,8 @@ inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSour
     return;
   }
   const Isa isa = active_isa();
-  const int64_t NR = nr_for(isa);
+  // A narrow B (a small feature map) takes AVX-512's 16-column kernel rather than padding to 32.
+  const int64_t NR = isa == Isa::AVX512 && N <= 16 ? 16 : nr_for(isa);
   const int64_t n_units = (N + NR - 1) / NR, m_units = (M + kMR - 1) / kMR;
   const int threads = M * N * K >= 8 * kMinParallelWork ? num_threads() : 1;
   const bool split_n = n_units >= 2 * threads || n_units >= m_units;
@@ -411,11 +411,11 @@ inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSour
   // hold up the rest (each range packs only its own columns of B). Row ranges: one per thread,
   // since each packs all of B.
   const int64_t chunks = std::min<int64_t>(split_n ? 3 * threads : threads, units);
-  if (chunks <= 1) return detail::gemm_block(0, M, 0, N, K, A, B, C, ep, isa);
+  if (chunks <= 1) return detail::gemm_block(0, M, 0, N, K, A, B, C, ep, isa, NR);
   parallel_for(chunks, kMinParallelWork, [&](int64_t t) {
     const int64_t u0 = units * t / chunks, u1 = units * (t + 1) / chunks;
-    if (split_n) detail::gemm_block(0, M, u0 * NR, std::min(N, u1 * NR), K, A, B, C, ep, isa);
-    else detail::gemm_block(u0 * kMR, std::min(M, u1 * kMR), 0, N, K, A, B, C, ep, isa);
+    if (split_n) detail::gemm_block(0, M, u0 * NR, std::min(N, u1 * NR), K, A, B, C, ep, isa, NR);
+    else detail::gemm_block(u0 * kMR, std::min(M, u1 * kMR), 0, N, K, A, B, C, ep, isa, NR);
   });
 }
 

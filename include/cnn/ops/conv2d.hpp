@@ -14,6 +14,7 @@
 #include <mutex>
 #include <random>
 
+#include "../kernels/linear.hpp"
 #include "../kernels/winograd.hpp"
 #include "layer.hpp"
 
@@ -160,9 +161,14 @@ class Conv2d : public Layer {
   }
 
   // Scratch: a zero-padded copy of one image when the GEMM path unfolds a padded input.
+  // Or, for a small output map, the unfolded and transposed operands of forward_small_map().
   int64_t workspace_floats(const std::vector<Shape>& in) const override {
-    if (is_pointwise() || is_depthwise() || (o_.pad_h == 0 && o_.pad_w == 0)) return 0;
-    return in[0].c * (in[0].h + 2 * o_.pad_h) * (in[0].w + 2 * o_.pad_w);
+    if (is_depthwise()) return 0;
+    const int64_t P = o_.out_h(in[0].h) * o_.out_w(in[0].w);
+    const int64_t K = o_.in_channels / o_.groups * o_.kh * o_.kw, cout_g = o_.out_channels / o_.groups;
+    const int64_t small = small_map(P) ? 2 * K * P + P * cout_g : 0;
+    if (is_pointwise() || (o_.pad_h == 0 && o_.pad_w == 0)) return small;
+    return std::max(small, in[0].c * (in[0].h + 2 * o_.pad_h) * (in[0].w + 2 * o_.pad_w));
   }
 
   std::vector<ParamSlot> params() override {
@@ -227,6 +233,7 @@ class Conv2d : public Layer {
     }
     const int64_t cin_g = o_.in_channels / o_.groups, cout_g = o_.out_channels / o_.groups;
     const int64_t K = cin_g * o_.kh * o_.kw, P = y.shape.h * y.shape.w;
+    if (small_map(P)) return forward_small_map(x, y, ep, workspace);
     // Unfolding reads a zero-padded copy of the image, so its rows need no bounds checks.
     const bool padded = !is_pointwise() && (o_.pad_h || o_.pad_w);
     const int64_t ph = x.shape.h + 2 * o_.pad_h, pw = x.shape.w + 2 * o_.pad_w;
@@ -290,6 +297,33 @@ class Conv2d : public Layer {
       }
       std::fill(dst + (o_.pad_h + h) * pw, dst + ph * pw, 0.f);
     });
+  }
+
+  // Output maps of a few pixels (the last stages of a network on small inputs, e.g. 2x2 or 4x4 for
+  // 64x64 faces): the GEMM would pad its column panels from P up to NR (16 or 32) columns, wasting
+  // most of its work. Here each weight row is streamed once against the P unfolded pixels by the
+  // Linear kernel, and the P x cout result is transposed into place with the epilogue.
+  static bool small_map(int64_t P) { return P <= kernels::nr_for(active_isa()) / 4; }  // 16 pixels: GEMM wins
+
+  void forward_small_map(ConstTensorView x, TensorView y, const Epilogue& ep, float* workspace) const {
+    const int64_t cin_g = o_.in_channels / o_.groups, cout_g = o_.out_channels / o_.groups;
+    const int64_t K = cin_g * o_.kh * o_.kw, P = y.shape.h * y.shape.w;
+    float* cols = workspace;     // [K][P]
+    float* rows = cols + K * P;  // [P][K]
+    float* out = rows + K * P;   // [P][cout_g]
+    for (int64_t n = 0; n < x.shape.n; ++n)
+      for (int64_t g = 0; g < o_.groups; ++g) {
+        const Im2colSource unfold{x.sample(n) + g * cin_g * x.shape.plane(), x.shape.h, x.shape.w, y.shape.h, y.shape.w, o_};
+        Im2colSource::pack(&unfold, 0, K, 0, P, P, cols);
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t p = 0; p < P; ++p) rows[p * K + k] = cols[k * P + p];
+        kernels::linear_forward(cout_g, P, K, weight_.values.data() + g * cout_g * K, rows, out, Epilogue{});
+        float* dst = y.channel(n, g * cout_g);
+        Epilogue e = ep;
+        if (e.bias) e.bias += g * cout_g;
+        for (int64_t oc = 0; oc < cout_g; ++oc)
+          for (int64_t p = 0; p < P; ++p) dst[oc * P + p] = e.apply(out[p * cout_g + oc], oc, &dst[oc * P + p]);
+      }
   }
 
   void forward_depthwise(ConstTensorView x, TensorView y, const Epilogue& ep) const {
