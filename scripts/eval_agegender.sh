@@ -19,7 +19,7 @@ for model in resnet vgg16; do
   for set in utkface-val wider-dev; do
     echo "== $model on $set ($OUT/$model-$set.md)"
     grep -A2 "^| TP" "$OUT/$model-$set.md" | tail -1
-    grep -A2 "^| exact" "$OUT/$model-$set.md" | tail -1
+    grep -A2 "^| exact" "$OUT/$model-$set.md" | tail -1 || true
     grep "^Rows" "$OUT/$model-$set.md"
   done
 done

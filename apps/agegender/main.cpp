@@ -307,7 +307,7 @@ int run_manifest(const Options& o, vision::FacePipeline& pipe) {
   cnn::write_file_atomic(o.predictions, vision::predictions_csv(m, preds));
   const vision::Evaluation ev = vision::evaluate(m, preds);
   std::string png;
-  if (!o.report.empty()) {
+  if (!o.report.empty() && ev.all.age.n > 0) {  // a confusion matrix only when there are ages
     std::string base = o.report;
     if (base.size() > 3 && base.compare(base.size() - 3, 3, ".md") == 0) base.resize(base.size() - 3);
     png = base + "_confusion.png";

@@ -394,22 +394,25 @@ inline std::string report_markdown(const Evaluation& ev, const std::string& titl
     if (ev.cal_n[b])
       o << "| " << fmt_num(b / 10.0, "%.1f") << "-" << fmt_num((b + 1) / 10.0, "%.1f") << " | " << ev.cal_n[b] << " | "
         << fmt_pct(double(ev.cal_correct[b]) / ev.cal_n[b]) << " | " << fmt_num(ev.cal_conf[b] / ev.cal_n[b]) << " |\n";
-  o << "\n## Age, " << a.age.n << " faces with an age ("
-    << (ev.bins.adience() ? "the 8 Adience groups" : "the manifest's own ranges") << ")\n\n";
-  o << "| exact | 1-off | MAE (years) |\n|---:|---:|---:|\n";
-  o << "| " << fmt_pct(a.age.exact_acc()) << " | " << fmt_pct(a.age.one_off_acc()) << " | " << fmt_num(a.age.mae(), "%.2f")
-    << " |\n\n";
-  o << "Confusion matrix (rows: true group, columns: predicted)";
-  if (!confusion_png.empty()) o << ", also as [" << confusion_png << "](" << confusion_png << ")";
-  o << ":\n\n| true \\ predicted |";
-  for (auto& l : ev.bins.labels) o << " " << l << " |";
-  o << "\n|---|";
-  for (int k = 0; k < ev.bins.size(); ++k) o << "---:|";
-  o << "\n";
-  for (int t = 0; t < ev.bins.size(); ++t) {
-    o << "| " << ev.bins.labels[std::size_t(t)] << " |";
-    for (int p = 0; p < ev.bins.size(); ++p) o << " " << ev.confusion[std::size_t(t)][std::size_t(p)] << " |";
+  if (a.age.n == 0) o << "\n## Age\n\nNo row has both an age and a face found.\n";
+  else {
+    o << "\n## Age, " << a.age.n << " faces with an age ("
+      << (ev.bins.adience() ? "the 8 Adience groups" : "the manifest's own ranges") << ")\n\n";
+    o << "| exact | 1-off | MAE (years) |\n|---:|---:|---:|\n";
+    o << "| " << fmt_pct(a.age.exact_acc()) << " | " << fmt_pct(a.age.one_off_acc()) << " | " << fmt_num(a.age.mae(), "%.2f")
+      << " |\n\n";
+    o << "Confusion matrix (rows: true group, columns: predicted)";
+    if (!confusion_png.empty()) o << ", also as [" << confusion_png << "](" << confusion_png << ")";
+    o << ":\n\n| true \\ predicted |";
+    for (auto& l : ev.bins.labels) o << " " << l << " |";
+    o << "\n|---|";
+    for (int k = 0; k < ev.bins.size(); ++k) o << "---:|";
     o << "\n";
+    for (int t = 0; t < ev.bins.size(); ++t) {
+      o << "| " << ev.bins.labels[std::size_t(t)] << " |";
+      for (int p = 0; p < ev.bins.size(); ++p) o << " " << ev.confusion[std::size_t(t)][std::size_t(p)] << " |";
+      o << "\n";
+    }
   }
   auto slice_table = [&](const char* what, const std::vector<std::pair<std::string, const SliceMetrics*>>& rows) {
     o << "\n## By " << what << "\n\n| " << what
