@@ -229,7 +229,9 @@ struct AgeBins {
     int best = 0;
     double bd = 1e300;
     for (std::size_t i = 0; i < ranges.size(); ++i) {
-      const double d = y < ranges[i].first ? ranges[i].first - y : y > ranges[i].second + 1 ? y - ranges[i].second - 1 : 0;
+      // "30-39" covers [30, 40): 39.6 is inside, 40 belongs to the next range.
+      const double lo = ranges[i].first, end = ranges[i].second + 1;
+      const double d = y < lo ? lo - y : y >= end ? y - end + 1e-9 : 0;
       if (d < bd) { bd = d; best = int(i); }
     }
     return best;

@@ -153,6 +153,10 @@ TEST_CASE("age ranges in the manifest become the bins") {
   const Evaluation ev = evaluate(m, p);
   REQUIRE(ev.bins.size() == 2);
   CHECK(ev.bins.labels[0] == "20-29");
+  CHECK(ev.bins.of_years(29.9) == 0);  // 20-29 covers [20, 30)
+  CHECK(ev.bins.of_years(30) == 1);
+  CHECK(ev.bins.of_years(5) == 0);     // outside every range: the nearest
+  CHECK(ev.bins.of_years(70) == 1);
   CHECK(ev.all.age.n == 2);
   CHECK(ev.all.age.exact == 1);    // 33 in 30-39; 31 is not in 20-29
   CHECK(ev.all.age.one_off == 2);
