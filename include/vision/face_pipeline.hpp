@@ -11,6 +11,8 @@
 //
 // The classifier reads everything it needs to feed the network from the weights file's metadata
 // (architecture, input size, mean/std, head labels), so a retrained model needs no code change.
+// A classifier (and so a pipeline) keeps its network's buffers between calls: use one per thread;
+// each call already uses all the engine's threads (cnn::set_num_threads).
 #pragma once
 #include <algorithm>
 #include <array>
