@@ -257,28 +257,23 @@ TEST_CASE("agegender app: manifest evaluation and its bad inputs") {
   CHECK(r.rc == 1);
   CHECK(vt::has(r.err, "bad.csv:3: age 'forty'"));
   CHECK(!vt::exists(preds));
-  // missing weights / cascade name the path; bad flags exit 2
-  r = agegender(vt::repo("samples/astronaut.png") + " --weights " + dir + "/nope.safetensors");
-  CHECK(r.rc == 1);
-  CHECK(vt::has(r.err, "nope.safetensors"));
-  r = agegender(vt::repo("samples/astronaut.png") + " --cascade " + dir + "/nope.xml");
-  CHECK(r.rc == 1);
-  CHECK(vt::has(r.err, "nope.xml"));
-  r = agegender(vt::repo("samples/astronaut.png") + " --weights " + vt::golden("cascade_default7_new.xml"));
-  CHECK(r.rc == 1);
-  CHECK(vt::has(r.err, "cascade_default7_new.xml"));
-  // truncated weights, and a model without the age/gender heads
+  // missing, corrupt or wrong weights and cascades, and a too large photo: exit 1 naming the problem
   const std::string whole = vt::read_text(vt::repo("weights/agegender-resnet18.safetensors"));
   vt::write_bytes(dir + "/cut.safetensors", whole.substr(0, whole.size() / 2));
-  r = agegender(vt::repo("samples/astronaut.png") + " --weights " + dir + "/cut.safetensors");
-  CHECK(r.rc == 1);
-  CHECK(vt::has(r.err, "cut.safetensors"));
-  r = agegender(vt::repo("samples/astronaut.png") + " --weights " + vt::repo("tests/golden/models/resnet18_w025.safetensors"));
-  CHECK(r.rc == 1);
-  CHECK(vt::has(r.err, "not an age/gender model"));
-  r = agegender(vt::repo("samples/astronaut.png") + " --max-pixels 1000");
-  CHECK(r.rc == 1);
-  CHECK(vt::has(r.err, "astronaut.png"));
+  const std::pair<std::string, std::string> failures[] = {
+      {"--weights " + dir + "/nope.safetensors", "nope.safetensors"},
+      {"--cascade " + dir + "/nope.xml", "nope.xml"},
+      {"--weights " + vt::golden("cascade_default7_new.xml"), "cascade_default7_new.xml"},
+      {"--weights " + dir + "/cut.safetensors", "cut.safetensors"},
+      {"--weights " + vt::repo("tests/golden/models/resnet18_w025.safetensors"), "not an age/gender model"},
+      {"--max-pixels 1000", "astronaut.png"}};
+  for (const auto& [args, message] : failures) {
+    CAPTURE(args);
+    r = agegender(vt::repo("samples/astronaut.png") + " " + args);
+    CHECK(r.rc == 1);
+    CHECK(vt::has(r.err, message));
+  }
+  // bad flags exit 2
   for (const char* f : {"--model alexnet", "--threads x", "--bogus", "--aligned", "--predictions p.csv",
                         "--manifest m.csv", "--annotate-dir /nonexistent_dir"}) {
     CAPTURE(f);
