@@ -10,7 +10,9 @@ the way the C++ classifier makes it: cv2.resize(INTER_AREA) to the model's input
   /usr/bin/python3 tools/make_agegender_golden.py --weights weights/agegender-resnet18.safetensors \
       --faces tests/golden/agegender/*.png --out tests/golden/agegender/resnet18
 
-writes OUT.input.npy [N,3,S,S] (faces sorted by file name) and OUT.<head>.npy for the heads gender, age_group and age.
+writes OUT.input.npy [N,3,S,S] (faces sorted by file name), OUT.<head>.npy for the heads gender,
+age_group and age, and OUT.years.npy: the age in years the app reports (the regression head x 100,
+or the mean of the age distribution when the head has one output per year).
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
 import torch_models  # noqa: E402
+import train_agegender  # noqa: E402  (age_years: how the age head reads in years)
 
 
 def load_model(path):
@@ -59,8 +62,10 @@ def main():
     np.save(a.out + ".input.npy", x)
     for head in ("gender", "age_group", "age"):
         np.save(f"{a.out}.{head}.npy", out[head].numpy().astype(np.float32))
+    years = train_agegender.age_years(out["age"]).numpy().astype(np.float32)
+    np.save(f"{a.out}.years.npy", years)
     print(f"{a.out}: {len(batch)} faces, {size}x{size2}; p(male) "
-          f"{torch.softmax(out['gender'], 1)[:, 0].numpy().round(3).tolist()}, age {(out['age'][:, 0] * 100).numpy().round(1).tolist()}")
+          f"{torch.softmax(out['gender'], 1)[:, 0].numpy().round(3).tolist()}, age {years.round(1).tolist()}")
 
 
 if __name__ == "__main__":

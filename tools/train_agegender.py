@@ -18,6 +18,7 @@ and exported as OUT/best.safetensors. Long runs: start with nohup ... & and watc
 Licence: UTKFace is for non-commercial research only; so are weights trained on it.
 """
 import argparse
+import copy
 import csv
 import json
 import math
@@ -153,6 +154,32 @@ def augment(x, size, gen, scale_jitter=0.12, shift_jitter=0.08):
     return x.clamp(0, 1)
 
 
+AGE_BINS = 101  # --age-dist: ages 0..100 years, one bin each (UTKFace's few older faces count as 100)
+
+
+def age_dist_targets(age, sigma):
+    """Label distribution learning: a Gaussian of width sigma years around each true age, [B, AGE_BINS]."""
+    years = torch.arange(AGE_BINS, dtype=torch.float32, device=age.device)
+    t = torch.exp(-0.5 * ((years[None, :] - age.clamp(max=AGE_BINS - 1)[:, None]) / sigma) ** 2)
+    return t / t.sum(1, keepdim=True)
+
+
+def age_years(out_age):
+    """The age head's answer in years: the regression (1 output, years/100) or the distribution's mean."""
+    if out_age.shape[1] == 1:
+        return out_age[:, 0] * 100
+    years = torch.arange(out_age.shape[1], dtype=out_age.dtype, device=out_age.device)
+    return (out_age.softmax(1) * years).sum(1)
+
+
+def group_matrix(bins):
+    """[bins, 8]: 1 where a year's bin belongs to an age group."""
+    m = torch.zeros(bins, 8)
+    for y in range(bins):
+        m[y, age_group(y)] = 1
+    return m
+
+
 def to_input(images_u8):
     x = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float() / 255
     return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
@@ -160,7 +187,7 @@ def to_input(images_u8):
 
 def evaluate(model, images, ages, genders, size, batch, device):
     model.eval()
-    pg, pa, py = [], [], []
+    pg, pa, py, pd = [], [], [], []
     with torch.no_grad():
         for i in range(0, len(images), batch):
             x = torch.from_numpy(images[i:i + batch]).permute(0, 3, 1, 2).float() / 255
@@ -170,14 +197,21 @@ def evaluate(model, images, ages, genders, size, batch, device):
             out = model(x)
             pg.append(out["gender"].argmax(1).cpu())
             pa.append(out["age_group"].argmax(1).cpu())
-            py.append(out["age"][:, 0].cpu() * 100)
+            py.append(age_years(out["age"]).cpu())
+            if out["age"].shape[1] > 1:  # the group the age distribution puts most mass on
+                pd.append((out["age"].softmax(1) @ group_matrix(out["age"].shape[1])).argmax(1).cpu())
     pg, pa, py = torch.cat(pg).numpy(), torch.cat(pa).numpy(), torch.cat(py).numpy()
     groups = np.array([age_group(a) for a in ages])
+    extra = {}
+    if pd:
+        pd = torch.cat(pd).numpy()
+        extra = {"group_exact_dist": float((pd == groups).mean()), "group_1off_dist": float((np.abs(pd - groups) <= 1).mean())}
     return {
         "gender_acc": float((pg == genders).mean()),
         "group_exact": float((pa == groups).mean()),
         "group_1off": float((np.abs(pa - groups) <= 1).mean()),
         "age_mae": float(np.abs(py - ages).mean()),
+        **extra,
     }
 
 
@@ -196,6 +230,11 @@ def main():
     ap.add_argument("--scale-jitter", type=float, default=0.12, help="random zoom +-, as a fraction")
     ap.add_argument("--shift-jitter", type=float, default=0.08, help="random shift +-, as a fraction of the side")
     ap.add_argument("--degrade", type=float, default=0.0, help="share of images shown at a random lower resolution")
+    ap.add_argument("--age-dist", action="store_true",
+                    help="age head as a distribution over 0..100 years (mean = the age), trained on Gaussian labels")
+    ap.add_argument("--age-sigma", type=float, default=2.0, help="width of the --age-dist label, years")
+    ap.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights "
+                    "(decay per step, e.g. 0.999) and evaluate and export that")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke tests)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -210,11 +249,13 @@ def main():
     va_img, va_age, va_gender = load_val_like_app(a.data, a.cache, a.size, a.limit and max(200, a.limit // 4))
     print(f"train {len(tr_img)}, val {len(va_img)}, device {device}, threads {torch.get_num_threads()}", flush=True)
 
-    heads = [{"name": "gender", "outputs": 2}, {"name": "age_group", "outputs": 8}, {"name": "age", "outputs": 1}]
+    age_outputs = AGE_BINS if a.age_dist else 1
+    heads = [{"name": "gender", "outputs": 2}, {"name": "age_group", "outputs": 8}, {"name": "age", "outputs": age_outputs}]
     cfg = torch_models.default_config(a.arch, width=a.width, heads=heads,
                                       **({"vgg_hidden": max(64, int(512 * a.width)), "vgg_pool": 1}
                                          if a.arch.startswith("vgg") else {}))
     model = torch_models.build(cfg).to(device)
+    ema = copy.deepcopy(model) if a.ema > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     steps_per_epoch = math.ceil(len(tr_img) / a.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs * steps_per_epoch, pct_start=0.15)
@@ -226,6 +267,8 @@ def main():
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         start, best = ck["epoch"] + 1, ck["best"]
+        if ema is not None and "ema" in ck:
+            ema.load_state_dict(ck["ema"])
         print(f"resumed after epoch {ck['epoch']}", flush=True)
 
     log_path = os.path.join(a.out, "log.csv")
@@ -247,15 +290,27 @@ def main():
             grp = tr_groups[idx].to(device)
             age = torch.from_numpy(tr_age[idx.numpy()]).to(device) / 100
             loss = (F.cross_entropy(out["gender"], g, label_smoothing=a.smoothing)
-                    + F.cross_entropy(out["age_group"], grp, label_smoothing=a.smoothing)
-                    + 4 * F.smooth_l1_loss(out["age"][:, 0], age, beta=0.05))
+                    + F.cross_entropy(out["age_group"], grp, label_smoothing=a.smoothing))
+            if a.age_dist:  # DLDL: KL to the label distribution + L1 on its mean (in decades)
+                target = age_dist_targets(age * 100, a.age_sigma)
+                loss = loss + F.kl_div(out["age"].log_softmax(1), target, reduction="batchmean") \
+                    + 0.1 * F.l1_loss(age_years(out["age"]), age * 100)
+            else:
+                loss = loss + 4 * F.smooth_l1_loss(out["age"][:, 0], age, beta=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:  # weights and BatchNorm statistics; a shorter memory while young
+                step = epoch * steps_per_epoch + i // a.batch
+                d = min(a.ema, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    for e, v in zip(ema.state_dict().values(), model.state_dict().values()):
+                        e.mul_(d).add_(v, alpha=1 - d) if e.is_floating_point() else e.copy_(v)
             total += float(loss) * len(idx)
             n += len(idx)
-        m = evaluate(model, va_img, va_age, va_gender, a.size, 256, device)
+        final = ema if ema is not None else model
+        m = evaluate(final, va_img, va_age, va_gender, a.size, 256, device)
         score = m["gender_acc"] + m["group_exact"] - m["age_mae"] / 10
         row = {"epoch": epoch, "loss": total / n, "seconds": round(time.time() - t0, 1), **m}
         print(json.dumps(row), flush=True)
@@ -267,18 +322,20 @@ def main():
             w.writerow(row)
         if score > best:
             best = score
-            torch.save({"model": model.state_dict(), "config": cfg, "epoch": epoch, "metrics": m},
+            torch.save({"model": final.state_dict(), "config": cfg, "epoch": epoch, "metrics": m},
                        os.path.join(a.out, "best.pt"))
             export_safetensors.export(
-                model.cpu(), cfg, os.path.join(a.out, "best.safetensors"), dtype="F16",
+                final.cpu(), cfg, os.path.join(a.out, "best.safetensors"), dtype="F16",
                 input_size=f"3,{a.size},{a.size}", mean=",".join(map(str, MEAN)), std=",".join(map(str, STD)),
-                labels={"gender": ["m", "f"], "age_group": AGE_GROUPS, "age": ["years/100"]},
+                labels={"gender": ["m", "f"], "age_group": AGE_GROUPS,
+                        "age": [str(y) for y in range(AGE_BINS)] if a.age_dist else ["years/100"]},
                 extra={"training_data": "UTKFace train.txt (shared/data/utkface)",
                        "licence": "UTKFace: non-commercial research only; these weights inherit that",
                        "val_metrics": json.dumps(m)})
-            model.to(device)
+            final.to(device)
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "epoch": epoch, "best": best, "config": cfg}, last)
+                    "epoch": epoch, "best": best, "config": cfg,
+                    **({"ema": ema.state_dict()} if ema is not None else {})}, last)
 
 
 if __name__ == "__main__":

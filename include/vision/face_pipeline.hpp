@@ -57,7 +57,8 @@ struct AgeGender {
   float gender_confidence() const { return male() ? p_male : 1 - p_male; }
 };
 
-// A three-headed age/gender network (heads "gender" [2: m, f], "age_group" [8], "age" [1: years/100]).
+// A three-headed age/gender network: heads "gender" [2: m, f], "age_group" [8] and "age", either
+// [1: years/100] (regression) or [N >= 2: logits over the ages 0..N-1 years], whose mean is the age.
 class AgeGenderClassifier {
  public:
   static AgeGenderClassifier load(const std::string& path) {
@@ -76,18 +77,21 @@ class AgeGenderClassifier {
       c.std_[i] = float(stdv[i]);
     }
     const auto names = c.model_.graph.output_names();
-    auto find = [&](const char* name, int64_t outputs) {
+    const auto shapes = c.model_.graph.output_shapes(cnn::Shape{1, 3, c.size_, c.size_});
+    auto find = [&](const char* name, int64_t outputs) {  // outputs 0: any number
       for (std::size_t i = 0; i < names.size(); ++i)
         if (names[i] == name) {
-          const cnn::Shape s = c.model_.graph.output_shapes(cnn::Shape{1, 3, c.size_, c.size_})[i];
-          if (s.numel() != outputs) cnn::fail(path, ": head '", name, "' has ", s.numel(), " outputs, expected ", outputs);
+          const int64_t n = shapes[i].numel();
+          if (outputs ? n != outputs : n < 1)
+            cnn::fail(path, ": head '", name, "' has ", n, " outputs, expected ", outputs);
           return int(i);
         }
       cnn::fail(path, ": not an age/gender model (no '", name, "' head; heads are gender, age_group, age)");
     };
     c.gender_ = find("gender", 2);
     c.group_ = find("age_group", kAgeGroups);
-    c.age_ = find("age", 1);
+    c.age_ = find("age", 0);
+    c.age_bins_ = int(shapes[std::size_t(c.age_)].numel());
     return c;
   }
 
@@ -113,21 +117,35 @@ class AgeGenderClassifier {
     const float* g = out[std::size_t(gender_)].data();
     r.p_male = 1.f / (1.f + std::exp(g[1] - g[0]));
     const float* a = out[std::size_t(group_)].data();
-    const float mx = *std::max_element(a, a + kAgeGroups);
-    float sum = 0;
-    for (int i = 0; i < kAgeGroups; ++i) sum += r.group_probs[std::size_t(i)] = std::exp(a[i] - mx);
-    for (float& p : r.group_probs) p /= sum;
+    softmax(a, kAgeGroups, r.group_probs.data());
     r.group = int(std::max_element(a, a + kAgeGroups) - a);
-    r.age_years = std::max(0.f, out[std::size_t(age_)].data()[0] * 100.f);
+    const float* y = out[std::size_t(age_)].data();
+    if (age_bins_ == 1) {
+      r.age_years = std::max(0.f, y[0] * 100.f);
+    } else {
+      std::vector<float> p(static_cast<std::size_t>(age_bins_));
+      softmax(y, age_bins_, p.data());
+      double mean = 0;
+      for (int i = 0; i < age_bins_; ++i) mean += double(i) * p[std::size_t(i)];
+      r.age_years = float(mean);
+    }
     return r;
   }
 
   AgeGender classify(const Image& aligned) { return classify_input(preprocess(aligned)); }
 
  private:
+  static void softmax(const float* logits, int n, float* p) {
+    const float mx = *std::max_element(logits, logits + n);
+    float sum = 0;
+    for (int i = 0; i < n; ++i) sum += p[i] = std::exp(logits[i] - mx);
+    for (int i = 0; i < n; ++i) p[i] /= sum;
+  }
+
   std::string path_;
   cnn::Model model_;
   int size_ = 0, gender_ = 0, group_ = 0, age_ = 0;
+  int age_bins_ = 1;  // 1: regression in years/100; else a distribution over 0..age_bins_-1 years
   std::array<float, 3> mean_{}, std_{};
 };
 
