@@ -51,7 +51,7 @@ struct AgeGender {
   float p_male = 0.5f;                   // softmax of the gender head
   std::array<float, kAgeGroups> group_probs{};
   int group = 0;                         // argmax of the age-group head
-  float age_years = 0;                   // the regression head, in years
+  float age_years = 0;                   // the age head, in years
   bool male() const { return p_male >= 0.5f; }
   char gender_char() const { return male() ? 'm' : 'f'; }
   float gender_confidence() const { return male() ? p_male : 1 - p_male; }
