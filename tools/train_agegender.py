@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Trains an age + gender network on UTKFace (shared/data/utkface) with three heads:
-gender (2-way), age group (the 8 Adience groups) and age in years (regression).
+gender (2-way), age group (the 8 Adience groups) and age in years (regression, or with --age-dist
+a distribution over 0..100 years whose mean is the age; --ema averages the weights).
 
 The architectures are the engine's (tools/torch_models.py: torchvision names, width multiplier,
 named heads), so the result exports with tools/export_safetensors.py and loads in the C++ engine
 unchanged. Runs on the CPU (Debian's python3-torch; install libopenblas0-openmp first) or on CUDA.
 
   /usr/bin/python3 tools/train_agegender.py --arch resnet18 --size 64 --epochs 40 --out runs/r18
+  # the shipped ResNet (docs/agegender.md)
+  /usr/bin/python3 tools/train_agegender.py --arch resnet18 --width 0.5 --size 64 --epochs 60 --lr 3e-3 \
+      --age-dist --ema 0.999 --out runs/r18w05-dldl
   /usr/bin/python3 tools/train_agegender.py --arch vgg16_bn --width 0.5 --size 64 --out runs/vgg
   # smoke test: 600 training images, 1 epoch
   /usr/bin/python3 tools/train_agegender.py --limit 600 --epochs 1 --out /tmp/smoke
@@ -306,7 +310,10 @@ def main():
                 d = min(a.ema, (1 + step) / (10 + step))
                 with torch.no_grad():
                     for e, v in zip(ema.state_dict().values(), model.state_dict().values()):
-                        e.mul_(d).add_(v, alpha=1 - d) if e.is_floating_point() else e.copy_(v)
+                        if e.is_floating_point():
+                            e.mul_(d).add_(v, alpha=1 - d)
+                        else:  # BatchNorm's batch counter
+                            e.copy_(v)
             total += float(loss) * len(idx)
             n += len(idx)
         final = ema if ema is not None else model
