@@ -116,6 +116,10 @@ MODEL_CASES = [
     ("resnet18_heads", dict(arch="resnet18", width=0.125,
                             heads=[{"name": "gender", "outputs": 2}, {"name": "age_group", "outputs": 8},
                                    {"name": "age", "outputs": 1}]), 48, 2),
+    # an age head that is a distribution over 0..100 years (vision::AgeGenderClassifier reads its mean)
+    ("resnet18_agedist", dict(arch="resnet18", width=0.125,
+                              heads=[{"name": "gender", "outputs": 2}, {"name": "age_group", "outputs": 8},
+                                     {"name": "age", "outputs": 101}]), 32, 2),
 ]
 
 

@@ -73,6 +73,33 @@ TEST_CASE("shipped VGG16 age/gender model equals PyTorch on real face crops") {
   check_model_against_torch("agegender-vgg16bn.safetensors", "vgg16bn");
 }
 
+TEST_CASE("an age head with one output per year reads as the mean of its distribution") {
+  // A small random-weight model with a 101-way age head (tools/make_golden.py) and PyTorch's logits.
+  const std::string dir = vt::repo("tests/golden/models/");
+  AgeGenderClassifier clf = AgeGenderClassifier::load(dir + "resnet18_agedist.safetensors");
+  const cnn::NpyArray input = cnn::read_npy(dir + "resnet18_agedist.input.npy");
+  const cnn::NpyArray gender = cnn::read_npy(dir + "resnet18_agedist.gender.npy");
+  const cnn::NpyArray age = cnn::read_npy(dir + "resnet18_agedist.age.npy");
+  REQUIRE(input.dims.size() == 4);
+  const int64_t S = clf.input_size(), per = 3 * S * S, bins = 101;
+  REQUIRE(input.dims[2] == S);
+  REQUIRE(age.values.size() == std::size_t(input.dims[0] * bins));
+  for (int64_t i = 0; i < input.dims[0]; ++i) {
+    cnn::Tensor x(cnn::Shape{1, 3, S, S});
+    std::copy(input.values.begin() + long(i * per), input.values.begin() + long((i + 1) * per), x.data());
+    const AgeGender r = clf.classify_input(x);
+    const float* logits = age.values.data() + i * bins;
+    double mx = logits[0], sum = 0, mean = 0;
+    for (int64_t y = 1; y < bins; ++y) mx = std::max(mx, double(logits[y]));
+    for (int64_t y = 0; y < bins; ++y) sum += std::exp(logits[y] - mx), mean += double(y) * std::exp(logits[y] - mx);
+    mean /= sum;
+    CHECK(mean > 1.0);  // random weights still spread the mass over many years
+    CHECK(std::fabs(r.age_years - mean) <= 1e-3 * mean);
+    const double p_male = 1 / (1 + std::exp(double(gender.values[2 * i + 1]) - gender.values[2 * i]));
+    CHECK(std::fabs(r.p_male - p_male) <= 1e-4);
+  }
+}
+
 TEST_CASE("years to Adience groups follow the shared table") {
   // 0-3, 4-7, 8-13, 14-22, 23-35, 36-45, 46-56, 57+
   const int upper[] = {3, 7, 13, 22, 35, 45, 56};
