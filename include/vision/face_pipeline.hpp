@@ -78,12 +78,11 @@ class AgeGenderClassifier {
     }
     const auto names = c.model_.graph.output_names();
     const auto shapes = c.model_.graph.output_shapes(cnn::Shape{1, 3, c.size_, c.size_});
-    auto find = [&](const char* name, int64_t outputs) {  // outputs 0: any number
+    auto find = [&](const char* name, int64_t outputs) {  // outputs 0: any number (the age head)
       for (std::size_t i = 0; i < names.size(); ++i)
         if (names[i] == name) {
-          const int64_t n = shapes[i].numel();
-          if (outputs ? n != outputs : n < 1)
-            cnn::fail(path, ": head '", name, "' has ", n, " outputs, expected ", outputs);
+          if (outputs && shapes[i].numel() != outputs)
+            cnn::fail(path, ": head '", name, "' has ", shapes[i].numel(), " outputs, expected ", outputs);
           return int(i);
         }
       cnn::fail(path, ": not an age/gender model (no '", name, "' head; heads are gender, age_group, age)");
@@ -122,12 +121,14 @@ class AgeGenderClassifier {
     const float* y = out[std::size_t(age_)].data();
     if (age_bins_ == 1) {
       r.age_years = std::max(0.f, y[0] * 100.f);
-    } else {
-      std::vector<float> p(static_cast<std::size_t>(age_bins_));
-      softmax(y, age_bins_, p.data());
-      double mean = 0;
-      for (int i = 0; i < age_bins_; ++i) mean += double(i) * p[std::size_t(i)];
-      r.age_years = float(mean);
+    } else {  // the mean of softmax(y) over the ages 0..age_bins_-1
+      const float mx = *std::max_element(y, y + age_bins_);
+      double sum = 0, weighted = 0;
+      for (int i = 0; i < age_bins_; ++i) {
+        const double e = std::exp(double(y[i] - mx));
+        sum += e, weighted += i * e;
+      }
+      r.age_years = float(weighted / sum);
     }
     return r;
   }
