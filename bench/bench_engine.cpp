@@ -100,7 +100,7 @@ void BM_MicroKernel(benchmark::State& st) {
   const cnn::kernels::MicroKernel micro = cnn::kernels::micro_kernel_for(isa);
   const cnn::Epilogue ep;
   for (auto _ : st)
-    for (int64_t p = 0; p < panels; ++p) micro(kc, a.data() + p * kc * 8, b.data(), nr, c.data(), nr, 8, nr, true, false, ep, 0);
+    for (int64_t p = 0; p < panels; ++p) micro(kc, a.data() + p * kc * 8, b.data(), nr, c.data(), nr, 8, nr, true, false, ep, 0, kc * 8);
   report(st, 2.0 * 8 * double(nr) * kc * panels, 1);
   st.SetLabel(cnn::isa_name(isa));
 }

@@ -386,7 +386,7 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
         for (int64_t jr = 0; jr < block_tiles; jr += nr)
           for (int64_t ir = 0; ir < rows; ir += kMR)
             micro(kc, U.u[e].panel((oc0 + ir) / kMR, pc), Ve + jr * g.cin + pc * nr, nr, Me + ir * tpad + jr, tpad,
-                  std::min(kMR, rows - ir), std::min(nr, block_tiles - jr), pc == 0, false, none, 0);
+                  std::min(kMR, rows - ir), std::min(nr, block_tiles - jr), pc == 0, false, none, 0, g.cin * kMR);
       }
     }
 #ifdef CNN_X86
