@@ -136,7 +136,8 @@ TEST_CASE("Conv2d fast paths equal conv2d_reference on random shapes, on every I
     else o.kh = r(1, 5), o.kw = r(1, 5), o.stride_h = r(1, 3), o.stride_w = r(1, 3), o.pad_h = r(0, 2),
          o.pad_w = r(0, 2), o.dilation_h = r(1, 2), o.dilation_w = r(1, 2);
     o.bias = r(0, 1);
-    const int64_t h = r(1, 19) + o.dilation_h * (o.kh - 1), w = r(1, 19) + o.dilation_w * (o.kw - 1);
+    // Every eighth map wide enough that an output row spans more than one 16-lane step.
+    const int64_t h = r(1, 19) + o.dilation_h * (o.kh - 1), w = r(1, trial % 8 ? 19 : 90) + o.dilation_w * (o.kw - 1);
     Graph g;
     g.add_output(g.add<Conv2d>({Graph::kInput}, "c", o), "y");
     g.init_random(uint32_t(trial));
