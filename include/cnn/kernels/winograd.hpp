@@ -158,7 +158,8 @@ inline int choose_tile(int64_t cin, int64_t cout, int64_t oh, int64_t ow, Isa is
   for (int m : {4, 2}) {
     const Geometry g(m, cin, oh, ow, 1, 1, cout, oh, ow);
     const double wino = double(g.nblocks * g.tiles_padded(g.panel_width(isa))) * g.planes();
-    // F(2x2) only where F(4x4) loses, and only for wide layers: its transforms are scalar.
+    // F(2x2) only where F(4x4) loses, and only for wide layers (its transforms are vectorised for
+    // AVX-512 only; the rule was measured on the ResNets' 7x7 maps).
     if (wino < 0.7 * direct && (m == 4 || cin * cout >= 128 * 128)) return m;
   }
   return 0;
@@ -278,13 +279,29 @@ CNN_TARGET_AVX512 inline void input_avx512(const Geometry& g, const float* strip
     }
 }
 
+// Stores `cols` (<= 16 * N) floats of output row segment w[] at dst: residual, activation, masked tail.
+// Bias is in already.
+template <int N>
+CNN_TARGET_AVX512 inline void store_row(float* dst, __m512 (&w)[N], int64_t cols, const Epilogue& ep, __m512 slope) {
+  for (int q = 0; q < N && q * 16 < cols; ++q) {
+    const int64_t n = std::min<int64_t>(16, cols - q * 16);
+    const __mmask16 mask = __mmask16((1u << n) - 1);
+    if (ep.residual) w[q] = _mm512_add_ps(w[q], _mm512_maskz_loadu_ps(mask, ep.residual + (dst + q * 16 - ep.out_base)));
+    if (ep.act == Activation::ReLU) w[q] = _mm512_max_ps(w[q], _mm512_setzero_ps());
+    else if (ep.act == Activation::LeakyReLU)
+      w[q] = _mm512_mask_mul_ps(w[q], _mm512_cmp_ps_mask(w[q], _mm512_setzero_ps(), _CMP_LE_OQ), w[q], slope);
+    _mm512_mask_storeu_ps(dst + q * 16, mask, w[q]);
+  }
+  if (ep.act == Activation::Sigmoid)
+    for (int64_t c = 0; c < cols; ++c) dst[c] = ep.activate(dst[c]);
+}
+
 CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, int64_t tpad, int64_t rows_in_chunk,
                                             int64_t oc0, int64_t ty0, int64_t block_rows, float* y, const Epilogue& ep) {
   const __m512i pair_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i pair_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
   const __m512i quad_hi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
-  const bool sigmoid = ep.act == Activation::Sigmoid;
   for (int64_t k = 0; k < rows_in_chunk; ++k) {
     const int64_t oc = oc0 + k;
     float* yc = y + oc * g.oh * g.ow;
@@ -314,17 +331,74 @@ CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, i
                          _mm512_permutex2var_ps(a01h, quad_lo, a23h), _mm512_permutex2var_ps(a01h, quad_hi, a23h)};
           float* dst = yc + oy * g.ow + 4 * tx0;
           const int64_t cols = std::min<int64_t>(64, g.ow - 4 * tx0);
-          for (int q = 0; q < 4 && q * 16 < cols; ++q) {
-            const int64_t n = std::min<int64_t>(16, cols - q * 16);
-            const __mmask16 mask = __mmask16((1u << n) - 1);
-            if (ep.residual) w[q] = _mm512_add_ps(w[q], _mm512_maskz_loadu_ps(mask, ep.residual + (dst + q * 16 - ep.out_base)));
-            if (ep.act == Activation::ReLU) w[q] = _mm512_max_ps(w[q], _mm512_setzero_ps());
-            else if (ep.act == Activation::LeakyReLU)
-              w[q] = _mm512_mask_mul_ps(w[q], _mm512_cmp_ps_mask(w[q], _mm512_setzero_ps(), _CMP_LE_OQ), w[q], slope);
-            _mm512_mask_storeu_ps(dst + q * 16, mask, w[q]);
-          }
-          if (sigmoid)  // bias and residual are in already
-            for (int64_t c = 0; c < cols; ++c) dst[c] = ep.activate(dst[c]);
+          store_row(dst, w, cols, ep, slope);
+        }
+      }
+  }
+}
+
+// F(2x2): 16 tiles at once, as above; patches are 4x4 with stride 2, outputs 2x2.
+CNN_TARGET_AVX512 inline void input_f2_avx512(const Geometry& g, const float* strip, int64_t block_rows, int64_t ic,
+                                              float* V, int64_t tpad, int64_t nr) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (int64_t r = 0; r < block_rows; ++r)
+    for (int64_t tx0 = 0; tx0 < g.tiles_w; tx0 += 16) {
+      const int64_t count = std::min<int64_t>(16, g.tiles_w - tx0);
+      __m512 R[4][4];
+      for (int j = 0; j < 4; ++j) {  // lane l of P[i] is strip element 2*l + i of the row segment
+        const float* row = strip + (2 * r + j) * g.strip_w + 2 * tx0;
+        const __m512 z0 = _mm512_loadu_ps(row), z1 = _mm512_loadu_ps(row + 16), z2 = _mm512_loadu_ps(row + 32);
+        const __m512 p0 = _mm512_permutex2var_ps(z0, even, z1), p1 = _mm512_permutex2var_ps(z0, odd, z1);
+        const __m512 p2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(z2), _mm512_castps_si512(p0), 1));
+        const __m512 p3 = _mm512_castsi512_ps(_mm512_alignr_epi32(
+            _mm512_alignr_epi32(_mm512_castps_si512(z2), _mm512_castps_si512(z2), 1), _mm512_castps_si512(p1), 1));
+        input_1d_f2(p0, p1, p2, p3, R[j]);
+      }
+      const int64_t t0 = r * g.tiles_w + tx0, lane0 = t0 % nr, first = std::min<int64_t>(count, nr - lane0);
+      const __mmask16 m_first = __mmask16((1u << first) - 1);
+      const __mmask16 m_second = __mmask16(((1u << count) - 1) & ~((1u << first) - 1));
+      for (int b = 0; b < 4; ++b) {
+        __m512 o[4];
+        input_1d_f2(R[0][b], R[1][b], R[2][b], R[3][b], o);
+        for (int a = 0; a < 4; ++a) {
+          float* p = v_slot(V, g, tpad, nr, a * 4 + b, ic, t0);
+          _mm512_mask_storeu_ps(p, m_first, o[a]);
+          if (m_second) _mm512_mask_storeu_ps(p + g.cin * nr - nr, m_second, o[a]);  // next panel, lane 0
+        }
+      }
+    }
+}
+
+CNN_TARGET_AVX512 inline void output_f2_avx512(const Geometry& g, const float* M, int64_t tpad, int64_t rows_in_chunk,
+                                               int64_t oc0, int64_t ty0, int64_t block_rows, float* y, const Epilogue& ep) {
+  const __m512i pair_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i pair_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const int64_t stride = plane_stride(rows_in_chunk * tpad);
+  for (int64_t k = 0; k < rows_in_chunk; ++k) {
+    const int64_t oc = oc0 + k;
+    float* yc = y + oc * g.oh * g.ow;
+    const __m512 bias = _mm512_set1_ps(ep.bias ? ep.bias[oc] : 0.f), slope = _mm512_set1_ps(ep.slope);
+    for (int64_t r = 0; r < block_rows; ++r)
+      for (int64_t tx0 = 0; tx0 < g.tiles_w; tx0 += 16) {
+        const int64_t count = std::min<int64_t>(16, g.tiles_w - tx0), t0 = r * g.tiles_w + tx0;
+        const __mmask16 lanes = __mmask16((1u << count) - 1);
+        __m512 Q[2][4];
+        for (int b = 0; b < 4; ++b) {
+          __m512 m[4], q[2];
+          for (int a = 0; a < 4; ++a) m[a] = _mm512_maskz_loadu_ps(lanes, M + (a * 4 + b) * stride + k * tpad + t0);
+          output_1d_f2(m[0], m[1], m[2], m[3], q);
+          Q[0][b] = q[0], Q[1][b] = q[1];
+        }
+        for (int a = 0; a < 2; ++a) {
+          const int64_t oy = 2 * (ty0 + r) + a;
+          if (oy >= g.oh) break;
+          __m512 o[2];
+          output_1d_f2(Q[a][0], Q[a][1], Q[a][2], Q[a][3], o);
+          o[0] = _mm512_add_ps(o[0], bias), o[1] = _mm512_add_ps(o[1], bias);
+          // Output column 2*l + c is o[c] lane l: 16 tiles -> 32 contiguous floats.
+          __m512 w[2] = {_mm512_permutex2var_ps(o[0], pair_lo, o[1]), _mm512_permutex2var_ps(o[0], pair_hi, o[1])};
+          store_row(yc + oy * g.ow + 2 * tx0, w, std::min<int64_t>(32, g.ow - 2 * tx0), ep, slope);
         }
       }
   }
@@ -338,7 +412,7 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
   if (U.m != g.m || U.cin != g.cin || U.cout != g.cout) fail("winograd: weights do not match the geometry");
   const Isa isa = active_isa();
   const int64_t nr = g.panel_width(isa);
-  const bool avx512 = isa == Isa::AVX512 && g.m == 4;
+  const bool avx512 = isa == Isa::AVX512;
   const MicroKernel micro = micro_kernel_for(isa, nr);
   const int E = g.planes();
   const int64_t tpad = g.tiles_padded(nr), m_panels = (g.cout + kMR - 1) / kMR;
@@ -362,7 +436,8 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
       detail::copy_strip(g, x + ic * g.h * g.w, ty0, g.m * block_rows + 2, strip.data());
 #ifdef CNN_X86
       if (avx512) {
-        detail::input_avx512(g, strip.data(), block_rows, ic, V.data(), tpad, nr);
+        if (g.m == 4) detail::input_avx512(g, strip.data(), block_rows, ic, V.data(), tpad, nr);
+        else detail::input_f2_avx512(g, strip.data(), block_rows, ic, V.data(), tpad, nr);
         continue;
       }
 #endif
@@ -390,7 +465,8 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
       }
     }
 #ifdef CNN_X86
-    if (avx512) return detail::output_avx512(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
+    if (avx512 && g.m == 4) return detail::output_avx512(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
+    if (avx512) return detail::output_f2_avx512(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
 #endif
     detail::output_scalar(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
   });
