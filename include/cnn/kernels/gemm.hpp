@@ -246,6 +246,15 @@ CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const f
 #pragma GCC unroll 8
   for (int r = 0; r < kMR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  // The tile's rows of C and of the residual are far apart in memory and beyond L2 for large maps:
+  // request them now, they are needed after the k loop (ResNet-50's 64->256 1x1 convolutions at
+  // 56x56 with a residual: 0.70-0.77 -> 0.57 ms at 2 threads).
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * v), _MM_HINT_T0);
+    if (last && ep.residual)
+      for (int v = 0; v < NV; ++v)
+        _mm_prefetch(reinterpret_cast<const char*>(ep.residual + (c + r * ldc + 16 * v - ep.out_base)), _MM_HINT_T0);
+  }
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) {
     const int64_t n = std::clamp<int64_t>(cols - 16 * v, 0, 16);
