@@ -161,6 +161,9 @@ struct FaceResult {
 struct PipelineOptions {
   DetectParams detect;  // scale 1.1, 3 neighbours; min face size below
   AlignParams align;
+  // Border for the second look when a photo gives no face, as a fraction of its longer side
+  // (UTKFace's val crops through the whole pipeline: 71.5% -> 98.2% found). 0: no second look.
+  float retry_border = 0.125f;
   PipelineOptions() { detect.min_width = detect.min_height = 24; }
 };
 
@@ -169,7 +172,23 @@ class FacePipeline {
   FacePipeline(CascadeClassifier face, CascadeClassifier eyes, AgeGenderClassifier clf, PipelineOptions opt = {})
       : face_(std::move(face)), eyes_(std::move(eyes)), clf_(std::move(clf)), opt_(opt) {}
 
-  std::vector<Detection> detect(const Image& grey) const { return face_.detect(grey, opt_.detect); }
+  // Faces in a grey photo. When there is none, detects again inside a black border: a face that
+  // fills the picture (a tight crop) leaves the detector's windows no room around it.
+  std::vector<Detection> detect(const Image& grey) const {
+    std::vector<Detection> dets = face_.detect(grey, opt_.detect);
+    if (!dets.empty() || opt_.retry_border <= 0) return dets;
+    const int b = int(std::lround(opt_.retry_border * std::max(grey.width(), grey.height())));
+    if (b <= 0) return dets;
+    const Image padded = crop_padded(grey, Rect{-b, -b, grey.width() + 2 * b, grey.height() + 2 * b}, 0);
+    for (Detection d : face_.detect(padded, opt_.detect)) {
+      const int x0 = std::max(d.box.x - b, 0), y0 = std::max(d.box.y - b, 0);
+      const int x1 = std::min(d.box.x - b + d.box.w, grey.width()), y1 = std::min(d.box.y - b + d.box.h, grey.height());
+      if (x1 - x0 < d.box.w / 2 || y1 - y0 < d.box.h / 2) continue;  // mostly in the border
+      d.box = Rect{x0, y0, x1 - x0, y1 - y0};  // clipped to the photo
+      dets.push_back(d);
+    }
+    return dets;
+  }
 
   // Aligns and classifies one detected face of `photo` (`grey` is its grey version).
   FaceResult analyse_face(const Image& photo, const Image& grey, const Detection& d) {

@@ -100,6 +100,38 @@ TEST_CASE("an age head with one output per year reads as the mean of its distrib
   }
 }
 
+TEST_CASE("a face that fills the picture is found on the second look, inside a border") {
+  const Image photo = load_image(vt::repo("samples/astronaut.png"));
+  auto pipeline = [](float border) {
+    PipelineOptions o;
+    o.retry_border = border;
+    return FacePipeline(CascadeClassifier::load(vt::repo("weights/haarcascade_frontalface_alt2.xml")),
+                        CascadeClassifier::load(vt::repo("weights/haarcascade_eye.xml")),
+                        AgeGenderClassifier::load(vt::repo("weights/agegender-resnet18.safetensors")), o);
+  };
+  FacePipeline plain = pipeline(0.f), retry = pipeline(0.125f);
+  const std::vector<Detection> found = plain.detect(to_grey(photo));
+  REQUIRE(found.size() == 1);
+  // The middle of the detector's own box as the whole picture: no room left for its windows.
+  const Rect& f = found[0].box;
+  const Image tight = crop(photo, Rect{f.x + f.w / 10, f.y + f.h / 10, f.w * 8 / 10, f.h * 8 / 10});
+  CHECK(plain.detect(to_grey(tight)).empty());
+  const std::vector<Detection> again = retry.detect(to_grey(tight));
+  REQUIRE(again.size() == 1);
+  const Rect& b = again[0].box;
+  CHECK(b.x >= 0);
+  CHECK(b.y >= 0);
+  CHECK(b.x + b.w <= tight.width());
+  CHECK(b.y + b.h <= tight.height());
+  CHECK(b.w * b.h >= tight.width() * tight.height() / 2);
+  // A photo with a face is looked at once: the border changes nothing there.
+  const std::vector<Detection> same = retry.detect(to_grey(photo));
+  REQUIRE(same.size() == 1);
+  CHECK(same[0].box.x == found[0].box.x);
+  CHECK(same[0].box.w == found[0].box.w);
+  CHECK(retry.analyse(tight).size() == 1);
+}
+
 TEST_CASE("years to Adience groups follow the shared table") {
   // 0-3, 4-7, 8-13, 14-22, 23-35, 36-45, 46-56, 57+
   const int upper[] = {3, 7, 13, 22, 35, 45, 56};
