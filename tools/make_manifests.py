@@ -6,6 +6,9 @@ for the shared data:
                     root: the unpacked UTKFace folder (unpacked into --cache if not there yet)
   wider-dev.csv     wider-dev faces with a Male/Female label whose box is at least --min-face px
                     tall (gt.txt box as x,y,w,h; no age: the labels are not years); root: wider-dev/
+  wider-dev-loose.csv  the same faces as loosely framed crops: a square twice the box's longer
+                    side around its centre, cut from the photo (clipped at its edges) and written
+                    as OUT/wider-loose/NNNN.png; root: OUT/wider-loose (needs python3-opencv)
 
   python3 tools/make_manifests.py --data ../shared/data --out out/manifests [--cache /tmp/facecnn-utk]
 
@@ -81,6 +84,29 @@ def wider(data, out, min_face):
         wr.writerow(["image", "age", "gender", "x", "y", "w", "h"])
         wr.writerows(rows)
     print(f"{path}: {len(rows)} labelled faces >= {min_face} px; --root {base}")
+    return rows
+
+
+def wider_loose(data, out, rows):
+    import cv2  # only this manifest needs it
+
+    base, folder = os.path.join(data, "wider-dev"), os.path.join(out, "wider-loose")
+    os.makedirs(folder, exist_ok=True)
+    loose = []
+    for i, (image, age, g, x, y, w, h) in enumerate(rows):
+        photo = cv2.imread(os.path.join(base, image))
+        side, cx, cy = 2 * max(w, h), x + w / 2, y + h / 2
+        x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+        x1, y1 = min(photo.shape[1], int(cx + side / 2)), min(photo.shape[0], int(cy + side / 2))
+        name = f"{i:04d}.png"
+        cv2.imwrite(os.path.join(folder, name), photo[y0:y1, x0:x1])
+        loose.append((name, age, g))
+    path = os.path.join(out, "wider-dev-loose.csv")
+    with open(path, "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["image", "age", "gender"])
+        wr.writerows(loose)
+    print(f"{path}: {len(loose)} loosely framed crops; --root {folder}")
 
 
 def main():
@@ -92,7 +118,7 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     utkface(a.data, a.cache, a.out)
-    wider(a.data, a.out, a.min_face)
+    wider_loose(a.data, a.out, wider(a.data, a.out, a.min_face))
 
 
 if __name__ == "__main__":

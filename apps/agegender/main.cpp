@@ -43,7 +43,8 @@ const char* kUsage =
     " evaluation:\n"
     "  --manifest M.csv      CSV with header image,age,gender[,x,y,w,h] (age: years or a range 30-39)\n"
     "  --root DIR            directory the manifest's image paths are relative to (default: the manifest's)\n"
-    "  --aligned             images already are aligned face crops (UTKFace-like): no detection\n"
+    "  --aligned             images are face crops (UTKFace-like), used as they are; in a crop\n"
+    "                        framed much more loosely the face is found and aligned first\n"
     "  --predictions P.csv   write image,pred_age,pred_gender,pred_group,gender_prob per row\n"
     "  --report R.md         write the analysis as Markdown, with R_confusion.png beside it\n"
     "  -h, --help            this text\n";
@@ -290,7 +291,7 @@ int run_manifest(const Options& o, vision::FacePipeline& pipe) {
       }
       vision::Detection d;
       if (o.aligned) {
-        p.pred = pipe.classifier().classify(cache.img);
+        p.pred = pipe.analyse_crop(cache.img).pred;
         p.found = true;
       } else if (pick_face(cache.dets, row, d)) {
         p.pred = pipe.analyse_face(cache.img, cache.grey, d).pred;

@@ -212,6 +212,32 @@ class FacePipeline {
     return out;
   }
 
+  // A face crop (`agegender --aligned`). One framed like UTKFace's is classified as it is. In one
+  // framed much more loosely, the face is found and aligned as in a photo: when its largest face
+  // spans less than 0.6 of the crop's longer side and sits centred (its centre within 0.15 of its
+  // size from the crop's). Measured, largest face width over crop side: UTKFace val crops 0.67
+  // (5th percentile) to 0.84 (median), wider-dev faces cut with twice their box 0.46 (median) to
+  // 0.53 (90th percentile); the few small faces found in UTKFace crops are off centre (false
+  // detections: median offset 0.33), the loose crops' faces are centred (median 0.08).
+  FaceResult analyse_crop(const Image& crop) {
+    const Image grey = to_grey(crop);
+    const std::vector<Detection> dets = detect(grey);
+    const Detection* largest = nullptr;
+    for (const Detection& d : dets)
+      if (!largest || d.box.w * d.box.h > largest->box.w * largest->box.h) largest = &d;
+    if (largest && largest->box.w < 0.6f * std::max(crop.width(), crop.height())) {
+      const Rect& b = largest->box;
+      const float off = std::max(std::fabs(b.x + b.w * 0.5f - crop.width() * 0.5f) / b.w,
+                                 std::fabs(b.y + b.h * 0.5f - crop.height() * 0.5f) / b.h);
+      if (off <= 0.15f) return analyse_face(crop, grey, *largest);
+    }
+    FaceResult r;
+    r.box = Rect{0, 0, crop.width(), crop.height()};
+    r.aligned = crop;
+    r.pred = clf_.classify(crop);
+    return r;
+  }
+
   AgeGenderClassifier& classifier() { return clf_; }
   const PipelineOptions& options() const { return opt_; }
 

@@ -100,16 +100,19 @@ TEST_CASE("an age head with one output per year reads as the mean of its distrib
   }
 }
 
+namespace {
+FacePipeline bundled_pipeline(float retry_border = PipelineOptions().retry_border) {
+  PipelineOptions o;
+  o.retry_border = retry_border;
+  return FacePipeline(CascadeClassifier::load(vt::repo("weights/haarcascade_frontalface_alt2.xml")),
+                      CascadeClassifier::load(vt::repo("weights/haarcascade_eye.xml")),
+                      AgeGenderClassifier::load(vt::repo("weights/agegender-resnet18.safetensors")), o);
+}
+}  // namespace
+
 TEST_CASE("a face that fills the picture is found on the second look, inside a border") {
   const Image photo = load_image(vt::repo("samples/astronaut.png"));
-  auto pipeline = [](float border) {
-    PipelineOptions o;
-    o.retry_border = border;
-    return FacePipeline(CascadeClassifier::load(vt::repo("weights/haarcascade_frontalface_alt2.xml")),
-                        CascadeClassifier::load(vt::repo("weights/haarcascade_eye.xml")),
-                        AgeGenderClassifier::load(vt::repo("weights/agegender-resnet18.safetensors")), o);
-  };
-  FacePipeline plain = pipeline(0.f), retry = pipeline(0.125f);
+  FacePipeline plain = bundled_pipeline(0.f), retry = bundled_pipeline(0.125f);
   const std::vector<Detection> found = plain.detect(to_grey(photo));
   REQUIRE(found.size() == 1);
   // The middle of the detector's own box as the whole picture: no room left for its windows.
@@ -130,6 +133,30 @@ TEST_CASE("a face that fills the picture is found on the second look, inside a b
   CHECK(same[0].box.x == found[0].box.x);
   CHECK(same[0].box.w == found[0].box.w);
   CHECK(retry.analyse(tight).size() == 1);
+}
+
+TEST_CASE("a loosely framed face crop is aligned on its face, a UTKFace-like one used as it is") {
+  const Image photo = load_image(vt::repo("samples/astronaut.png"));
+  FacePipeline pipe = bundled_pipeline();
+  const std::vector<FaceResult> faces = pipe.analyse(photo);
+  REQUIRE(faces.size() == 1);
+  // Loose: a square around the face box's centre, as large as the photo allows up to three times
+  // the box. The crop goes through the same alignment as the photo's face, so the prediction is
+  // close to the photo's.
+  const Rect& f = faces[0].box;
+  const int cx = f.x + f.w / 2, cy = f.y + f.h / 2;
+  const int half = std::min({3 * f.w / 2, cx, cy, photo.width() - cx, photo.height() - cy});
+  REQUIRE(2 * half >= f.w * 18 / 10);  // loose enough to be reframed (span < 0.6)
+  const Image loose = crop(photo, Rect{cx - half, cy - half, 2 * half, 2 * half});
+  const FaceResult l = pipe.analyse_crop(loose);
+  CHECK(l.box.w < loose.width() * 6 / 10);
+  CHECK(std::fabs(l.pred.p_male - faces[0].pred.p_male) < 0.1f);
+  CHECK(std::fabs(l.pred.age_years - faces[0].pred.age_years) < 5.f);
+  // UTKFace-like: the photo's own aligned crop is classified as it is.
+  const FaceResult t = pipe.analyse_crop(faces[0].aligned);
+  CHECK(t.box.w == faces[0].aligned.width());
+  CHECK(t.pred.p_male == faces[0].pred.p_male);
+  CHECK(t.pred.age_years == faces[0].pred.age_years);
 }
 
 TEST_CASE("years to Adience groups follow the shared table") {
