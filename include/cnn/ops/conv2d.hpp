@@ -261,7 +261,7 @@ class Conv2d : public Layer {
         const Im2colSource unfold = padded ? Im2colSource{xg, ph, pw, y.shape.h, y.shape.w, unpadded}
                                            : Im2colSource{xg, x.shape.h, x.shape.w, y.shape.h, y.shape.w, o_};
         const kernels::BSource src =
-            is_pointwise() ? kernels::matrix_source(plain) : kernels::BSource{Im2colSource::pack, &unfold};
+            is_pointwise() ? kernels::matrix_source(plain) : kernels::BSource{Im2colSource::pack, &unfold, true};
         Epilogue e = ep;
         if (e.bias) e.bias += g * cout_g;
         kernels::gemm_packed(cout_g, P, K, packed_[g], src, Mat{y.channel(n, g * cout_g), P, 1}, e);
