@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The age/gender figures of docs/agegender.md: both bundled models on UTKFace val.txt (aligned
-# crops) and on wider-dev (whole pipeline on wild photos, labelled faces >= 40 px), reports in
-# docs/results/. Needs ../shared/data (or DATA=...) and Debian's python3 for the manifests.
+# crops) and on wider-dev (whole pipeline on wild photos, labelled faces >= 40 px), and the same
+# faces framed otherwise (tight and loose crops); reports in docs/results/. Needs ../shared/data (or DATA=...) and Debian's python3 for the manifests.
 #   scripts/eval_agegender.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,15 +11,20 @@ CACHE=${CACHE:-/tmp/facecnn-utk}
 scripts/build.sh agegender >/dev/null
 mkdir -p out/manifests "$OUT"
 /usr/bin/python3 tools/make_manifests.py --data "$DATA" --cache "$CACHE" --out out/manifests
+run() {  # model, set name, manifest, root, extra flags
+  build/apps/agegender/agegender --model "$1" --quiet --manifest "out/manifests/$3" --root "$4" ${5:-} \
+    --predictions "out/$1-$2.csv" --report "$OUT/$1-$2.md" >/dev/null
+  echo "== $1 on $2 ($OUT/$1-$2.md)"
+  grep -A2 "^| TP" "$OUT/$1-$2.md" | tail -1
+  grep -A2 "^| exact" "$OUT/$1-$2.md" | tail -1 || true
+  grep "^Rows" "$OUT/$1-$2.md"
+}
 for model in resnet vgg16; do
-  build/apps/agegender/agegender --model "$model" --quiet --manifest out/manifests/utkface-val.csv \
-    --root "$CACHE/utkface" --aligned --predictions "out/$model-utkface-val.csv" --report "$OUT/$model-utkface-val.md" >/dev/null
-  build/apps/agegender/agegender --model "$model" --quiet --manifest out/manifests/wider-dev.csv \
-    --root "$DATA/wider-dev" --predictions "out/$model-wider-dev.csv" --report "$OUT/$model-wider-dev.md" >/dev/null
-  for set in utkface-val wider-dev; do
-    echo "== $model on $set ($OUT/$model-$set.md)"
-    grep -A2 "^| TP" "$OUT/$model-$set.md" | tail -1
-    grep -A2 "^| exact" "$OUT/$model-$set.md" | tail -1 || true
-    grep "^Rows" "$OUT/$model-$set.md"
-  done
+  run "$model" utkface-val utkface-val.csv "$CACHE/utkface" --aligned
+  run "$model" wider-dev wider-dev.csv "$DATA/wider-dev"
+  # Framing: the UTKFace crops (tight) through the whole pipeline, and wider-dev faces cut loosely
+  # (twice their box) as crops and through the whole pipeline.
+  run "$model" utkface-val-pipeline utkface-val.csv "$CACHE/utkface"
+  run "$model" wider-loose-aligned wider-dev-loose.csv out/manifests/wider-loose --aligned
+  run "$model" wider-loose-pipeline wider-dev-loose.csv out/manifests/wider-loose
 done

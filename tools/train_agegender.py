@@ -10,7 +10,7 @@ unchanged. Runs on the CPU (Debian's python3-torch; install libopenblas0-openmp 
   /usr/bin/python3 tools/train_agegender.py --arch resnet18 --size 64 --epochs 40 --out runs/r18
   # the shipped ResNet (docs/agegender.md)
   /usr/bin/python3 tools/train_agegender.py --arch resnet18 --width 0.5 --size 64 --epochs 60 --lr 3e-3 \
-      --age-dist --ema 0.999 --out runs/r18w05-dldl
+      --age-dist --gender-weight 2 --out runs/r18w05-dldl-g2
   /usr/bin/python3 tools/train_agegender.py --arch vgg16_bn --width 0.5 --size 64 --out runs/vgg
   # smoke test: 600 training images, 1 epoch
   /usr/bin/python3 tools/train_agegender.py --limit 600 --epochs 1 --out /tmp/smoke
@@ -234,6 +234,7 @@ def main():
     ap.add_argument("--scale-jitter", type=float, default=0.12, help="random zoom +-, as a fraction")
     ap.add_argument("--shift-jitter", type=float, default=0.08, help="random shift +-, as a fraction of the side")
     ap.add_argument("--degrade", type=float, default=0.0, help="share of images shown at a random lower resolution")
+    ap.add_argument("--gender-weight", type=float, default=1.0, help="weight of the gender loss")
     ap.add_argument("--age-dist", action="store_true",
                     help="age head as a distribution over 0..100 years (mean = the age), trained on Gaussian labels")
     ap.add_argument("--age-sigma", type=float, default=2.0, help="width of the --age-dist label, years")
@@ -293,7 +294,7 @@ def main():
             g = torch.from_numpy(tr_gender[idx.numpy()]).to(device)
             grp = tr_groups[idx].to(device)
             age = torch.from_numpy(tr_age[idx.numpy()]).to(device) / 100
-            loss = (F.cross_entropy(out["gender"], g, label_smoothing=a.smoothing)
+            loss = (a.gender_weight * F.cross_entropy(out["gender"], g, label_smoothing=a.smoothing)
                     + F.cross_entropy(out["age_group"], grp, label_smoothing=a.smoothing))
             if a.age_dist:  # DLDL: KL to the label distribution + L1 on its mean (in decades)
                 target = age_dist_targets(age * 100, a.age_sigma)
