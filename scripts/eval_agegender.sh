@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The age/gender figures of docs/agegender.md: both bundled models on UTKFace val.txt (aligned
 # crops) and on wider-dev (whole pipeline on wild photos, labelled faces >= 40 px), and the same
-# faces framed otherwise (tight and loose crops); reports in docs/results/. Needs ../shared/data (or DATA=...) and Debian's python3 for the manifests.
+# faces framed otherwise (tight and loose crops); reports in docs/results/. Needs ../shared/data
+# (or DATA=...) and Debian's python3 with python3-opencv for the manifests.
 #   scripts/eval_agegender.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -95,6 +95,8 @@ def wider_loose(data, out, rows):
     loose = []
     for i, (image, age, g, x, y, w, h) in enumerate(rows):
         photo = cv2.imread(os.path.join(base, image))
+        if photo is None:
+            raise SystemExit(f"make_manifests: cannot read {os.path.join(base, image)}")
         side, cx, cy = 2 * max(w, h), x + w / 2, y + h / 2
         x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
         x1, y1 = min(photo.shape[1], int(cx + side / 2)), min(photo.shape[0], int(cy + side / 2))
