@@ -20,6 +20,13 @@ import os
 import tarfile
 
 
+def write_manifest(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
 def parse_utk(name):
     parts = name.split("_")
     try:
@@ -46,10 +53,7 @@ def utkface(data, cache, out):
             continue
         rows.append((n, lab[0], lab[1]))
     path = os.path.join(out, "utkface-val.csv")
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["image", "age", "gender"])
-        w.writerows(rows)
+    write_manifest(path, ["image", "age", "gender"], rows)
     print(f"{path}: {len(rows)} rows (skipped {len(skipped)}: {skipped[:3]}); --root {root}")
 
 
@@ -79,10 +83,7 @@ def wider(data, out, min_face):
                 continue
             rows.append((r["file"], "", g, x, y, w, h))
     path = os.path.join(out, "wider-dev.csv")
-    with open(path, "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["image", "age", "gender", "x", "y", "w", "h"])
-        wr.writerows(rows)
+    write_manifest(path, ["image", "age", "gender", "x", "y", "w", "h"], rows)
     print(f"{path}: {len(rows)} labelled faces >= {min_face} px; --root {base}")
     return rows
 
@@ -104,10 +105,7 @@ def wider_loose(data, out, rows):
         cv2.imwrite(os.path.join(folder, name), photo[y0:y1, x0:x1])
         loose.append((name, age, g))
     path = os.path.join(out, "wider-dev-loose.csv")
-    with open(path, "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["image", "age", "gender"])
-        wr.writerows(loose)
+    write_manifest(path, ["image", "age", "gender"], loose)
     print(f"{path}: {len(loose)} loosely framed crops; --root {folder}")
 
 
