@@ -296,47 +296,6 @@ CNN_TARGET_AVX512 inline void store_row(float* dst, __m512 (&w)[N], int64_t cols
     for (int64_t c = 0; c < cols; ++c) dst[c] = ep.activate(dst[c]);
 }
 
-CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, int64_t tpad, int64_t rows_in_chunk,
-                                            int64_t oc0, int64_t ty0, int64_t block_rows, float* y, const Epilogue& ep) {
-  const __m512i pair_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i pair_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
-  const __m512i quad_hi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
-  for (int64_t k = 0; k < rows_in_chunk; ++k) {
-    const int64_t oc = oc0 + k;
-    float* yc = y + oc * g.oh * g.ow;
-    const __m512 bias = _mm512_set1_ps(ep.bias ? ep.bias[oc] : 0.f), slope = _mm512_set1_ps(ep.slope);
-    for (int64_t r = 0; r < block_rows; ++r)
-      for (int64_t tx0 = 0; tx0 < g.tiles_w; tx0 += 16) {
-        const int64_t count = std::min<int64_t>(16, g.tiles_w - tx0), t0 = r * g.tiles_w + tx0;
-        const __mmask16 lanes = __mmask16((1u << count) - 1);
-        __m512 Q[4][6];
-        for (int b = 0; b < 6; ++b) {
-          __m512 m[6], q[4];
-          for (int a = 0; a < 6; ++a)
-            m[a] = _mm512_maskz_loadu_ps(lanes, M + (a * 6 + b) * plane_stride(rows_in_chunk * tpad) + k * tpad + t0);
-          output_1d(m[0], m[1], m[2], m[3], m[4], m[5], q);
-          for (int a = 0; a < 4; ++a) Q[a][b] = q[a];
-        }
-        for (int a = 0; a < 4; ++a) {
-          const int64_t oy = 4 * (ty0 + r) + a;
-          if (oy >= g.oh) break;
-          __m512 o[4];
-          output_1d(Q[a][0], Q[a][1], Q[a][2], Q[a][3], Q[a][4], Q[a][5], o);
-          for (int c = 0; c < 4; ++c) o[c] = _mm512_add_ps(o[c], bias);
-          // Interleave: output column 4*l + c is o[c] lane l; 16 tiles -> 64 contiguous floats.
-          const __m512 a01l = _mm512_permutex2var_ps(o[0], pair_lo, o[1]), a01h = _mm512_permutex2var_ps(o[0], pair_hi, o[1]);
-          const __m512 a23l = _mm512_permutex2var_ps(o[2], pair_lo, o[3]), a23h = _mm512_permutex2var_ps(o[2], pair_hi, o[3]);
-          __m512 w[4] = {_mm512_permutex2var_ps(a01l, quad_lo, a23l), _mm512_permutex2var_ps(a01l, quad_hi, a23l),
-                         _mm512_permutex2var_ps(a01h, quad_lo, a23h), _mm512_permutex2var_ps(a01h, quad_hi, a23h)};
-          float* dst = yc + oy * g.ow + 4 * tx0;
-          const int64_t cols = std::min<int64_t>(64, g.ow - 4 * tx0);
-          store_row(dst, w, cols, ep, slope);
-        }
-      }
-  }
-}
-
 // F(2x2): 16 tiles at once, as above; patches are 4x4 with stride 2, outputs 2x2.
 CNN_TARGET_AVX512 inline void input_f2_avx512(const Geometry& g, const float* strip, int64_t block_rows, int64_t ic,
                                               float* V, int64_t tpad, int64_t nr) {
@@ -370,10 +329,22 @@ CNN_TARGET_AVX512 inline void input_f2_avx512(const Geometry& g, const float* st
     }
 }
 
-CNN_TARGET_AVX512 inline void output_f2_avx512(const Geometry& g, const float* M, int64_t tpad, int64_t rows_in_chunk,
-                                               int64_t oc0, int64_t ty0, int64_t block_rows, float* y, const Epilogue& ep) {
+// A^T along one direction, for tile size m.
+template <int m>
+CNN_TARGET_AVX512 inline void output_1d_m(const __m512* v, __m512* o) {
+  if constexpr (m == 4) output_1d(v[0], v[1], v[2], v[3], v[4], v[5], o);
+  else output_1d_f2(v[0], v[1], v[2], v[3], o);
+}
+
+// Output transform for tile size m (4 or 2), 16 tiles at once: lane l of every vector is tile tx0 + l.
+template <int m>
+CNN_TARGET_AVX512 inline void output_avx512(const Geometry& g, const float* M, int64_t tpad, int64_t rows_in_chunk,
+                                            int64_t oc0, int64_t ty0, int64_t block_rows, float* y, const Epilogue& ep) {
+  constexpr int a = m + 2;
   const __m512i pair_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i pair_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i quad_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  const __m512i quad_hi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
   const int64_t stride = plane_stride(rows_in_chunk * tpad);
   for (int64_t k = 0; k < rows_in_chunk; ++k) {
     const int64_t oc = oc0 + k;
@@ -383,22 +354,29 @@ CNN_TARGET_AVX512 inline void output_f2_avx512(const Geometry& g, const float* M
       for (int64_t tx0 = 0; tx0 < g.tiles_w; tx0 += 16) {
         const int64_t count = std::min<int64_t>(16, g.tiles_w - tx0), t0 = r * g.tiles_w + tx0;
         const __mmask16 lanes = __mmask16((1u << count) - 1);
-        __m512 Q[2][4];
-        for (int b = 0; b < 4; ++b) {
-          __m512 m[4], q[2];
-          for (int a = 0; a < 4; ++a) m[a] = _mm512_maskz_loadu_ps(lanes, M + (a * 4 + b) * stride + k * tpad + t0);
-          output_1d_f2(m[0], m[1], m[2], m[3], q);
-          Q[0][b] = q[0], Q[1][b] = q[1];
+        __m512 Q[m][a];  // transformed along y
+        for (int b = 0; b < a; ++b) {
+          __m512 v[a], q[m];
+          for (int i = 0; i < a; ++i) v[i] = _mm512_maskz_loadu_ps(lanes, M + (i * a + b) * stride + k * tpad + t0);
+          output_1d_m<m>(v, q);
+          for (int i = 0; i < m; ++i) Q[i][b] = q[i];
         }
-        for (int a = 0; a < 2; ++a) {
-          const int64_t oy = 2 * (ty0 + r) + a;
+        for (int i = 0; i < m; ++i) {
+          const int64_t oy = m * (ty0 + r) + i;
           if (oy >= g.oh) break;
-          __m512 o[2];
-          output_1d_f2(Q[a][0], Q[a][1], Q[a][2], Q[a][3], o);
-          o[0] = _mm512_add_ps(o[0], bias), o[1] = _mm512_add_ps(o[1], bias);
-          // Output column 2*l + c is o[c] lane l: 16 tiles -> 32 contiguous floats.
-          __m512 w[2] = {_mm512_permutex2var_ps(o[0], pair_lo, o[1]), _mm512_permutex2var_ps(o[0], pair_hi, o[1])};
-          store_row(yc + oy * g.ow + 2 * tx0, w, std::min<int64_t>(32, g.ow - 2 * tx0), ep, slope);
+          __m512 o[m], w[m];
+          output_1d_m<m>(Q[i], o);  // then along x
+          for (int c = 0; c < m; ++c) o[c] = _mm512_add_ps(o[c], bias);
+          // Interleave: output column m*l + c is o[c] lane l; 16 tiles -> 16*m contiguous floats.
+          if constexpr (m == 4) {
+            const __m512 a01l = _mm512_permutex2var_ps(o[0], pair_lo, o[1]), a01h = _mm512_permutex2var_ps(o[0], pair_hi, o[1]);
+            const __m512 a23l = _mm512_permutex2var_ps(o[2], pair_lo, o[3]), a23h = _mm512_permutex2var_ps(o[2], pair_hi, o[3]);
+            w[0] = _mm512_permutex2var_ps(a01l, quad_lo, a23l), w[1] = _mm512_permutex2var_ps(a01l, quad_hi, a23l);
+            w[2] = _mm512_permutex2var_ps(a01h, quad_lo, a23h), w[3] = _mm512_permutex2var_ps(a01h, quad_hi, a23h);
+          } else {
+            w[0] = _mm512_permutex2var_ps(o[0], pair_lo, o[1]), w[1] = _mm512_permutex2var_ps(o[0], pair_hi, o[1]);
+          }
+          store_row(yc + oy * g.ow + m * tx0, w, std::min<int64_t>(16 * m, g.ow - m * tx0), ep, slope);
         }
       }
   }
@@ -465,8 +443,8 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
       }
     }
 #ifdef CNN_X86
-    if (avx512 && g.m == 4) return detail::output_avx512(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
-    if (avx512) return detail::output_f2_avx512(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
+    if (avx512 && g.m == 4) return detail::output_avx512<4>(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
+    if (avx512) return detail::output_avx512<2>(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
 #endif
     detail::output_scalar(g, Mbuf.data(), tpad, rows, oc0, ty0, block_rows, y, ep);
   });
