@@ -1,6 +1,8 @@
 // Graph mechanics: buffer planning, BN/activation fusion, summaries, run-time shape errors.
 #include <doctest/doctest.h>
 
+#include <atomic>
+
 #include "test_util.hpp"
 
 using namespace cnn;
@@ -139,4 +141,19 @@ TEST_CASE("any input size works; a wrong channel count or tiny input is a clear 
   CHECK_THROWS_WITH_AS(g.forward(tiny.view()), doctest::Contains("features."), Error);
   Graph unloaded = build_model(c);
   CHECK_THROWS_AS(unloaded.forward(grey.view()), Error);
+}
+
+TEST_CASE("parallel_for runs every item exactly once, small items grouped into runs") {
+  const int saved = num_threads();
+  set_num_threads(2);
+  // Tiny items (grouped), large items (one by one), and counts that leave a short last run.
+  for (int64_t work : {int64_t(1), int64_t(49), int64_t(1) << 20})
+    for (int64_t count : {int64_t(2), int64_t(7), int64_t(2048), int64_t(2053)}) {
+      std::vector<std::atomic<int>> hits(static_cast<std::size_t>(count));
+      parallel_for(count, work, [&](int64_t i) { hits[std::size_t(i)].fetch_add(1); });
+      int64_t wrong = 0;
+      for (auto& h : hits) wrong += h.load() != 1;
+      CHECK_MESSAGE(wrong == 0, "work ", work, ", count ", count);
+    }
+  set_num_threads(saved);
 }

@@ -169,10 +169,24 @@ constexpr int64_t kMinParallelWork = 1 << 15;
 
 // Runs fn(i) for i in [0, count) on up to `max_threads` threads (0: num_threads()). Threads only
 // when count * work_per_item is large enough.
+// Many small items are claimed in runs of consecutive ones: every claim is an atomic operation on a
+// cache line both cores write (ResNet-50's global average pool, 2048 items of 49 additions: 0.24 ms
+// claimed one by one).
+constexpr int64_t kMinItemRunWork = 1 << 14;
+
 template <class Fn>
 inline void parallel_for(int64_t count, int64_t work_per_item, Fn&& fn, int max_threads = 0) {
   const int threads = static_cast<int>(std::min<int64_t>(max_threads > 0 ? max_threads : num_threads(), count));
-  if (threads > 1 && count * work_per_item >= kMinParallelWork) return ThreadPool::instance().run(count, threads, fn);
+  if (threads > 1 && count * work_per_item >= kMinParallelWork) {
+    // Runs of at least kMinItemRunWork, yet at least 4 runs per thread to share out uneven items.
+    const int64_t run = std::max<int64_t>(
+        1, std::min(kMinItemRunWork / std::max<int64_t>(work_per_item, 1), count / (4 * int64_t(threads))));
+    if (run == 1) return ThreadPool::instance().run(count, threads, fn);
+    auto runs = [&](int64_t r) {
+      for (int64_t i = r * run, end = std::min(count, i + run); i < end; ++i) fn(i);
+    };
+    return ThreadPool::instance().run((count + run - 1) / run, threads, runs);
+  }
   for (int64_t i = 0; i < count; ++i) fn(i);
 }
 
