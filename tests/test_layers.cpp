@@ -153,6 +153,55 @@ TEST_CASE("Conv2d fast paths equal conv2d_reference on random shapes, on every I
   }
 }
 
+TEST_CASE("the direct stride-2 kernel equals conv2d_reference, with every epilogue and thread count") {
+  if (detect_isa() != Isa::AVX512) return;  // the kernel is AVX-512 only; other ISAs keep the GEMM path
+  std::mt19937 rng(17);
+  auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  const int saved = num_threads();
+  for (int trial = 0; trial < 40; ++trial) {
+    Conv2dOptions o;
+    // Channel counts off the 16/32-channel vectors and panels; enough taps for several channel blocks.
+    o.in_channels = trial % 5 == 0 ? r(30, 70) : r(1, 12), o.out_channels = r(1, 80);
+    o.kh = r(1, 7), o.kw = r(2, 7), o.stride(2), o.pad_h = r(0, o.kh / 2), o.pad_w = r(0, o.kw / 2);
+    o.bias = r(0, 1);
+    // Output rows of 7 to 45 pixels: two-row tiles below 14, steps back at the end of a row.
+    const int64_t ow = r(7, 45), oh = r(2, 12);
+    const int64_t h = 2 * (oh - 1) + o.kh - 2 * o.pad_h + r(0, 1), w = 2 * (ow - 1) + o.kw - 2 * o.pad_w + r(0, 1);
+    Conv2d conv("c", o);
+    for (auto& p : conv.params()) {
+      p.param->dims = p.dims;
+      p.param->values.resize(std::size_t(p.param->numel()));
+      test::fill_random(p.param->values.data(), p.param->numel(), rng, 0.2f);
+    }
+    const Activation acts[] = {Activation::None, Activation::ReLU, Activation::LeakyReLU, Activation::Sigmoid};
+    const Activation act = acts[trial % 4];
+    const bool residual = trial % 3 == 0;
+    if (residual) conv.set_residual();
+    conv.set_activation(act, 0.1f);
+    conv.prepare();
+    Tensor x(Shape{r(1, 2), o.in_channels, h, w});
+    test::fill_random(x.data(), x.numel(), rng);
+    const Shape out{x.shape().n, o.out_channels, o.out_h(h), o.out_w(w)};
+    REQUIRE(conv.use_direct(x.shape(), out));
+    Tensor res(out), ref(out);
+    test::fill_random(res.data(), res.numel(), rng);
+    Epilogue post{conv.bias_data(), act, 0.1f};
+    if (residual) post.residual = res.data(), post.out_base = ref.data();
+    conv2d_reference(x.view(), conv.weight().values.data(), nullptr, o, ref.view(), post);
+    std::vector<float> ws(std::size_t(conv.workspace_floats({x.shape(), res.shape()}) + 1));
+    std::vector<Tensor> ys;
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      ys.emplace_back(out);
+      conv.forward({x.view(), res.view()}, ys.back().view(), ws.data());
+    }
+    INFO("trial " << trial << " " << conv.describe() << " in " << x.shape().str() << " out " << out.str());
+    CHECK(test::rel_error(ys[0].data(), ref.data(), ref.numel()) < 1e-5);
+    CHECK(std::equal(ys[0].data(), ys[0].data() + ref.numel(), ys[1].data()));
+  }
+  set_num_threads(saved);
+}
+
 TEST_CASE("separable max pooling equals the direct definition on random shapes") {
   std::mt19937 rng(21);
   auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -194,6 +243,7 @@ TEST_CASE("a fused residual is added before the activation on every convolution 
   };
   const Case cases[] = {{"pointwise", Conv2dOptions{24, 40}, 9},
                         {"im2col", Conv2dOptions{5, 12}.kernel(3).stride(2).padding(1), 11},
+                        {"direct, strided", Conv2dOptions{40, 48}.kernel(3).stride(2).padding(1), 29},
                         {"winograd 4x4", Conv2dOptions{16, 24}.kernel(3).padding(1), 30},
                         {"winograd 2x2", Conv2dOptions{128, 128}.kernel(3).padding(1), 7},
                         {"small map", Conv2dOptions{64, 96}.kernel(3).padding(1), 2},

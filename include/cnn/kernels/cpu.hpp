@@ -84,6 +84,18 @@ inline bool& winograd_setting() {
 inline void set_winograd(bool on) { winograd_setting() = on; }
 inline bool winograd_enabled() { return winograd_setting(); }
 
+// Whether stride-2 convolutions may use the direct kernel (kernels/direct_conv.hpp) with AVX-512.
+// Default on; CNN_DIRECT=0 turns it off (they run as implicit-im2col GEMM).
+inline bool& direct_setting() {
+  static bool on = [] {
+    const char* env = std::getenv("CNN_DIRECT");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  return on;
+}
+inline void set_direct(bool on) { direct_setting() = on; }
+inline bool direct_enabled() { return direct_setting(); }
+
 }  // namespace cnn
 
 // Per-function target attributes: code inside these compiles for that ISA whatever the global flags.

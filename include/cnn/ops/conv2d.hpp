@@ -4,6 +4,7 @@
 // conv2d_reference() is the definition (a direct 7-deep loop). Conv2d::forward() runs
 //   - 3x3 stride-1 convolutions by Winograd F(4x4,3x3) where that is cheaper (kernels/winograd.hpp),
 //   - depthwise convolutions (one input and one output channel per group) by a direct loop,
+//   - stride-2 convolutions, with AVX-512, directly on the padded image (kernels/direct_conv.hpp),
 //   - 1x1 stride-1 unpadded convolutions as one GEMM on the input itself,
 //   - everything else as GEMM per group on the image unfolded on the fly (implicit im2col),
 // with weights transformed and packed once at load (prepare()).
@@ -15,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "../kernels/direct_conv.hpp"
 #include "../kernels/linear.hpp"
 #include "../kernels/winograd.hpp"
 #include "layer.hpp"
@@ -204,6 +206,7 @@ class Conv2d : public Layer {
     // Weights in GEMM panel form, once: one packed matrix (cout/groups x cin/groups*kh*kw) per group.
     packed_.clear();
     for (auto& w : winograd_) w.reset();
+    direct_.reset();
     if (!is_depthwise()) {
       const int64_t cout_g = o_.out_channels / o_.groups, K = weight_.numel() / o_.out_channels;
       for (int64_t g = 0; g < o_.groups; ++g)
@@ -247,6 +250,21 @@ class Conv2d : public Layer {
     // Unfolding reads a zero-padded copy of the image, so its rows need no bounds checks.
     const bool padded = !is_pointwise() && (o_.pad_h || o_.pad_w);
     const int64_t ph = x.shape.h + 2 * o_.pad_h, pw = x.shape.w + 2 * o_.pad_w;
+#ifdef CNN_X86
+    if (use_direct(x.shape, y.shape)) {
+      const kernels::direct::Weights& W = direct_weights();
+      const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
+      for (int64_t n = 0; n < x.shape.n; ++n) {
+        const float* image = x.sample(n);
+        if (padded) {
+          pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
+          image = workspace;
+        }
+        kernels::direct::run(W, image, geo, y.sample(n), ep);
+      }
+      return;
+    }
+#endif
     Conv2dOptions unpadded = o_;
     unpadded.pad_h = unpadded.pad_w = 0;
     for (int64_t n = 0; n < x.shape.n; ++n) {
@@ -280,8 +298,27 @@ class Conv2d : public Layer {
     return kernels::winograd::choose_tile(o_.in_channels, o_.out_channels, out.h, out.w, active_isa());
   }
   bool use_winograd(const Shape& out) const { return winograd_tile(out) != 0; }
+  // Whether this input runs on the direct kernel (kernels/direct_conv.hpp): stride 2 with AVX-512.
+  // The GEMM's im2col gathers cost it 20-40% at stride 2; at stride 1 it has no such cost and wins.
+  bool use_direct(const Shape& in, const Shape& out) const {
+    return direct_enabled() && active_isa() == Isa::AVX512 && o_.groups == 1 && o_.dilation_h == 1 &&
+           o_.dilation_w == 1 && o_.stride_h == 2 && o_.stride_w == 2 && o_.kh * o_.kw > 1 && !small_map(out.h * out.w) &&
+           kernels::direct::supports(direct_geometry(in, out), o_.out_channels);
+  }
 
  private:
+  kernels::direct::Geometry direct_geometry(const Shape& in, const Shape& out) const {
+    return {o_.in_channels, in.h + 2 * o_.pad_h, in.w + 2 * o_.pad_w, o_.kh, o_.kw, o_.stride_h, out.h, out.w};
+  }
+  // The direct kernel's weight panels, built on first use (only strided layers need them).
+  const kernels::direct::Weights& direct_weights() const {
+    std::lock_guard<std::mutex> lock(winograd_mutex_);
+    if (!direct_)
+      direct_ = std::make_unique<kernels::direct::Weights>(
+          kernels::direct::pack_weights(weight_.values.data(), o_.out_channels, weight_.numel() / o_.out_channels));
+    return *direct_;
+  }
+
   // Winograd weights for tile size m, transformed on first use (only the variants a model's map
   // sizes need are ever built: they take 4x / 1.8x the memory of the plain weights).
   const kernels::winograd::Weights& winograd_weights(int m) const {
@@ -367,7 +404,8 @@ class Conv2d : public Layer {
   bool residual_ = false;
   std::vector<kernels::PackedA> packed_;
   mutable std::unique_ptr<kernels::winograd::Weights> winograd_[2];  // tile 4, tile 2
-  mutable std::mutex winograd_mutex_;
+  mutable std::unique_ptr<kernels::direct::Weights> direct_;
+  mutable std::mutex winograd_mutex_;  // guards the weights built on first use (Winograd, direct)
 };
 
 }  // namespace cnn

@@ -1,0 +1,202 @@
+// cnn/kernels/direct_conv.hpp — strided convolutions computed where the image lies, without unfolding it.
+//
+// As an implicit-im2col GEMM, a stride-2 convolution spends a large share of its time gathering the
+// unfolded image into column panels, and a 7-pixel-wide map pads each row of panels to 32 columns.
+// Here vectors run along the output channels instead: a tile is 32 output channels (2 AVX-512
+// vectors) x 14 output pixels (one row, or two rows of 7 on a 7-pixel-wide map), and each step
+// (input channel, ky, kx) multiplies 2 weight vectors by 14 input values broadcast straight from the
+// zero-padded image: 28 accumulators, 31 of the 32 registers. Weights are repacked once into
+// 32-channel panels [panel][tap][32]. AVX-512 only: Conv2d keeps the GEMM path on other ISAs, and
+// conv2d_reference() (ops/conv2d.hpp) is the definition the tests compare with.
+//
+// Every output pixel sums its taps in the same order (input channel, ky, kx) whatever the tile or
+// thread that computes it, so results do not depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "../parallel.hpp"
+#include "gemm.hpp"
+
+// GCC 12 warns inside its own AVX-512 headers (the gathers' undefined source) once these are inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace cnn {
+namespace kernels {
+namespace direct {
+
+constexpr int64_t kPanel = 32;  // output channels per weight panel: 2 AVX-512 vectors
+constexpr int kPixels = 14;     // output pixels per tile
+
+// Weights [M][taps] (taps = in_channels * kh * kw, PyTorch's order) as ceil(M/32) panels [tap][32],
+// zero-padded beyond M.
+struct Weights {
+  int64_t M = 0, taps = 0;
+  AlignedVector values;
+  const float* panel(int64_t p) const { return values.data() + p * taps * kPanel; }
+};
+
+inline Weights pack_weights(const float* w, int64_t M, int64_t taps) {
+  Weights out;
+  out.M = M, out.taps = taps;
+  const int64_t panels = (M + kPanel - 1) / kPanel;
+  out.values = AlignedVector(std::size_t(std::max<int64_t>(panels * taps * kPanel, 1)));
+  float* d = out.values.data();
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t t = 0; t < taps; ++t, d += kPanel)
+      for (int64_t c = 0; c < kPanel; ++c) d[c] = p * kPanel + c < M ? w[(p * kPanel + c) * taps + t] : 0.f;
+  return out;
+}
+
+// The convolution's shape, on an input already zero-padded to hp x wp (no padding left to apply).
+struct Geometry {
+  int64_t in_channels, hp, wp, kh, kw, stride, oh, ow;
+};
+
+// Whether run() handles this shape: one group, no dilation (the caller checks), stride 1 or 2, rows
+// of at least one tile, and channel offsets that fit the 32-bit indices of gathers and scatters.
+inline bool supports(const Geometry& g, int64_t out_channels) {
+  return (g.stride == 1 || g.stride == 2) && g.ow >= kPixels / 2 && g.oh >= (g.ow >= kPixels ? 1 : 2) &&
+         (out_channels + kPanel) * g.oh * g.ow < (int64_t(1) << 31);
+}
+
+#ifdef CNN_X86
+// Where a tile's output goes and which of its pixels are new: only rows from first_row and columns
+// from first_col are stored (a tile that stepped back to end at the map's edge overlaps pixels that
+// another tile stored already).
+struct TileTarget {
+  float* out;  // the tile's first pixel in channel c0
+  int64_t c0;
+  int first_row, first_col;
+};
+
+// Finishes a tile whose sums are in `sums` (28 vectors: [vector][pixel], 16 channels each): channels
+// [c0, c0 + 32) below M, pixel p of the tile at to.out + (p / Q) * ow + p % Q in each channel plane.
+// Each output row of a channel is gathered from the sums (in L1) and stored contiguously, with the
+// residual read the same way (scattering every vector to 16 channel planes measured slower). Kept
+// out of line so that the tile's loop has all 32 registers.
+template <int Q>
+CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile(const float* sums, const Geometry& g, const TileTarget& to,
+                                                             int64_t M, const Epilogue& ep) {
+  constexpr int R = kPixels / Q;
+  const int64_t oplane = g.oh * g.ow;
+  // Pixel j of a row, for channel 0 of vector 0: sums[(j) * 16]; rows start Q pixels apart.
+  const __m512i pixel = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(16));
+  const __mmask16 cols = __mmask16(((1u << Q) - 1) & ~((1u << to.first_col) - 1));
+  const __m512 zero = _mm512_setzero_ps(), slope = _mm512_set1_ps(ep.slope);
+  const bool vector_epilogue = ep.act != Activation::Sigmoid;
+  const int64_t channels = std::min<int64_t>(kPanel, M - to.c0);
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    const float* s = sums + (ch / 16) * kPixels * 16 + ch % 16;
+    const __m512 bias = _mm512_set1_ps(ep.bias && vector_epilogue ? ep.bias[to.c0 + ch] : 0.f);
+    for (int r = to.first_row; r < R; ++r) {
+      float* dst = to.out + ch * oplane + r * g.ow;
+      __m512 v = _mm512_mask_i32gather_ps(zero, cols, pixel, s + r * Q * 16, 4);
+      if (vector_epilogue) {
+        v = _mm512_add_ps(v, bias);
+        if (ep.residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(cols, ep.residual + (dst - ep.out_base)));
+        if (ep.act == Activation::ReLU) v = _mm512_max_ps(v, zero);
+        else if (ep.act == Activation::LeakyReLU) v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), v, slope);
+      }
+      _mm512_mask_storeu_ps(dst, cols, v);
+      if (!vector_epilogue)
+        for (int j = to.first_col; j < Q; ++j) dst[j] = ep.apply(dst[j], to.c0 + ch, dst + j);
+    }
+  }
+}
+
+// One tile over input channels [ic0, ic1): channels [c0, c0 + 32) x output pixels in Q-wide rows
+// (Q = 14: one row; Q = 7: two rows). `w`: the panel at channel ic0's first tap; `x`: the first
+// pixel's window in channel ic0 (top-left tap). The sums start from `sums` (28 vectors) unless
+// `first`, and are left there. `ahead`: where the weights of the next channel block are, in floats
+// from `w`, to be fetched into L2 meanwhile (at batch 1 they come from memory).
+template <int S, int Q>
+CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometry& g, int64_t ic0, int64_t ic1,
+                                   float* sums, bool first, int64_t ahead) {
+  constexpr int R = kPixels / Q;  // rows of output pixels
+  __m512 acc[2][kPixels];
+  if (first) {
+    for (int v = 0; v < 2; ++v)
+      for (int p = 0; p < kPixels; ++p) acc[v][p] = _mm512_setzero_ps();
+  } else {
+    for (int v = 0; v < 2; ++v)
+      for (int p = 0; p < kPixels; ++p) acc[v][p] = _mm512_load_ps(sums + (v * kPixels + p) * 16);
+  }
+  const int64_t plane = g.hp * g.wp, next_row = S * g.wp;
+  for (int64_t ic = ic0; ic < ic1; ++ic, x += plane)
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      const float* row = x + ky * g.wp;
+      for (int64_t kx = 0; kx < g.kw; ++kx, w += kPanel) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + ahead), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(w + ahead + 16), _MM_HINT_T1);
+        const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
+        const float* r0 = row + kx;
+        // Hide that r0 moves by one float per step: GCC would otherwise keep the broadcasts the next
+        // steps share (at stride 2, kx + 2 reuses 13 of 14) in registers it does not have, and spill.
+        asm("" : "+r"(r0));
+        const float* r1 = r0 + (R > 1 ? next_row : 0);
+#pragma GCC unroll 14
+        for (int p = 0; p < kPixels; ++p) {
+          const __m512 b = _mm512_set1_ps(p < Q ? r0[p * S] : r1[(p - Q) * S]);
+          acc[0][p] = _mm512_fmadd_ps(w0, b, acc[0][p]);
+          acc[1][p] = _mm512_fmadd_ps(w1, b, acc[1][p]);
+        }
+      }
+    }
+  for (int v = 0; v < 2; ++v)
+    for (int p = 0; p < kPixels; ++p) _mm512_store_ps(sums + (v * kPixels + p) * 16, acc[v][p]);
+}
+
+// y[M][oh][ow] = epilogue(conv(x)) for one image; x is in_channels planes of hp x wp, padded already.
+template <int S, int Q>
+CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep) {
+  constexpr int R = kPixels / Q;
+  const int64_t panels = (W.M + kPanel - 1) / kPanel, plane = g.oh * g.ow, taps = g.kh * g.kw;
+  const int64_t row_groups = (g.oh + R - 1) / R, col_tiles = (g.ow + Q - 1) / Q, tiles = row_groups * col_tiles;
+  // Input channels in blocks whose weights (32 KiB of the panel) stay in L1 while every tile of the
+  // item passes over them: the panel is read from memory once, not once per tile (at batch 1 the
+  // weights come from memory; ResNet-50's layer4 3x3/2 ran at a third of its in-cache speed).
+  const int64_t block = std::max<int64_t>(1, 256 / taps);
+  // Items: a panel and a run of its tiles; enough runs for every thread to have a few items.
+  const int64_t runs = std::min(tiles, (4 * int64_t(num_threads()) + panels - 1) / panels);
+  parallel_for(panels * runs, kPanel * kPixels * tiles / runs * W.taps, [&](int64_t item) {
+    const int64_t p = item / runs, t0 = tiles * (item % runs) / runs, t1 = tiles * (item % runs + 1) / runs;
+    thread_local AlignedVector partials;  // each tile's 28 vectors of sums between channel blocks
+    partials.resize_discard(std::size_t((t1 - t0) * 2 * kPixels * 16));
+    for (int64_t ic0 = 0; ic0 < g.in_channels; ic0 += block) {
+      const int64_t ic1 = std::min(g.in_channels, ic0 + block);
+      const float* w = W.panel(p) + ic0 * taps * kPanel;
+      for (int64_t t = t0; t < t1; ++t) {
+        // A last tile that would run past the row steps back to end at the row's end, and a last
+        // row group on an odd number of rows redoes the row before it; neither stores pixels twice.
+        const int64_t rg = t / col_tiles, ox = t % col_tiles * Q;
+        const int64_t oy = std::min(rg * R, g.oh - R), x0 = std::min(ox, g.ow - Q);
+        float* sums = partials.data() + (t - t0) * 2 * kPixels * 16;
+        tile<S, Q>(w, x + ic0 * g.hp * g.wp + oy * S * g.wp + x0 * S, g, ic0, ic1, sums, ic0 == 0, block * taps * kPanel);
+        if (ic1 == g.in_channels) {
+          const TileTarget to{y + p * kPanel * plane + oy * g.ow + x0, p * kPanel, int(rg * R - oy), int(ox - x0)};
+          store_tile<Q>(sums, g, to, W.M, ep);
+        }
+      }
+    }
+  });
+}
+
+inline void run(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep) {
+  const bool wide = g.ow >= kPixels;  // else two rows of 7 to 13 pixels per tile
+  if (g.stride == 1) wide ? run_tiles<1, kPixels>(W, x, g, y, ep) : run_tiles<1, kPixels / 2>(W, x, g, y, ep);
+  else wide ? run_tiles<2, kPixels>(W, x, g, y, ep) : run_tiles<2, kPixels / 2>(W, x, g, y, ep);
+}
+#endif
+
+}  // namespace direct
+}  // namespace kernels
+}  // namespace cnn
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
