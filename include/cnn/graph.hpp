@@ -386,10 +386,11 @@ class Graph {
       p.shapes[i] = n.layer->output_shape(ins);
       p.workspace_floats = std::max(p.workspace_floats, n.layer->workspace_floats(ins));
       const int64_t need = p.shapes[i].numel();
-      const int first = n.inputs[0];
-      if (n.layer->in_place() && first != kInput && last_use[first] == i &&
-          std::count(n.inputs.begin(), n.inputs.end(), first) == 1 && need <= p.shapes[first].numel()) {
-        p.slot[i] = p.slot[first];  // overwrite input 0
+      const int k = n.layer->in_place_input();
+      const int over = k >= 0 ? n.inputs[std::size_t(k)] : kInput;
+      if (over != kInput && last_use[over] == i && std::count(n.inputs.begin(), n.inputs.end(), over) == 1 &&
+          need <= p.shapes[over].numel()) {
+        p.slot[i] = p.slot[over];  // overwrite that input
       } else {
         // Best fit among free buffers: the smallest that is big enough, else the biggest (grown).
         int best = -1;

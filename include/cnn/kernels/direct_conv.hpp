@@ -102,9 +102,13 @@ CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile(const float* sums, c
         if (ep.act == Activation::ReLU) v = _mm512_max_ps(v, zero);
         else if (ep.act == Activation::LeakyReLU) v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), v, slope);
       }
-      _mm512_mask_storeu_ps(dst, cols, v);
-      if (!vector_epilogue)
-        for (int j = to.first_col; j < Q; ++j) dst[j] = ep.apply(dst[j], to.c0 + ch, dst + j);
+      if (vector_epilogue) {
+        _mm512_mask_storeu_ps(dst, cols, v);
+      } else {  // the residual may live where the output goes: read before anything is written
+        alignas(64) float sum[16];
+        _mm512_store_ps(sum, v);
+        for (int j = to.first_col; j < Q; ++j) dst[j] = ep.apply(sum[j], to.c0 + ch, dst + j);
+      }
     }
   }
 }

@@ -385,8 +385,9 @@ constexpr int64_t kKC = CNN_GEMM_KC, kMC = 512, kNC = CNN_GEMM_NC;
 
 // One thread's share: rows [m0, m1) (multiples of kMR) x columns [n0, n1). `packed_b`, if given, is
 // all of B packed already (columns [0, n1) in one block, K block pc at packed_b + pc * padded width).
+// `onto_c`: add the product to what C holds (else the first K block overwrites it).
 inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const PackedA& A, BSource B, Mat C,
-                       const Epilogue& ep, Isa isa, int64_t NR, const float* packed_b = nullptr) {
+                       const Epilogue& ep, Isa isa, int64_t NR, bool onto_c, const float* packed_b = nullptr) {
   const MicroKernel micro = micro_kernel_for(isa, NR);
   thread_local AlignedVector b_pack, tile;
   b_pack.resize_discard(std::size_t(kKC * (kNC + NR)));
@@ -396,7 +397,7 @@ inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K
     const int64_t nc = std::min(kNC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
-      const bool first = pc == 0, last = pc + kc == K;
+      const bool first = pc == 0 && !onto_c, last = pc + kc == K;
       const float* block = packed_b ? packed_b + pc * ((n1 + NR - 1) / NR * NR) : b_pack.data();
       if (!packed_b) B.pack(B.ctx, pc, kc, jc, nc, NR, b_pack.data());
       for (int64_t ic = m0; ic < m1; ic += kMC) {
@@ -431,12 +432,18 @@ inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K
 // C = act(A * B + bias) with A packed. Threads split N (in whole NR panels) or, when N is narrow,
 // M (in whole 8-row panels); each output element is summed by one thread in a fixed order, so
 // results do not depend on the thread count.
-inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSource B, Mat C, const Epilogue& ep = {}) {
+inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSource B, Mat C, const Epilogue& ep_in = {}) {
   if (M <= 0 || N <= 0) return;
+  // An output written over its residual (Conv2d::in_place_input): C holds the residual, which the
+  // first K block would overwrite with partial sums, so every block adds onto C instead and the
+  // epilogue adds no residual.
+  const bool onto_c = ep_in.residual && ep_in.residual == ep_in.out_base;
+  Epilogue ep = ep_in;
+  if (onto_c) ep.residual = nullptr;
   if (A.M != M || A.K != K) fail("gemm: packed A is ", A.M, "x", A.K, ", expected ", M, "x", K);
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C(i, j) = ep.apply(0.f, i, &C(i, j));
+      for (int64_t j = 0; j < N; ++j) C(i, j) = ep_in.apply(0.f, i, &C(i, j));
     return;
   }
   const Isa isa = active_isa();
@@ -452,7 +459,7 @@ inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSour
   // Column ranges: a few per thread, claimed dynamically, so a thread slowed by other load doesn't
   // hold up the rest (each range packs only its own columns of B). Row ranges: one per thread.
   const int64_t chunks = std::min<int64_t>(split_n ? 3 * threads : threads, units);
-  if (chunks <= 1) return detail::gemm_block(0, M, 0, N, K, A, B, C, ep, isa, NR);
+  if (chunks <= 1) return detail::gemm_block(0, M, 0, N, K, A, B, C, ep, isa, NR, onto_c);
   if (!split_n && B.gathers && N <= detail::kNC) {
     // Rows split and B gathered: B is packed once, its K blocks shared out, rather than once by
     // every thread (an im2col pack is 20% of a strided 3x3 convolution; ResNet-50's at 7x7 and
@@ -467,14 +474,14 @@ inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSour
     });
     parallel_for(chunks, kMinParallelWork, [&](int64_t t) {
       const int64_t u0 = units * t / chunks, u1 = units * (t + 1) / chunks;
-      detail::gemm_block(u0 * kMR, std::min(M, u1 * kMR), 0, N, K, A, B, C, ep, isa, NR, packed);
+      detail::gemm_block(u0 * kMR, std::min(M, u1 * kMR), 0, N, K, A, B, C, ep, isa, NR, onto_c, packed);
     });
     return;
   }
   parallel_for(chunks, kMinParallelWork, [&](int64_t t) {
     const int64_t u0 = units * t / chunks, u1 = units * (t + 1) / chunks;
-    if (split_n) detail::gemm_block(0, M, u0 * NR, std::min(N, u1 * NR), K, A, B, C, ep, isa, NR);
-    else detail::gemm_block(u0 * kMR, std::min(M, u1 * kMR), 0, N, K, A, B, C, ep, isa, NR);
+    if (split_n) detail::gemm_block(0, M, u0 * NR, std::min(N, u1 * NR), K, A, B, C, ep, isa, NR, onto_c);
+    else detail::gemm_block(u0 * kMR, std::min(M, u1 * kMR), 0, N, K, A, B, C, ep, isa, NR, onto_c);
   });
 }
 

@@ -10,7 +10,7 @@ class ActivationLayer : public Layer {
   ActivationLayer(std::string name, Activation kind, float slope = 0.01f)
       : Layer(std::move(name)), kind_(kind), slope_(slope) {}
   std::string type() const override { return activation_name(kind_); }
-  bool in_place() const override { return true; }
+  int in_place_input() const override { return 0; }
   Activation kind() const { return kind_; }
   float slope() const { return slope_; }
 

@@ -13,7 +13,7 @@ class BatchNorm2d : public Layer {
     for (Param* p : {&weight_, &bias_, &mean_, &var_}) p->dims = {channels};
   }
   std::string type() const override { return "BatchNorm2d"; }
-  bool in_place() const override { return true; }
+  int in_place_input() const override { return 0; }
 
   Shape output_shape(const std::vector<Shape>& in) const override {
     expect_inputs(in);

@@ -158,6 +158,10 @@ class Conv2d : public Layer {
   // output before the activation.
   int num_inputs() const override { return residual_ ? 2 : 1; }
   bool accepts_residual() const { return !residual_ && act_ == Activation::None; }
+  // The output may take the residual's buffer: every path reads an element's residual before it
+  // writes that element (the GEMM, which writes partial sums, starts from the residual instead).
+  // Saves reading a third large map at 56x56 (ResNet-50's layer1 ends: 0.53-0.58 -> ? ms).
+  int in_place_input() const override { return residual_ ? 1 : -1; }
   void set_residual() { residual_ = true; }
 
   Shape output_shape(const std::vector<Shape>& in) const override {

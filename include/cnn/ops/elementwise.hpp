@@ -43,7 +43,7 @@ class Flatten : public Layer {
  public:
   using Layer::Layer;
   std::string type() const override { return "Flatten"; }
-  bool in_place() const override { return true; }
+  int in_place_input() const override { return 0; }
   Shape output_shape(const std::vector<Shape>& in) const override {
     expect_inputs(in);
     return {in[0].n, in[0].sample(), 1, 1};
@@ -55,7 +55,7 @@ class Dropout : public Layer {
  public:
   using Layer::Layer;
   std::string type() const override { return "Dropout"; }
-  bool in_place() const override { return true; }
+  int in_place_input() const override { return 0; }
   Shape output_shape(const std::vector<Shape>& in) const override {
     expect_inputs(in);
     return in[0];
@@ -68,7 +68,7 @@ class Softmax : public Layer {
  public:
   using Layer::Layer;
   std::string type() const override { return "Softmax"; }
-  bool in_place() const override { return true; }
+  int in_place_input() const override { return 0; }
   Shape output_shape(const std::vector<Shape>& in) const override {
     expect_inputs(in);
     return in[0];
@@ -103,7 +103,7 @@ class Add : public Layer {
     return act_ == Activation::None ? "" : std::string("+") + activation_name(act_);
   }
   int num_inputs() const override { return 2; }
-  bool in_place() const override { return true; }
+  int in_place_input() const override { return 0; }
   bool accepts_activation() const override { return act_ == Activation::None; }
   void set_activation(Activation a, float slope) override { act_ = a, slope_ = slope; }
 

@@ -37,8 +37,8 @@ class Layer {
   virtual Shape output_shape(const std::vector<Shape>& in) const = 0;
   // Scratch floats forward() needs for these input shapes.
   virtual int64_t workspace_floats(const std::vector<Shape>&) const { return 0; }
-  // True if forward() may write its output over input 0 (same or smaller size).
-  virtual bool in_place() const { return false; }
+  // The input whose buffer forward() may write its output over (same or smaller size), or -1.
+  virtual int in_place_input() const { return -1; }
   virtual void forward(const std::vector<ConstTensorView>& in, TensorView out, float* workspace) const = 0;
 
   virtual std::vector<ParamSlot> params() { return {}; }
