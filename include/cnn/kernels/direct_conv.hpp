@@ -116,11 +116,13 @@ CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile(const float* sums, c
 // One tile over input channels [ic0, ic1): channels [c0, c0 + 32) x output pixels in Q-wide rows
 // (Q = 14: one row; Q = 7: two rows). `w`: the panel at channel ic0's first tap; `x`: the first
 // pixel's window in channel ic0 (top-left tap). The sums start from `sums` (28 vectors) unless
-// `first`, and are left there. `ahead`: where the weights of the next channel block are, in floats
-// from `w`, to be fetched into L2 meanwhile (at batch 1 they come from memory).
+// `first`, and are left there. Meanwhile `fetch_lines` cache lines from `fetch` on (this tile's share
+// of the next channel block's weights) are requested into L2, evenly over the steps: at batch 1 the
+// weights come from memory, and requesting a whole block at once in the first tile stalled the
+// loads of the current one.
 template <int S, int Q>
 CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometry& g, int64_t ic0, int64_t ic1,
-                                   float* sums, bool first, int64_t ahead) {
+                                   float* sums, bool first, const float* fetch, int64_t fetch_lines) {
   constexpr int R = kPixels / Q;  // rows of output pixels
   __m512 acc[2][kPixels];
   if (first) {
@@ -130,13 +132,14 @@ CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometr
     for (int v = 0; v < 2; ++v)
       for (int p = 0; p < kPixels; ++p) acc[v][p] = _mm512_load_ps(sums + (v * kPixels + p) * 16);
   }
-  const int64_t plane = g.hp * g.wp, next_row = S * g.wp;
+  const int64_t plane = g.hp * g.wp, next_row = S * g.wp, steps = (ic1 - ic0) * g.kh * g.kw;
+  int64_t due = 0;
   for (int64_t ic = ic0; ic < ic1; ++ic, x += plane)
     for (int64_t ky = 0; ky < g.kh; ++ky) {
       const float* row = x + ky * g.wp;
       for (int64_t kx = 0; kx < g.kw; ++kx, w += kPanel) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + ahead), _MM_HINT_T1);
-        _mm_prefetch(reinterpret_cast<const char*>(w + ahead + 16), _MM_HINT_T1);
+        for (due += fetch_lines; due >= steps; due -= steps, fetch += 16)
+          _mm_prefetch(reinterpret_cast<const char*>(fetch), _MM_HINT_T1);
         const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
         const float* r0 = row + kx;
         // Hide that r0 moves by one float per step: GCC would otherwise keep the broadcasts the next
@@ -174,13 +177,19 @@ CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const 
     for (int64_t ic0 = 0; ic0 < g.in_channels; ic0 += block) {
       const int64_t ic1 = std::min(g.in_channels, ic0 + block);
       const float* w = W.panel(p) + ic0 * taps * kPanel;
+      // The next block (of this panel, or the next panel's first), shared out among the tiles.
+      const float* next = w + (ic1 - ic0) * taps * kPanel;
+      const int64_t next_lines = std::min(g.in_channels - ic1 > 0 ? g.in_channels - ic1 : g.in_channels, block) * taps * 2;
+      const int64_t share = (next_lines + (t1 - t0) - 1) / (t1 - t0);
       for (int64_t t = t0; t < t1; ++t) {
         // A last tile that would run past the row steps back to end at the row's end, and a last
         // row group on an odd number of rows redoes the row before it; neither stores pixels twice.
         const int64_t rg = t / col_tiles, ox = t % col_tiles * Q;
         const int64_t oy = std::min(rg * R, g.oh - R), x0 = std::min(ox, g.ow - Q);
         float* sums = partials.data() + (t - t0) * 2 * kPixels * 16;
-        tile<S, Q>(w, x + ic0 * g.hp * g.wp + oy * S * g.wp + x0 * S, g, ic0, ic1, sums, ic0 == 0, block * taps * kPanel);
+        const int64_t from = std::min((t - t0) * share, next_lines);
+        tile<S, Q>(w, x + ic0 * g.hp * g.wp + oy * S * g.wp + x0 * S, g, ic0, ic1, sums, ic0 == 0, next + from * 16,
+                   std::min(share, next_lines - from));
         if (ic1 == g.in_channels) {
           const TileTarget to{y + p * kPanel * plane + oy * g.ow + x0, p * kPanel, int(rg * R - oy), int(ox - x0)};
           store_tile<Q>(sums, g, to, W.M, ep);
