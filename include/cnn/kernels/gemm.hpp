@@ -416,6 +416,9 @@ constexpr int64_t kKC = CNN_GEMM_KC, kMC = 512, kNC = CNN_GEMM_NC;
 inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const PackedA& A, BSource B, Mat C,
                        const Epilogue& ep, Isa isa, int64_t NR, bool onto_c, const float* packed_b = nullptr) {
   const MicroKernel micro = micro_kernel_for(isa, NR);
+  // A last panel of at most 16 columns (196 = 6 x 32 + 4 pixels at 14x14) takes AVX-512's
+  // 16-column kernel on its left half: about half the work of padding it to 32.
+  const MicroKernel narrow = NR == 32 && isa == Isa::AVX512 ? micro_kernel_for(isa, 16) : micro;
   thread_local AlignedVector b_pack, tile;
   b_pack.resize_discard(std::size_t(kKC * (kNC + NR)));
   tile.resize_discard(std::size_t(kMR * 32));
@@ -446,7 +449,8 @@ inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K
                   __builtin_prefetch(&C(r, jc + jr + j));
                   if (last && ep.residual) __builtin_prefetch(ep.residual + (&C(r, jc + jr + j) - ep.out_base));
                 }
-              micro(kc, ap, bp, ldb, &C(row, jc + jr), C.rs, rows, cols, first, last, ep, row, A.K * kMR);
+              (cols <= 16 ? narrow : micro)(kc, ap, bp, ldb, &C(row, jc + jr), C.rs, rows, cols, first, last, ep, row,
+                                            A.K * kMR);
             } else {
               micro(kc, ap, bp, ldb, tile.data(), NR, rows, cols, true, false, ep, row, A.K * kMR);
               for (int64_t r = 0; r < rows; ++r)
