@@ -238,6 +238,8 @@ def main():
     ap.add_argument("--age-dist", action="store_true",
                     help="age head as a distribution over 0..100 years (mean = the age), trained on Gaussian labels")
     ap.add_argument("--age-sigma", type=float, default=2.0, help="width of the --age-dist label, years")
+    ap.add_argument("--mixup", type=float, default=0.0, help="mix each batch with a shuffled copy of itself, "
+                    "weights drawn from Beta(a, a) with this a (e.g. 0.2; 0 = off), and the losses likewise")
     ap.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights "
                     "(decay per step, e.g. 0.999) and evaluate and export that")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke tests)")
@@ -290,18 +292,30 @@ def main():
             if a.degrade > 0:
                 x = degrade(x, gen, a.degrade, a.size)
             x = ((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]).to(device)
-            out = model(x)
             g = torch.from_numpy(tr_gender[idx.numpy()]).to(device)
             grp = tr_groups[idx].to(device)
             age = torch.from_numpy(tr_age[idx.numpy()]).to(device) / 100
-            loss = (a.gender_weight * F.cross_entropy(out["gender"], g, label_smoothing=a.smoothing)
-                    + F.cross_entropy(out["age_group"], grp, label_smoothing=a.smoothing))
-            if a.age_dist:  # DLDL: KL to the label distribution + L1 on its mean (in decades)
-                target = age_dist_targets(age * 100, a.age_sigma)
-                loss = loss + F.kl_div(out["age"].log_softmax(1), target, reduction="batchmean") \
-                    + 0.1 * F.l1_loss(age_years(out["age"]), age * 100)
-            else:
-                loss = loss + 4 * F.smooth_l1_loss(out["age"][:, 0], age, beta=0.05)
+            # Mixup: the batch blended with a shuffled copy; every loss is the same blend of the two
+            # labels' losses (lam = 1: the plain batch).
+            lam, perm = 1.0, None
+            if a.mixup > 0:
+                lam = float(torch.distributions.Beta(a.mixup, a.mixup).sample())
+                perm = torch.randperm(len(idx), generator=gen).to(device)
+                x = lam * x + (1 - lam) * x[perm]
+            out = model(x)
+
+            def labels_loss(g, grp, age):
+                loss = (a.gender_weight * F.cross_entropy(out["gender"], g, label_smoothing=a.smoothing)
+                        + F.cross_entropy(out["age_group"], grp, label_smoothing=a.smoothing))
+                if a.age_dist:  # DLDL: KL to the label distribution + L1 on its mean (in decades)
+                    target = age_dist_targets(age * 100, a.age_sigma)
+                    return loss + F.kl_div(out["age"].log_softmax(1), target, reduction="batchmean") \
+                        + 0.1 * F.l1_loss(age_years(out["age"]), age * 100)
+                return loss + 4 * F.smooth_l1_loss(out["age"][:, 0], age, beta=0.05)
+
+            loss = labels_loss(g, grp, age)
+            if perm is not None:
+                loss = lam * loss + (1 - lam) * labels_loss(g[perm], grp[perm], age[perm])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
