@@ -137,6 +137,60 @@ BENCHMARK(BM_Gemm)
     ->Args({256, 3136, 64, 2})
     ->Unit(benchmark::kMillisecond);
 
+// The same GEMM with B packed beforehand: what the blocked loop and micro-kernel reach without the
+// per-call packing (docs/performance.md compares the two).
+void BM_GemmPrepacked(benchmark::State& st) {
+  namespace k = cnn::kernels;
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const cnn::Isa isa = cnn::active_isa();
+  const int64_t NR = k::nr_for(isa), width = (N + NR - 1) / NR * NR;
+  std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
+  const k::PackedA pa = k::pack_a(M, K, cnn::ConstMat{a.data(), K, 1});
+  const cnn::ConstMat B{b.data(), N, 1};
+  const k::BSource src = k::matrix_source(B);
+  cnn::AlignedVector packed(std::size_t(K * width));
+  for (int64_t pc = 0; pc < K; pc += k::detail::kKC)
+    src.pack(src.ctx, pc, std::min(k::detail::kKC, K - pc), 0, N, NR, packed.data() + pc * width);
+  for (auto _ : st) {
+    k::detail::gemm_block(0, M, 0, N, K, pa, src, cnn::Mat{c.data(), N, 1}, cnn::Epilogue{}, isa, NR, false, packed.data());
+    benchmark::DoNotOptimize(c.data());
+  }
+  report(st, 2.0 * M * N * K, 1);
+}
+BENCHMARK(BM_GemmPrepacked)
+    ->ArgNames({"M", "N", "K"})
+    ->Args({64, 3136, 256})    // ResNet-50 layer1 conv1
+    ->Args({256, 196, 1024})   // ResNet-50 layer3 conv1
+    ->Args({2048, 49, 512})    // ResNet-50 layer4 conv3
+    ->Unit(benchmark::kMillisecond);
+
+#ifdef CNN_X86
+// The direct strided kernel with its weights cold, as at batch 1 (24 copies, used in turn, so each
+// run reads them from beyond L2): ResNet-50's 3x3/2 layers.
+void BM_DirectColdWeights(benchmark::State& st) {
+  namespace d = cnn::kernels::direct;
+  const int64_t cin = st.range(0), side = st.range(1), M = st.range(2);
+  cnn::set_num_threads(int(st.range(3)));
+  const int64_t hp = side + 2, oh = side / 2;  // 3x3, stride 2, padding 1 (already applied)
+  const d::Geometry g{cin, hp, hp, 3, 3, 2, oh, oh};
+  std::vector<float> w(std::size_t(M * cin * 9), 0.01f), x(std::size_t(cin * hp * hp), 0.5f), y(std::size_t(M * oh * oh));
+  std::vector<d::Weights> copies;
+  for (int i = 0; i < 24; ++i) copies.push_back(d::pack_weights(w.data(), M, cin * 9));
+  std::size_t next = 0;
+  for (auto _ : st) {
+    d::run(copies[next++ % copies.size()], x.data(), g, y.data(), cnn::Epilogue{});
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(st, 2.0 * M * oh * oh * cin * 9, int(st.range(3)));
+}
+BENCHMARK(BM_DirectColdWeights)
+    ->ArgNames({"cin", "side", "M", "thr"})
+    ->Args({256, 28, 256, 1})   // layer3.0.conv2
+    ->Args({512, 14, 512, 1})   // layer4.0.conv2
+    ->Args({512, 14, 512, 2})
+    ->Unit(benchmark::kMillisecond);
+#endif
+
 // ---- every distinct convolution of VGG16 and ResNet-50 at 224x224 ---------------------------------
 struct ConvCase {
   std::string name;
@@ -173,7 +227,7 @@ void BM_Conv(benchmark::State& st, ConvCase cc, int threads) {
   const double flops = 2.0 * double(out.numel()) * double(cc.o.in_channels / cc.o.groups) * cc.o.kh * cc.o.kw;
   report(st, flops, threads);
   auto* conv = static_cast<cnn::Conv2d*>(g.layer(1));
-  st.SetLabel(conv->use_winograd(out) ? "winograd" : "gemm");
+  st.SetLabel(conv->use_winograd(out) ? "winograd" : conv->use_direct(cc.in, out) ? "direct" : "gemm");
 }
 
 // ---- whole models --------------------------------------------------------------------------------
