@@ -56,12 +56,9 @@ struct Geometry {
   int64_t in_channels, hp, wp, kh, kw, stride, oh, ow;
 };
 
-// Whether run() handles this shape: one group, no dilation (the caller checks), stride 1 or 2, rows
-// of at least one tile, and channel offsets that fit the 32-bit indices of gathers and scatters.
-inline bool supports(const Geometry& g, int64_t out_channels) {
-  return (g.stride == 1 || g.stride == 2) && g.ow >= kPixels / 2 && g.oh >= (g.ow >= kPixels ? 1 : 2) &&
-         (out_channels + kPanel) * g.oh * g.ow < (int64_t(1) << 31);
-}
+// Whether run() handles this shape: one group and no dilation (the caller checks), stride 2, and
+// rows of at least one tile (14 pixels, or two rows of 7 or more).
+inline bool supports(const Geometry& g) { return g.stride == 2 && g.ow >= kPixels / 2 && g.oh >= (g.ow >= kPixels ? 1 : 2); }
 
 #ifdef CNN_X86
 // Where a tile's output goes and which of its pixels are new: only rows from first_row and columns
@@ -101,8 +98,6 @@ CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile(const float* sums, c
         if (ep.residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(cols, ep.residual + (dst - ep.out_base)));
         if (ep.act == Activation::ReLU) v = _mm512_max_ps(v, zero);
         else if (ep.act == Activation::LeakyReLU) v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), v, slope);
-      }
-      if (vector_epilogue) {
         _mm512_mask_storeu_ps(dst, cols, v);
       } else {  // the residual may live where the output goes: read before anything is written
         alignas(64) float sum[16];
@@ -179,7 +174,10 @@ CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const 
       const float* w = W.panel(p) + ic0 * taps * kPanel;
       // The next block (of this panel, or the next panel's first), shared out among the tiles.
       const float* next = w + (ic1 - ic0) * taps * kPanel;
-      const int64_t next_lines = std::min(g.in_channels - ic1 > 0 ? g.in_channels - ic1 : g.in_channels, block) * taps * 2;
+      const int64_t next_channels = ic1 < g.in_channels ? std::min(block, g.in_channels - ic1)
+                                    : p + 1 < panels    ? std::min(block, g.in_channels)
+                                                        : 0;
+      const int64_t next_lines = next_channels * taps * (kPanel / 16);
       const int64_t share = (next_lines + (t1 - t0) - 1) / (t1 - t0);
       for (int64_t t = t0; t < t1; ++t) {
         // A last tile that would run past the row steps back to end at the row's end, and a last
@@ -199,10 +197,11 @@ CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const 
   });
 }
 
+// The caller checks supports(g). (The tile loop takes the stride as a template parameter; only
+// stride 2 is instantiated: at stride 1 the GEMM paths, Winograd and pointwise, are faster.)
 inline void run(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep) {
-  const bool wide = g.ow >= kPixels;  // else two rows of 7 to 13 pixels per tile
-  if (g.stride == 1) wide ? run_tiles<1, kPixels>(W, x, g, y, ep) : run_tiles<1, kPixels / 2>(W, x, g, y, ep);
-  else wide ? run_tiles<2, kPixels>(W, x, g, y, ep) : run_tiles<2, kPixels / 2>(W, x, g, y, ep);
+  if (g.ow >= kPixels) run_tiles<2, kPixels>(W, x, g, y, ep);
+  else run_tiles<2, kPixels / 2>(W, x, g, y, ep);  // two rows of 7 to 13 pixels per tile
 }
 #endif
 
