@@ -179,8 +179,8 @@ inline void copy_row_stride2(const float* src, float* dst, int64_t n) {
 }
 
 #ifdef CNN_X86
-// The same for a contiguous B and 32-wide panels, with the copies inlined: a call per 128-byte row
-// segment made the packing a quarter of a 64-row 1x1 convolution at 56x56.
+// pack_b_matrix (below) for a contiguous B and 32-wide panels, with the copies inlined: a call per
+// 128-byte row segment made the packing a quarter of a 64-row 1x1 convolution at 56x56.
 CNN_TARGET_AVX512 inline void pack_b_rows32_avx512(const float* b, int64_t rs, int64_t kc, int64_t nc, float* out) {
   for (int64_t k = 0; k < kc; ++k) {
     const float* src = b + k * rs;

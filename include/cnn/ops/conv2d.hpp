@@ -318,7 +318,7 @@ class Conv2d : public Layer {
   }
   // The direct kernel's weight panels, built on first use (only strided layers need them).
   const kernels::direct::Weights& direct_weights() const {
-    std::lock_guard<std::mutex> lock(winograd_mutex_);
+    std::lock_guard<std::mutex> lock(lazy_weights_mutex_);
     if (!direct_)
       direct_ = std::make_unique<kernels::direct::Weights>(
           kernels::direct::pack_weights(weight_.values.data(), o_.out_channels, weight_.numel() / o_.out_channels));
@@ -328,7 +328,7 @@ class Conv2d : public Layer {
   // Winograd weights for tile size m, transformed on first use (only the variants a model's map
   // sizes need are ever built: they take 4x / 1.8x the memory of the plain weights).
   const kernels::winograd::Weights& winograd_weights(int m) const {
-    std::lock_guard<std::mutex> lock(winograd_mutex_);
+    std::lock_guard<std::mutex> lock(lazy_weights_mutex_);
     auto& slot = winograd_[m == 4 ? 0 : 1];
     if (!slot)
       slot = std::make_unique<kernels::winograd::Weights>(
@@ -411,7 +411,7 @@ class Conv2d : public Layer {
   std::vector<kernels::PackedA> packed_;
   mutable std::unique_ptr<kernels::winograd::Weights> winograd_[2];  // tile 4, tile 2
   mutable std::unique_ptr<kernels::direct::Weights> direct_;
-  mutable std::mutex winograd_mutex_;  // guards the weights built on first use (Winograd, direct)
+  mutable std::mutex lazy_weights_mutex_;  // guards the weights built on first use (Winograd, direct)
 };
 
 }  // namespace cnn
