@@ -42,20 +42,27 @@ TEST_CASE("Winograd 3x3 convolution (4x4 and 2x2 tiles) equals conv2d_reference 
 
 TEST_CASE("Winograd results do not depend on the thread count") {
   std::mt19937 rng(9);
-  const int64_t cin = 64, cout = 48, h = 29, w = 31;
-  std::vector<float> weight(std::size_t(cout * cin * 9));
-  test::fill_random(weight.data(), int64_t(weight.size()), rng, 0.2f);
-  Tensor x(Shape{1, cin, h, w}), y1(Shape{1, cout, h, w}), y2(Shape{1, cout, h, w});
-  test::fill_random(x.data(), x.numel(), rng);
-  const auto U = kernels::winograd::transform_weights(weight.data(), cout, cin);
-  const kernels::winograd::Geometry g(4, cin, h, w, 1, 1, cout, h, w);
-  {
-    test::ThreadScope t(1);
-    kernels::winograd::conv3x3(U, x.data(), g, y1.data(), {});
+  // A map of several blocks, and one-block maps (14x14, 7x7), whose input transform the threads share.
+  struct Case {
+    int m;
+    int64_t h, w;
+  };
+  for (const Case c : {Case{4, 29, 31}, Case{4, 14, 14}, Case{2, 7, 7}}) {
+    const int64_t cin = 64, cout = 48;
+    std::vector<float> weight(std::size_t(cout * cin * 9));
+    test::fill_random(weight.data(), int64_t(weight.size()), rng, 0.2f);
+    Tensor x(Shape{1, cin, c.h, c.w});
+    test::fill_random(x.data(), x.numel(), rng);
+    const auto U = kernels::winograd::transform_weights(weight.data(), cout, cin, c.m);
+    const kernels::winograd::Geometry g(c.m, cin, c.h, c.w, 1, 1, cout, c.h, c.w);
+    std::vector<Tensor> ys;
+    for (int threads : {1, 2, 3}) {
+      test::ThreadScope t(threads);
+      ys.emplace_back(Shape{1, cout, c.h, c.w});
+      kernels::winograd::conv3x3(U, x.data(), g, ys.back().data(), {});
+    }
+    INFO("F(" << c.m << "x" << c.m << ") on " << c.h << "x" << c.w << ", " << g.nblocks << " block(s)");
+    CHECK(std::memcmp(ys[0].data(), ys[1].data(), ys[0].bytes()) == 0);
+    CHECK(std::memcmp(ys[0].data(), ys[2].data(), ys[0].bytes()) == 0);
   }
-  {
-    test::ThreadScope t(2);
-    kernels::winograd::conv3x3(U, x.data(), g, y2.data(), {});
-  }
-  CHECK(std::memcmp(y1.data(), y2.data(), y1.bytes()) == 0);
 }
