@@ -72,13 +72,16 @@ inline Isa set_isa(Isa isa) {
   return detail::isa_setting();
 }
 
+// An on/off switch from the environment: on unless the variable is "0".
+inline bool env_switch(const char* name) {
+  const char* env = std::getenv(name);
+  return !(env && std::strcmp(env, "0") == 0);
+}
+
 // Whether 3x3 stride-1 convolutions may use Winograd (faster; rounding differs from direct
 // convolution by about 1e-6 relative). Default on; CNN_WINOGRAD=0 turns it off.
 inline bool& winograd_setting() {
-  static bool on = [] {
-    const char* env = std::getenv("CNN_WINOGRAD");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
+  static bool on = env_switch("CNN_WINOGRAD");
   return on;
 }
 inline void set_winograd(bool on) { winograd_setting() = on; }
@@ -87,10 +90,7 @@ inline bool winograd_enabled() { return winograd_setting(); }
 // Whether stride-2 convolutions may use the direct kernel (kernels/direct_conv.hpp) with AVX-512.
 // Default on; CNN_DIRECT=0 turns it off (they run as implicit-im2col GEMM).
 inline bool& direct_setting() {
-  static bool on = [] {
-    const char* env = std::getenv("CNN_DIRECT");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
+  static bool on = env_switch("CNN_DIRECT");
   return on;
 }
 inline void set_direct(bool on) { direct_setting() = on; }
@@ -102,4 +102,16 @@ inline bool direct_enabled() { return direct_setting(); }
 #if defined(CNN_X86)
 #define CNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define CNN_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#endif
+
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_ps) once the kernels are inlined:
+// the kernel headers wrap their code in these.
+#if defined(__GNUC__) && !defined(__clang__)
+#define CNN_KERNELS_BEGIN                                                                      \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wpsabi\"")
+#define CNN_KERNELS_END _Pragma("GCC diagnostic pop")
+#else
+#define CNN_KERNELS_BEGIN
+#define CNN_KERNELS_END
 #endif

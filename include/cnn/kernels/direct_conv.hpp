@@ -18,11 +18,7 @@
 #include "../parallel.hpp"
 #include "gemm.hpp"
 
-// GCC 12 warns inside its own AVX-512 headers (the gathers' undefined source) once these are inlined.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+CNN_KERNELS_BEGIN
 
 namespace cnn {
 namespace kernels {
@@ -209,6 +205,4 @@ inline void run(const Weights& W, const float* x, const Geometry& g, float* y, c
 }  // namespace kernels
 }  // namespace cnn
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+CNN_KERNELS_END

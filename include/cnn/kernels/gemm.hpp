@@ -21,11 +21,7 @@
 #include "../tensor.hpp"
 #include "cpu.hpp"
 
-// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_ps) once these kernels are inlined.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+CNN_KERNELS_BEGIN
 
 namespace cnn {
 
@@ -534,6 +530,4 @@ inline void gemm(int64_t M, int64_t N, int64_t K, ConstMat A, ConstMat B, Mat C,
 }  // namespace kernels
 }  // namespace cnn
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+CNN_KERNELS_END

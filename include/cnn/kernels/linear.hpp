@@ -7,11 +7,7 @@
 #pragma once
 #include "gemm.hpp"
 
-// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_ps) once these kernels are inlined.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+CNN_KERNELS_BEGIN
 
 namespace cnn::kernels {
 
@@ -124,6 +120,4 @@ inline void linear_forward(int64_t M, int64_t N, int64_t K, const float* W, cons
 
 }  // namespace cnn::kernels
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+CNN_KERNELS_END

@@ -19,11 +19,7 @@
 
 #include "gemm.hpp"
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+CNN_KERNELS_BEGIN
 
 namespace cnn::kernels::winograd {
 
@@ -485,6 +481,4 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
 
 }  // namespace cnn::kernels::winograd
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+CNN_KERNELS_END
