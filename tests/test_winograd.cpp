@@ -42,12 +42,13 @@ TEST_CASE("Winograd 3x3 convolution (4x4 and 2x2 tiles) equals conv2d_reference 
 
 TEST_CASE("Winograd results do not depend on the thread count") {
   std::mt19937 rng(9);
-  // A map of several blocks, and one-block maps (14x14, 7x7), whose input transform the threads share.
+  // Maps of several blocks (whole blocks per thread, then the blocks left over split by output
+  // channels) and one-block maps (14x14, 7x7), whose input transform the threads share.
   struct Case {
     int m;
     int64_t h, w;
   };
-  for (const Case c : {Case{4, 29, 31}, Case{4, 14, 14}, Case{2, 7, 7}}) {
+  for (const Case c : {Case{4, 29, 31}, Case{4, 56, 56}, Case{4, 14, 14}, Case{2, 7, 7}}) {
     const int64_t cin = 64, cout = 48;
     std::vector<float> weight(std::size_t(cout * cin * 9));
     test::fill_random(weight.data(), int64_t(weight.size()), rng, 0.2f);

@@ -449,26 +449,29 @@ inline void conv3x3(const Weights& U, const float* x, const Geometry& g, float* 
   const int64_t tpad = g.tiles_padded(nr), m_panels = (g.cout + kMR - 1) / kMR;
   const int64_t v_floats = E * detail::plane_stride(g.cin * tpad);
   const int threads = num_threads();
-  if (g.nblocks >= threads) {  // whole blocks per item: each transforms its own input
-    const int64_t work = g.cout * g.cin * tpad * E;
-    parallel_for(g.nblocks, work, [&](int64_t b) {
+  // Whole blocks as items, as many as fill every thread equally (each transforms its own input)...
+  const int64_t whole = threads > 1 ? g.nblocks - g.nblocks % threads : g.nblocks;
+  if (whole > 0) {
+    parallel_for(whole, g.cout * g.cin * tpad * E, [&](int64_t b) {
       thread_local AlignedVector V;
       V.resize_discard(std::size_t(v_floats));
       detail::transform_input(g, x, b, 0, g.cin, V.data(), tpad, nr, avx512);
       detail::multiply_and_output(U, g, V.data(), b, 0, g.cout, g.cout, y, ep, tpad, nr, micro, avx512);
     });
-    return;
   }
-  // Fewer blocks than threads (small maps: ResNet's 14x14 and 7x7 layers are one block): each block's
-  // input is transformed once, its input channels shared out, and then its output channels are.
-  // (Each output-channel chunk transformed the whole block itself before: 10-20% of its work.)
-  const int64_t chunks = std::min<int64_t>(m_panels, (threads + g.nblocks - 1) / g.nblocks);
+  if (whole == g.nblocks) return;
+  // ...and the blocks left over (fewer than the threads: all of a 14x14 or 7x7 map, one of the 7
+  // blocks of a 56x56 map on 2 threads) split by output channels, each block's input transformed
+  // once with its input channels shared out. (Each output-channel chunk transformed the whole
+  // block itself before: 10-20% of its work; a left-over block left a thread idle.)
+  const int64_t left = g.nblocks - whole;
+  const int64_t chunks = std::min<int64_t>(m_panels, (threads + left - 1) / left);
   const int64_t chunk_rows = (m_panels + chunks - 1) / chunks * kMR;
   thread_local AlignedVector shared_v;  // the caller's: workers reach it through `V`
   shared_v.resize_discard(std::size_t(v_floats));
   float* const V = shared_v.data();
   const int64_t ic_parts = std::min<int64_t>(g.cin, 4 * threads);
-  for (int64_t b = 0; b < g.nblocks; ++b) {
+  for (int64_t b = whole; b < g.nblocks; ++b) {
     parallel_for(ic_parts, g.cin / ic_parts * tpad * E * 8, [&](int64_t part) {
       detail::transform_input(g, x, b, g.cin * part / ic_parts, g.cin * (part + 1) / ic_parts, V, tpad, nr, avx512);
     });
