@@ -12,33 +12,17 @@
 // spin, which is fastest on a quiet machine but costs a lot when other processes want the cores).
 'use strict';
 
-function parseArgs(argv) {
-  const o = { warmup: 2, size: 224 };
-  for (let i = 0; i < argv.length; ++i) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    if (a === '--check') o.check = true;
-    else if (a === '--onnx') o.onnx = val();
-    else if (a === '--arch') o.arch = val();
-    else if (a === '--threads') o.threads = parseInt(val(), 10);
-    else if (a === '--runs') o.runs = parseInt(val(), 10);
-    else if (a === '--warmup') o.warmup = parseInt(val(), 10);
-    else if (a === '--size') o.size = parseInt(val(), 10);
-    else if (a === '--spin') o.spin = val();
-    else throw new Error(`unknown option ${a}`);
-  }
-  return o;
-}
+const { parseArgs } = require('./cli');
 
 function version(ort) {
   return (ort.env && ort.env.versions && (ort.env.versions.node || ort.env.versions.common)) || '?';
 }
 
 async function main() {
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseArgs(process.argv.slice(2), {
+    '--check': 'flag', '--onnx': 'string', '--arch': 'string', '--threads': 'int', '--runs': 'int',
+    '--warmup': 'int', '--size': 'int', '--spin': 'string',
+  }, { warmup: 2, size: 224 });
   let ort;
   try {
     ort = require('onnxruntime-node');

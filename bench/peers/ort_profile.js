@@ -14,23 +14,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-function parseArgs(argv) {
-  const o = { threads: 2, runs: 20 };
-  for (let i = 0; i < argv.length; ++i) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    if (a === '--onnx') o.onnx = val();
-    else if (a === '--threads') o.threads = parseInt(val(), 10);
-    else if (a === '--runs') o.runs = parseInt(val(), 10);
-    else throw new Error(`unknown option ${a}`);
-  }
-  if (!o.onnx) throw new Error('--onnx FILE is required');
-  if (!(o.threads > 0) || !(o.runs > 2)) throw new Error('--threads must be > 0 and --runs > 2');
-  return o;
-}
+const { parseArgs } = require('./cli');
 
 // ORT's node name (its output, e.g. /layer1/layer1.0/relu_1/Relu_output_0_nchwc) -> torchvision's. A
 // convolution with a fused activation is named after the activation: relu after conv1, relu_1 after
@@ -50,7 +34,10 @@ function layerName(node, op) {
 }
 
 async function main() {
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseArgs(process.argv.slice(2), { '--onnx': 'string', '--threads': 'int', '--runs': 'int' },
+                      { threads: 2, runs: 20 });
+  if (!o.onnx) throw new Error('--onnx FILE is required');
+  if (!(o.threads > 0) || !(o.runs > 2)) throw new Error('--threads must be > 0 and --runs > 2');
   if (!fs.existsSync(o.onnx)) throw new Error(`${o.onnx}: no such file (bench/compare_peers.sh exports it)`);
   const ort = require('onnxruntime-node');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-profile-'));

@@ -38,12 +38,7 @@ struct Weights {
 inline Weights pack_weights(const float* w, int64_t M, int64_t taps) {
   Weights out;
   out.M = M, out.taps = taps;
-  const int64_t panels = (M + kPanel - 1) / kPanel;
-  out.values = AlignedVector(std::size_t(std::max<int64_t>(panels * taps * kPanel, 1)));
-  float* d = out.values.data();
-  for (int64_t p = 0; p < panels; ++p)
-    for (int64_t t = 0; t < taps; ++t, d += kPanel)
-      for (int64_t c = 0; c < kPanel; ++c) d[c] = p * kPanel + c < M ? w[(p * kPanel + c) * taps + t] : 0.f;
+  out.values = pack_row_panels(M, taps, ConstMat{w, taps, 1}, kPanel);
   return out;
 }
 

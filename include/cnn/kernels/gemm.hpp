@@ -106,15 +106,22 @@ struct PackedA {
   const float* panel(int64_t p, int64_t k0) const { return values.data() + (p * K + k0) * kMR; }
 };
 
+// The rows of A (M x K) in panels of `width` rows, element (p * width + r, k) at [p][k][r], the last
+// panel zero-padded: the weight layout of every kernel that streams weights down K (GEMM, direct).
+inline AlignedVector pack_row_panels(int64_t M, int64_t K, ConstMat A, int64_t width) {
+  const int64_t panels = (M + width - 1) / width;
+  AlignedVector values(std::size_t(std::max<int64_t>(panels * K * width, 1)));
+  float* out = values.data();
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t k = 0; k < K; ++k, out += width)
+      for (int64_t r = 0; r < width; ++r) out[r] = p * width + r < M ? A(p * width + r, k) : 0.f;
+  return values;
+}
+
 inline PackedA pack_a(int64_t M, int64_t K, ConstMat A) {
   PackedA pa;
   pa.M = M, pa.K = K;
-  const int64_t panels = (M + kMR - 1) / kMR;
-  pa.values = AlignedVector(std::size_t(std::max<int64_t>(panels * K * kMR, 1)));
-  float* out = pa.values.data();
-  for (int64_t p = 0; p < panels; ++p)
-    for (int64_t k = 0; k < K; ++k, out += kMR)
-      for (int64_t r = 0; r < kMR; ++r) out[r] = p * kMR + r < M ? A(p * kMR + r, k) : 0.f;
+  pa.values = pack_row_panels(M, K, A, kMR);
   return pa;
 }
 
