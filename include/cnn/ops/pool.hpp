@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "../kernels/pool.hpp"
 #include "layer.hpp"
 
 namespace cnn {
@@ -112,8 +113,7 @@ class Pool2d : public Layer {
   }
 
  private:
-  // max(m, v) that lets NaN through, as PyTorch's max pooling does.
-  static float nan_max(float m, float v) { return ((v > m) | (v != v)) ? v : m; }  // | not ||: vectorises
+  static float nan_max(float m, float v) { return kernels::nan_max(m, v); }
 
   // Max is separable: first the vertical maximum of each column over the window's rows (a
   // contiguous, vectorisable pass), then the horizontal maximum over that one row.
@@ -122,25 +122,25 @@ class Pool2d : public Layer {
     parallel_for(x.shape.n * x.shape.c, OH * W * o_.kh, [&](int64_t nc) {
       const float* src = x.data + nc * H * W;
       float* dst = y.data + nc * OH * OW;
-      std::vector<float> col(static_cast<std::size_t>(W));
+      thread_local std::vector<float> col;
+      thread_local std::vector<const float*> rows;
+      col.resize(static_cast<std::size_t>(W));
+      rows.resize(static_cast<std::size_t>(o_.kh));
       for (int64_t oy = 0; oy < OH; ++oy) {
-        std::fill(col.begin(), col.end(), -std::numeric_limits<float>::infinity());
+        int n_rows = 0;
         for (int ky = 0; ky < o_.kh; ++ky) {
           const int64_t iy = oy * o_.sh() - o_.pad_h + ky * o_.dilation_h;
-          if (iy < 0 || iy >= H) continue;
-          const float* row = src + iy * W;
-          for (int64_t ix = 0; ix < W; ++ix) col[ix] = nan_max(col[ix], row[ix]);
+          if (iy >= 0 && iy < H) rows[n_rows++] = src + iy * W;
         }
-        // Windows entirely inside the row: a fixed-size loop that vectorises for the usual 2 and 3.
+        kernels::max_of_rows(rows.data(), n_rows, col.data(), W);
+        // Windows entirely inside the row: the vector loop for the usual 2 and 3 taps at stride 2.
         const int64_t sw = o_.sw(), first = std::min(OW, (o_.pad_w + sw - 1) / sw);
         const int64_t span = W - o_.kw + o_.pad_w;  // last window start (padded coordinates) inside the row
         const int64_t last = span < 0 ? first : std::max(first, std::min(OW, span / sw + 1));
         float* out = dst + oy * OW;
         const float* c = col.data() - o_.pad_w;  // c[ox * sw + kx] is window tap kx of output ox
-        if (o_.kw == 2 && sw == 2) {
-          for (int64_t ox = first; ox < last; ++ox) out[ox] = nan_max(c[2 * ox], c[2 * ox + 1]);
-        } else if (o_.kw == 3 && sw == 2) {
-          for (int64_t ox = first; ox < last; ++ox) out[ox] = nan_max(nan_max(c[2 * ox], c[2 * ox + 1]), c[2 * ox + 2]);
+        if ((o_.kw == 2 || o_.kw == 3) && sw == 2) {
+          kernels::max_stride2(c + 2 * first, o_.kw, out + first, last - first);
         } else {
           for (int64_t ox = first; ox < last; ++ox) {
             float m = c[ox * sw];
