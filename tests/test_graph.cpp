@@ -143,6 +143,25 @@ TEST_CASE("any input size works; a wrong channel count or tiny input is a clear 
   CHECK_THROWS_AS(unloaded.forward(grey.view()), Error);
 }
 
+TEST_CASE("parallel_for never runs an item of a loop that has returned, nor one of a loop not yet started") {
+  // Many short loops back to back, so that the caller often claims every item before the worker
+  // looks: a worker that took up an old loop late must not run anything of it, nor of the next.
+  test::ThreadScope threads(2);
+  constexpr int kLoops = 60000, kMaxItems = 4;
+  std::vector<std::atomic<int>> hits(static_cast<std::size_t>(kLoops * kMaxItems));
+  for (int loop = 0; loop < kLoops; ++loop) {
+    const int64_t count = 2 + loop % (kMaxItems - 1);
+    std::atomic<int>* mine = hits.data() + loop * kMaxItems;  // captured by value: a late run of an
+    parallel_for(count, kMinParallelWork, [mine](int64_t i) {  // old loop would count twice here
+      mine[i].fetch_add(1);
+    });
+  }
+  int64_t wrong = 0;
+  for (int loop = 0; loop < kLoops; ++loop)
+    for (int i = 0; i < kMaxItems; ++i) wrong += hits[loop * kMaxItems + i].load() != (i < 2 + loop % (kMaxItems - 1));
+  CHECK(wrong == 0);
+}
+
 TEST_CASE("parallel_for runs every item exactly once, small items grouped into runs") {
   const int saved = num_threads();
   set_num_threads(2);

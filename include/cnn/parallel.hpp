@@ -59,14 +59,19 @@ class ThreadPool {
       Nested() { in_worker() = true; }
       ~Nested() { in_worker() = false; }
     } nested;
-    // Publish the job, then open it by moving to a new generation.
+    // Publish the job, then open it by moving to a new generation. job_gen_ says which generation
+    // the fields belong to: a worker still entering the previous loop reads them while they change
+    // (see work()).
+    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    job_gen_.store(0, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
     fn_.store(&call<Fn>, std::memory_order_relaxed);
     ctx_.store(&fn, std::memory_order_relaxed);
     count_.store(count, std::memory_order_relaxed);
     seats_.store(threads - 1, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
-    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    job_gen_.store(gen, std::memory_order_release);
     state_.store(gen << 32, std::memory_order_release);
     if (sleepers_.load(std::memory_order_acquire) > 0) {
       std::lock_guard<std::mutex> lk(sleep_mutex_);
@@ -102,9 +107,17 @@ class ThreadPool {
 
   // Claims and runs items of generation `gen` until none are left.
   void work(uint64_t gen) {
+    // The job's fields, if they still are generation gen's (a seqlock read): a worker that comes late
+    // to a loop the caller has finished alone may find the next loop's fields half written, and
+    // with the next loop's larger count it would claim (and run, with the wrong function) an item
+    // of the old generation, while the caller returns early from the new one (seen as a crash in a
+    // stale item, about 1 run in 5 of bench_agegender's 2-thread VGG16 benchmark).
+    if (job_gen_.load(std::memory_order_acquire) != gen) return;
     const Thunk fn = fn_.load(std::memory_order_relaxed);
     void* ctx = ctx_.load(std::memory_order_relaxed);
     const int64_t count = count_.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (job_gen_.load(std::memory_order_relaxed) != gen) return;
     uint64_t s = state_.load(std::memory_order_acquire);
     while ((s >> 32) == gen && int64_t(s & 0xffffffffu) < count) {
       if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
@@ -156,6 +169,7 @@ class ThreadPool {
   std::condition_variable wake_;
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> state_{0};  // generation << 32 | next item
+  std::atomic<uint64_t> job_gen_{0};  // the generation fn_, ctx_ and count_ belong to (0: changing)
   std::atomic<Thunk> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
   std::atomic<int64_t> count_{0}, done_{0};
