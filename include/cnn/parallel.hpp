@@ -72,8 +72,10 @@ class ThreadPool {
     done_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
     job_gen_.store(gen, std::memory_order_release);
-    state_.store(gen << 32, std::memory_order_release);
-    if (sleepers_.load(std::memory_order_acquire) > 0) {
+    // Sequentially consistent, like the sleeper's count and check below: with release/acquire the
+    // caller could miss a worker just going to sleep and the worker the new job (a lost wake-up).
+    state_.store(gen << 32, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> lk(sleep_mutex_);
       wake_.notify_all();
     }
@@ -150,8 +152,8 @@ class ThreadPool {
       // ...then sleep until one arrives.
       if (gen == seen) {
         std::unique_lock<std::mutex> lk(sleep_mutex_);
-        sleepers_.fetch_add(1, std::memory_order_acq_rel);
-        wake_.wait(lk, [&] { return stop_ || (state_.load(std::memory_order_acquire) >> 32) != seen; });
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        wake_.wait(lk, [&] { return stop_ || (state_.load(std::memory_order_seq_cst) >> 32) != seen; });
         sleepers_.fetch_sub(1, std::memory_order_acq_rel);
         if (stop_) return;
         gen = state_.load(std::memory_order_acquire) >> 32;
