@@ -113,7 +113,7 @@ class ThreadPool {
     // to a loop the caller has finished alone may find the next loop's fields half written, and
     // with the next loop's larger count it would claim (and run, with the wrong function) an item
     // of the old generation, while the caller returns early from the new one (seen as a crash in a
-    // stale item, about 1 run in 5 of bench_agegender's 2-thread VGG16 benchmark).
+    // stale item in 6 of 12 runs of bench_agegender's 2-thread VGG16 benchmark).
     if (job_gen_.load(std::memory_order_acquire) != gen) return;
     const Thunk fn = fn_.load(std::memory_order_relaxed);
     void* ctx = ctx_.load(std::memory_order_relaxed);
