@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <thread>
 
 #include "test_util.hpp"
 
@@ -141,6 +142,29 @@ TEST_CASE("any input size works; a wrong channel count or tiny input is a clear 
   CHECK_THROWS_WITH_AS(g.forward(tiny.view()), doctest::Contains("features."), Error);
   Graph unloaded = build_model(c);
   CHECK_THROWS_AS(unloaded.forward(grey.view()), Error);
+}
+
+TEST_CASE("forward() on one graph from two threads gives each caller the serial result") {
+  ModelConfig c;
+  c.arch = "resnet18";
+  c.num_classes = 10;
+  Graph g = build_model(c);
+  g.init_random(3);
+  Tensor x(Shape{1, 3, 40, 40});
+  std::mt19937 rng(5);
+  test::fill_random(x.data(), x.numel(), rng);
+  const Tensor want = g.forward_single(x.view());
+  std::atomic<int> wrong{0};
+  auto run = [&] {
+    for (int i = 0; i < 30; ++i) {
+      const Tensor got = g.forward_single(x.view());
+      if (!std::equal(want.data(), want.data() + want.numel(), got.data())) wrong.fetch_add(1);
+    }
+  };
+  std::thread other(run);
+  run();
+  other.join();
+  CHECK(wrong.load() == 0);
 }
 
 TEST_CASE("parallel_for never runs an item of a loop that has returned, nor one of a loop not yet started") {

@@ -7,6 +7,10 @@
 //   g.load_weights(source);                   // binds "conv1.weight"... then folds BN, fuses ReLU
 //   std::vector<Tensor> out = g.forward(input);
 //
+// One forward() runs at a time on a Graph (calls from several threads wait for each other: the
+// activation buffers belong to the graph); threads that want to run inferences side by side each
+// build their own Graph.
+//
 // Nodes are appended in execution order, so the node list is already a topological order.
 // plan() infers every shape for a given input shape and assigns each output to a reusable buffer:
 // a buffer is released after the last node that reads it, and element-wise ops write over their
@@ -18,6 +22,8 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 
@@ -174,6 +180,7 @@ class Graph {
   // records each node's wall time (index = node; see profile()).
   std::vector<Tensor> forward(ConstTensorView input, std::vector<double>* layer_ms = nullptr) {
     if (!loaded_) fail("graph: forward() before load_weights() or init_random()");
+    std::lock_guard<std::mutex> one_at_a_time(*forward_mutex_);
     const MemoryPlan& p = plan(input.shape);
     if (buffers_.size() != p.slot_floats.size()) buffers_.clear();
     buffers_.resize(p.slot_floats.size());
@@ -430,6 +437,7 @@ class Graph {
   std::vector<int64_t> buffer_floats_;
   AlignedFloats workspace_;
   int64_t workspace_floats_ = 0;
+  std::unique_ptr<std::mutex> forward_mutex_ = std::make_unique<std::mutex>();  // (a Graph stays movable)
 };
 
 }  // namespace cnn
