@@ -77,7 +77,7 @@ inline NpyArray read_npy(const std::string& path) {
     fail(path, ": shape ", dims_str(a.dims), " needs ", numel * 4, " bytes of data but the file has ", data_bytes,
          data_bytes < numel * 4 ? " (truncated)" : "");
   a.values.resize(static_cast<std::size_t>(numel));
-  std::memcpy(a.values.data(), b + hstart + hlen, numel * 4);
+  if (numel) std::memcpy(a.values.data(), b + hstart + hlen, numel * 4);  // (an empty vector's data() may be null)
   return a;
 }
 
