@@ -167,6 +167,23 @@ TEST_CASE("forward() on one graph from two threads gives each caller the serial 
   CHECK(wrong.load() == 0);
 }
 
+TEST_CASE("an exception in a parallel_for item reaches the caller, and the pool runs on") {
+  test::ThreadScope threads(2);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::atomic<int> ran{0};
+    CHECK_THROWS_WITH_AS(parallel_for(64, kMinParallelWork,
+                                      [&](int64_t i) {
+                                        ran.fetch_add(1);
+                                        if (i == trial % 64) fail("item ", i, " failed");
+                                      }),
+                         doctest::Contains("failed"), Error);
+    CHECK(ran.load() >= 1);
+  }
+  std::atomic<int64_t> sum{0};
+  parallel_for(1000, kMinParallelWork, [&](int64_t i) { sum.fetch_add(i); });
+  CHECK(sum.load() == 999 * 1000 / 2);
+}
+
 TEST_CASE("parallel_for never runs an item of a loop that has returned, nor one of a loop not yet started") {
   // Many short loops back to back, so that the caller often claims every item before the worker
   // looks: a worker that took up an old loop late must not run anything of it, nor of the next.

@@ -71,6 +71,7 @@ class ThreadPool {
     seats_.store(threads - 1, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
+    failed_.store(false, std::memory_order_relaxed);
     job_gen_.store(gen, std::memory_order_release);
     // Sequentially consistent, like the sleeper's count and check below: with release/acquire the
     // caller could miss a worker just going to sleep and the worker the new job (a lost wake-up).
@@ -124,12 +125,13 @@ class ThreadPool {
     while ((s >> 32) == gen && int64_t(s & 0xffffffffu) < count) {
       if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
       const int64_t i = int64_t(s & 0xffffffffu);
-      if (!error_) {
+      if (!failed_.load(std::memory_order_relaxed)) {  // after a failure, the rest is skipped
         try {
           fn(ctx, i);
         } catch (...) {
           std::lock_guard<std::mutex> lk(sleep_mutex_);
           if (!error_) error_ = std::current_exception();
+          failed_.store(true, std::memory_order_relaxed);
         }
       }
       done_.fetch_add(1, std::memory_order_acq_rel);
@@ -176,7 +178,8 @@ class ThreadPool {
   std::atomic<void*> ctx_{nullptr};
   std::atomic<int64_t> count_{0}, done_{0};
   std::atomic<int> seats_{0}, sleepers_{0};
-  std::exception_ptr error_;
+  std::exception_ptr error_;  // the first item's exception (written under sleep_mutex_, read after the loop)
+  std::atomic<bool> failed_{false};
   bool stop_ = false;
 };
 
