@@ -92,7 +92,7 @@ class Pool2d : public Layer {
               if (iy < 0 || iy >= H) continue;
               for (int kx = 0; kx < o_.kw; ++kx) {
                 const int64_t ix = x0 + kx * o_.dilation_w;
-                if (ix >= 0 && ix < W) m = nan_max(m, src[iy * W + ix]);
+                if (ix >= 0 && ix < W) m = kernels::nan_max(m, src[iy * W + ix]);
               }
             }
             dst[oy * OW + ox] = m;
@@ -113,7 +113,6 @@ class Pool2d : public Layer {
   }
 
  private:
-  static float nan_max(float m, float v) { return kernels::nan_max(m, v); }
 
   // Max is separable: first the vertical maximum of each column over the window's rows (a
   // contiguous, vectorisable pass), then the horizontal maximum over that one row.
@@ -144,7 +143,7 @@ class Pool2d : public Layer {
         } else {
           for (int64_t ox = first; ox < last; ++ox) {
             float m = c[ox * sw];
-            for (int kx = 1; kx < o_.kw; ++kx) m = nan_max(m, c[ox * sw + kx]);
+            for (int kx = 1; kx < o_.kw; ++kx) m = kernels::nan_max(m, c[ox * sw + kx]);
             out[ox] = m;
           }
         }
@@ -155,7 +154,7 @@ class Pool2d : public Layer {
           float m = -std::numeric_limits<float>::infinity();
           for (int kx = 0; kx < o_.kw; ++kx) {
             const int64_t ix = x0 + kx;
-            if (ix >= 0 && ix < W) m = nan_max(m, col[ix]);
+            if (ix >= 0 && ix < W) m = kernels::nan_max(m, col[ix]);
           }
           out[ox] = m;
         }
