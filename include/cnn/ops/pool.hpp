@@ -113,7 +113,6 @@ class Pool2d : public Layer {
   }
 
  private:
-
   // Max is separable: first the vertical maximum of each column over the window's rows (a
   // contiguous, vectorisable pass), then the horizontal maximum over that one row.
   void forward_max_separable(ConstTensorView x, TensorView y) const {
