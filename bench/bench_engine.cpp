@@ -133,6 +133,8 @@ BENCHMARK(BM_Gemm)
     ->Args({512, 784, 128, 1})      // ResNet-50 layer2 conv3
     ->Args({1024, 196, 256, 1})     // ResNet-50 layer3 conv3
     ->Args({2048, 49, 512, 1})      // ResNet-50 layer4 conv3
+    ->Args({1024, 1024, 1024, 1})   // square: the usual SGEMM yardstick (bench/peers/gemm_peers.py)
+    ->Args({2048, 2048, 2048, 1})
     ->Args({512, 784, 4608, 2})
     ->Args({256, 3136, 64, 2})
     ->Unit(benchmark::kMillisecond);
