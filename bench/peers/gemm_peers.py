@@ -8,8 +8,9 @@ peak that bench_engine measures in the same round.
                                              [--shapes 1024x1024x1024,...] [--out build/peers/gemm.md]
 
 Shapes are M x N x K (C[MxN] = A[MxK] * B[KxN]); the default is every one-thread BM_Gemm shape that
-bench_engine registers (VGG16 / ResNet-50 layers and two square ones). Our A and the peers' B are the
-constant operand, packed once (weights); the other is packed per call by all three. Each round runs
+bench_engine registers (VGG16 / ResNet-50 layers and two square ones). The engine packs A (the
+weights) once and B per call; ONNX Runtime prepacks its constant B once and takes A as it is;
+OpenBLAS (torch.mm) packs both operands on every call. Each round runs
 the engines back to back per shape, alternating their order; the table gives the median of the rounds.
 Peers are optional: a missing one is named in the report with the reason.
 
@@ -147,7 +148,12 @@ def main():
     bench = os.path.join(o.build_dir, "bench", "bench_engine")
     if not os.access(bench, os.X_OK):
         fail(f"{bench} not found: build it with `cmake --build {o.build_dir} --target bench_engine`")
-    shapes = parse_shapes(o.shapes) if o.shapes else engine_shapes(bench)
+    registered = engine_shapes(bench)
+    shapes = parse_shapes(o.shapes) if o.shapes else registered
+    missing = [s for s in shapes if s not in registered]
+    if missing:
+        fail("bench_engine has no one-thread BM_Gemm at " + ", ".join("x".join(map(str, s)) for s in missing) +
+             " (registered: " + ", ".join("x".join(map(str, s)) for s in registered) + ")")
 
     peers = {"openblas": lambda s: torch_gemm(s, o.runs), "onnxruntime": lambda s: ort_gemm(s, o.onnx_dir, o.runs)}
     skipped = {}
