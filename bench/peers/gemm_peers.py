@@ -25,7 +25,6 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -88,14 +87,9 @@ def torch_child(shape_text, runs):
     a = torch.rand(m, k)
     b = torch.rand(k, n)
     c = torch.empty(m, n)
-    for _ in range(2):
-        torch.mm(a, b, out=c)
-    rates = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        torch.mm(a, b, out=c)
-        rates.append(2.0 * m * n * k / (time.perf_counter() - t0) / 1e9)
-    print(json.dumps({"engine": "openblas", "median_gflops": statistics.median(rates),
+    from peers import time_runs  # bench/peers/peers.py: warm-up runs, then each run timed (ms)
+    times_ms = time_runs(lambda: torch.mm(a, b, out=c), runs, 2)
+    print(json.dumps({"engine": "openblas", "median_gflops": 2.0 * m * n * k / statistics.median(times_ms) / 1e6,
                       "torch": torch.__version__}))
 
 
