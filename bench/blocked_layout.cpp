@@ -1,4 +1,4 @@
-// bench_blocked_layout — what a channel-blocked activation layout would buy ResNet-50: prototype
+// bench_blocked_layout — what a channel-blocked activation layout would buy ResNet-50 (and VGG16): prototype
 // kernels on NCHW16c (16 channels interleaved per pixel, ONNX Runtime's layout) against the engine's
 // kernels on NCHW, at the same shapes, the runs alternating.
 //
@@ -278,8 +278,11 @@ int main(int argc, char** argv) {
     int64_t C, H;
     const char* layer;
   };
+  // ResNet-50's stride-1 3x3 layers, then wider ones of VGG16's (where U no longer fits L2 and the
+  // prototype, which streams all of U for every 14 tiles, has no blocking for it).
   for (const Conv3x3& s : {Conv3x3{64, 56, "layer1 3x3 64->64"}, Conv3x3{128, 28, "layer2 3x3 128->128"},
-                           Conv3x3{256, 14, "layer3 3x3 256->256"}}) {
+                           Conv3x3{256, 14, "layer3 3x3 256->256"}, Conv3x3{64, 224, "VGG16 conv1_2 64->64"},
+                           Conv3x3{128, 112, "VGG16 conv2_2 128->128"}, Conv3x3{256, 56, "VGG16 conv3_2 256->256"}}) {
     const int64_t P = s.H * s.H;
     Tensors t(s.C, s.C, P, rng);
     std::vector<float> w(std::size_t(s.C * s.C * 9)), bias(std::size_t(s.C));
