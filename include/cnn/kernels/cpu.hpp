@@ -109,6 +109,7 @@ inline bool direct_enabled() { return direct_setting(); }
 #if defined(__GNUC__) && !defined(__clang__)
 #define CNN_KERNELS_BEGIN                                                                      \
   _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")                                    \
       _Pragma("GCC diagnostic ignored \"-Wpsabi\"")
 #define CNN_KERNELS_END _Pragma("GCC diagnostic pop")
 #else

@@ -16,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "../kernels/blocked.hpp"
 #include "../kernels/direct_conv.hpp"
 #include "../kernels/linear.hpp"
 #include "../kernels/winograd.hpp"
