@@ -56,6 +56,7 @@ TEST_CASE("blocked 1x1 and Winograd kernels equal conv2d_reference, with every e
     const Activation acts[] = {Activation::None, Activation::ReLU, Activation::LeakyReLU, Activation::Sigmoid};
     const Activation act = acts[trial % 4];
     const int residual = r(0, 2);  // 0 none, 1 a separate tensor, 2 the output's own buffer
+    const bool nchw_out = kind != 2 && trial % 2 == 1;  // 1x1 only: blocked input, NCHW output
     Tensor x(Shape{1, o.in_channels, h, w}), res(Shape{1, o.out_channels, oh, ow}), ref(res.shape());
     test::fill_random(x.data(), x.numel(), rng);
     test::fill_random(res.data(), res.numel(), rng);
@@ -71,22 +72,25 @@ TEST_CASE("blocked 1x1 and Winograd kernels equal conv2d_reference, with every e
     std::vector<std::vector<float>> outs;
     for (int threads : {1, 2}) {
       set_num_threads(threads);
+      // The residual in the output's layout.
+      const float* res_in = nchw_out ? res.data() : rb.data();
       AlignedVector y(std::size_t(o.out_channels * P)), residual_copy(std::size_t(o.out_channels * P));
-      std::copy(rb.data(), rb.data() + rb.size(), residual_copy.data());
-      if (residual == 2) std::copy(rb.data(), rb.data() + rb.size(), y.data());
+      std::copy(res_in, res_in + o.out_channels * P, residual_copy.data());
+      if (residual == 2) std::copy(res_in, res_in + o.out_channels * P, y.data());
       Epilogue ep{o.bias ? bias.data() : nullptr, act, 0.1f};
       if (residual) ep.residual = residual == 2 ? y.data() : residual_copy.data(), ep.out_base = y.data();
       if (kind == 2)
         blk::winograd_f4(U, xb.data(), blk::WinogradGeometry{o.in_channels, o.out_channels, h, w}, y.data(), ep);
       else
-        blk::pointwise(panels, xb.data(), blk::PointwiseGeometry{o.in_channels, o.out_channels, h, w, o.stride_h, oh, ow},
-                       y.data(), ep);
+        blk::pointwise(panels, xb.data(),
+                       blk::PointwiseGeometry{o.in_channels, o.out_channels, h, w, o.stride_h, oh, ow, nchw_out}, y.data(), ep);
       AlignedVector nchw(std::size_t(o.out_channels * P));
-      blk::to_nchw(y.data(), o.out_channels, P, nchw.data());
+      if (nchw_out) std::copy(y.data(), y.data() + o.out_channels * P, nchw.data());
+      else blk::to_nchw(y.data(), o.out_channels, P, nchw.data());
       outs.emplace_back(nchw.data(), nchw.data() + o.out_channels * P);
     }
     INFO("trial " << trial << " kind " << kind << " " << o.in_channels << "->" << o.out_channels << " in " << h << "x"
-                  << w << " residual " << residual << " act " << activation_name(act));
+                  << w << " residual " << residual << " act " << activation_name(act) << " nchw_out " << nchw_out);
     CHECK(test::rel_error(outs[0].data(), ref.data(), ref.numel()) < (kind == 2 ? 1e-4 : 1e-5));
     CHECK(outs[0] == outs[1]);
   }

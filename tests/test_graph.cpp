@@ -96,18 +96,27 @@ TEST_CASE("the buffer plan reuses memory and keeps live values apart") {
   int64_t planned = 0;
   for (auto f : p.slot_floats) planned += f * 4;
   CHECK(planned * 4 < naive);  // far below one buffer per layer
-  // No node may write a buffer that a still-needed value lives in.
-  const int N = int(g.num_nodes());
-  for (int i = 1; i < N; ++i)
-    for (int j = 1; j < i; ++j) {
-      if (p.slot[i] != p.slot[j]) continue;
-      bool j_needed_later = false;
-      for (int k = i + 1; k < N; ++k)
-        for (int in : g.inputs_of(k)) j_needed_later |= in == j;
-      const auto& ins = g.inputs_of(i);
-      bool in_place_on_j = std::find(ins.begin(), ins.end(), j) != ins.end();
-      CHECK_MESSAGE(!(j_needed_later && !in_place_on_j), "node ", i, " overwrites live node ", j);
+  // No step may write a buffer that a still-needed tensor lives in (a node's output, or a copy in
+  // the other layout), unless it is that step's own input, read for the last time.
+  const int S = int(p.steps.size()), T = int(p.shapes.size());
+  std::vector<int> made(T, -1), last(T, -1);
+  for (int s = 0; s < S; ++s) {
+    const auto& st = p.steps[std::size_t(s)];
+    made[st.out] = s;
+    for (int t : st.ins) last[t] = s;
+    if (st.from >= 0) last[st.from] = s;
+  }
+  for (int t : p.outputs) last[t] = S;
+  for (int s = 0; s < S; ++s) {
+    const auto& st = p.steps[std::size_t(s)];
+    for (int t = 1; t < T; ++t) {
+      if (t == st.out || p.slot[t] != p.slot[st.out] || made[t] < 0 || made[t] >= s) continue;
+      const bool live_after = last[t] > s;
+      const bool in_place = last[t] == s && std::count(st.ins.begin(), st.ins.end(), t) == 1;
+      CHECK_MESSAGE(!(live_after || (last[t] == s && !in_place)), "step ", s, " overwrites live tensor ", t);
     }
+  }
+  CHECK(S >= int(g.num_nodes()) - 1);  // every node runs once, conversions besides
 }
 
 TEST_CASE("summary lists layers, output shapes and parameter counts like torchvision") {

@@ -48,18 +48,34 @@ class WeightSource {
   virtual void read(const std::string& name, std::vector<float>& out) const = 0;
 };
 
-// Buffers and shapes for one input shape.
+// Buffers, shapes and the order of work for one input shape. Tensors 0..nodes-1 are the nodes'
+// outputs (tensor 0: the external input); after them come copies of tensors in the other layout,
+// made where a producer and a consumer run on different layouts (see Layer::runs_blocked()).
 struct MemoryPlan {
   Shape input;
-  std::vector<Shape> shapes;           // per node
-  std::vector<int> slot;               // per node: index into slot_floats (-1: the external input)
+  std::vector<Shape> shapes;           // per tensor
+  std::vector<char> blocked;           // per tensor: stored NCHW16c
+  std::vector<int> slot;               // per tensor: index into slot_floats (-1: the external input)
   std::vector<int64_t> slot_floats;    // capacity of each buffer
   int64_t workspace_floats = 0;        // scratch shared by all nodes (im2col columns)
+  // Each step runs node `node` on tensors `ins` into tensor `out`, or (from >= 0) converts tensor
+  // `from` into tensor `out` in the other layout for node `node`, whose time it counts in.
+  struct Step {
+    int node = 0;
+    std::vector<int> ins;
+    int out = 0;
+    int from = -1;
+  };
+  std::vector<Step> steps;
+  std::vector<int> outputs;            // the tensor of each graph output (NCHW)
 
   int64_t activation_bytes() const {
     int64_t n = workspace_floats;
     for (auto f : slot_floats) n += f;
     return n * int64_t(sizeof(float));
+  }
+  int conversions() const {
+    return int(std::count_if(steps.begin(), steps.end(), [](const Step& s) { return s.from >= 0; }));
   }
 };
 
@@ -194,21 +210,27 @@ class Graph {
       workspace_ = allocate_floats(static_cast<std::size_t>(p.workspace_floats));
       workspace_floats_ = p.workspace_floats;
     }
-    auto data_of = [&](int node) -> float* {
-      return node == kInput ? const_cast<float*>(input.data) : buffers_[p.slot[node]].get();
+    auto data_of = [&](int t) -> float* {
+      return t == kInput ? const_cast<float*>(input.data) : buffers_[p.slot[t]].get();
     };
     std::vector<ConstTensorView> ins;
     if (layer_ms) layer_ms->assign(nodes_.size(), 0.0);
-    for (std::size_t i = 1; i < nodes_.size(); ++i) {
-      ins.clear();
-      for (int j : nodes_[i].inputs) ins.push_back(ConstTensorView{p.shapes[j], data_of(j)});
+    for (const MemoryPlan::Step& step : p.steps) {
       const auto t0 = std::chrono::steady_clock::now();
-      nodes_[i].layer->forward(ins, TensorView{p.shapes[i], data_of(int(i))}, workspace_.get());
+      if (step.from >= 0) {
+        convert(p.shapes[step.from], data_of(step.from), p.blocked[step.out] != 0, data_of(step.out));
+      } else {
+        ins.clear();
+        for (int t : step.ins) ins.push_back(ConstTensorView{p.shapes[t], data_of(t), p.blocked[t] != 0});
+        nodes_[step.node].layer->forward(ins, TensorView{p.shapes[step.out], data_of(step.out), p.blocked[step.out] != 0},
+                                         workspace_.get());
+      }
       if (layer_ms)
-        (*layer_ms)[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        (*layer_ms)[step.node] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
     std::vector<Tensor> out;
-    for (auto& o : outputs_) out.push_back(Tensor::from(p.shapes[o.node], data_of(o.node)));
+    for (std::size_t o = 0; o < outputs_.size(); ++o)
+      out.push_back(Tensor::from(p.shapes[p.outputs[o]], data_of(p.outputs[o])));
     return out;
   }
   Tensor forward_single(ConstTensorView input) {
@@ -239,8 +261,9 @@ class Graph {
     char line[256];
     for (auto& [ms, i] : rows) {
       const Layer& l = *nodes_[i].layer;
+      const std::string shape = p.shapes[i].str() + (p.blocked[i] ? " c16" : "");
       std::snprintf(line, sizeof line, "%-26s %-26s %-20s %9.3f ms %5.1f%%\n", l.name().c_str(),
-                    (l.type() + " " + l.describe()).c_str(), p.shapes[i].str().c_str(), ms, 100 * ms / total);
+                    (l.type() + " " + l.describe()).c_str(), shape.c_str(), ms, 100 * ms / total);
       s += line;
     }
     std::snprintf(line, sizeof line, "total %.3f ms\n", total);
@@ -262,8 +285,9 @@ class Graph {
       std::string type = l.type();
       const std::string d = l.describe();
       if (!d.empty()) type += " " + d;
-      std::snprintf(line, sizeof line, "%-28s %-26s %-22s %12lld\n", l.name().c_str(), type.c_str(),
-                    p.shapes[i].str().c_str(), static_cast<long long>(l.param_count()));
+      const std::string shape = p.shapes[i].str() + (p.blocked[i] ? " c16" : "");
+      std::snprintf(line, sizeof line, "%-28s %-26s %-22s %12lld\n", l.name().c_str(), type.c_str(), shape.c_str(),
+                    static_cast<long long>(l.param_count()));
       s += line;
     }
     s += std::string(91, '-') + "\n";
@@ -274,6 +298,11 @@ class Graph {
     std::snprintf(line, sizeof line, "Activation memory (planned, %zu buffers + workspace): %.1f MiB\n",
                   p.slot_floats.size(), p.activation_bytes() / 1048576.0);
     s += line;
+    if (p.conversions()) {
+      std::snprintf(line, sizeof line, "Layout: \"c16\" outputs are channel-blocked (NCHW16c); %d conversion(s)\n",
+                    p.conversions());
+      s += line;
+    }
     return s;
   }
 
@@ -377,36 +406,68 @@ class Graph {
     MemoryPlan p;
     p.input = input;
     p.shapes.resize(N);
-    p.slot.assign(N, -1);
+    p.blocked.assign(N, 0);
     p.shapes[0] = input;
-    std::vector<int> last_use(N, -1);
-    for (int i = 1; i < N; ++i)
-      for (int j : nodes_[i].inputs) last_use[j] = i;
-    for (auto& o : outputs_) last_use[o.node] = INT_MAX;
-
-    std::vector<int> free_slots;
-    std::vector<Shape> ins;
+    // Shapes and layouts; then the steps, with a conversion before the first node that needs a
+    // tensor in the other layout (one copy per tensor and layout, shared by its readers).
+    std::vector<std::vector<Shape>> ins(N);
+    std::vector<char> runs(N, 0);  // node i runs on blocked inputs
     for (int i = 1; i < N; ++i) {
-      const Node& n = nodes_[i];
-      ins.clear();
-      for (int j : n.inputs) ins.push_back(p.shapes[j]);
-      p.shapes[i] = n.layer->output_shape(ins);
-      p.workspace_floats = std::max(p.workspace_floats, n.layer->workspace_floats(ins));
-      const int64_t need = p.shapes[i].numel();
-      const int k = n.layer->in_place_input();
-      const int over = k >= 0 ? n.inputs[std::size_t(k)] : kInput;
-      if (over != kInput && last_use[over] == i && std::count(n.inputs.begin(), n.inputs.end(), over) == 1 &&
+      for (int j : nodes_[i].inputs) ins[i].push_back(p.shapes[j]);
+      p.shapes[i] = nodes_[i].layer->output_shape(ins[i]);
+      runs[i] = nodes_[i].layer->runs_blocked(ins[i]);
+      p.workspace_floats = std::max(p.workspace_floats, nodes_[i].layer->workspace_floats(ins[i]));
+    }
+    choose_layouts(ins, runs, p.blocked);
+    std::map<std::pair<int, bool>, int> copies;
+    auto in_layout = [&](int t, bool blocked, int for_node) {
+      if (bool(p.blocked[t]) == blocked) return t;
+      auto it = copies.find({t, blocked});
+      if (it != copies.end()) return it->second;
+      const int copy = int(p.shapes.size());
+      p.shapes.push_back(p.shapes[t]);
+      p.blocked.push_back(blocked);
+      p.steps.push_back(MemoryPlan::Step{for_node, {}, copy, t});
+      copies[{t, blocked}] = copy;
+      return copy;
+    };
+    for (int i = 1; i < N; ++i) {
+      MemoryPlan::Step step{i, {}, i, -1};
+      for (std::size_t q = 0; q < nodes_[i].inputs.size(); ++q)
+        step.ins.push_back(in_layout(nodes_[i].inputs[q], q == 0 ? runs[i] : p.blocked[i], i));
+      p.steps.push_back(std::move(step));
+    }
+    for (auto& o : outputs_) p.outputs.push_back(in_layout(o.node, false, o.node));
+
+    // Buffers: a tensor's buffer is released after the last step that reads it; a node may write
+    // over the input it names in in_place_input() when that is the input's last read.
+    const int T = int(p.shapes.size());
+    p.slot.assign(T, -1);
+    std::vector<int> last_use(T, -1);
+    for (int s = 0; s < int(p.steps.size()); ++s) {
+      const MemoryPlan::Step& st = p.steps[std::size_t(s)];
+      for (int t : st.ins) last_use[t] = s;
+      if (st.from >= 0) last_use[st.from] = s;
+    }
+    for (int t : p.outputs) last_use[t] = INT_MAX;
+    std::vector<int> free_slots;
+    for (int s = 0; s < int(p.steps.size()); ++s) {
+      const MemoryPlan::Step& st = p.steps[std::size_t(s)];
+      const int64_t need = p.shapes[st.out].numel();
+      const int k = st.from >= 0 ? -1 : nodes_[st.node].layer->in_place_input();
+      const int over = k >= 0 ? st.ins[std::size_t(k)] : kInput;
+      if (over != kInput && last_use[over] == s && std::count(st.ins.begin(), st.ins.end(), over) == 1 &&
           need <= p.shapes[over].numel()) {
-        p.slot[i] = p.slot[over];  // overwrite that input
+        p.slot[st.out] = p.slot[over];  // overwrite that input
       } else {
         // Best fit among free buffers: the smallest that is big enough, else the biggest (grown).
         int best = -1;
-        for (int s : free_slots) {
-          const bool fits = p.slot_floats[s] >= need;
-          if (best < 0) { best = s; continue; }
+        for (int f : free_slots) {
+          const bool fits = p.slot_floats[f] >= need;
+          if (best < 0) { best = f; continue; }
           const bool best_fits = p.slot_floats[best] >= need;
-          if (fits && (!best_fits || p.slot_floats[s] < p.slot_floats[best])) best = s;
-          else if (!fits && !best_fits && p.slot_floats[s] > p.slot_floats[best]) best = s;
+          if (fits && (!best_fits || p.slot_floats[f] < p.slot_floats[best])) best = f;
+          else if (!fits && !best_fits && p.slot_floats[f] > p.slot_floats[best]) best = f;
         }
         if (best < 0) {
           best = int(p.slot_floats.size());
@@ -415,16 +476,63 @@ class Graph {
           free_slots.erase(std::find(free_slots.begin(), free_slots.end(), best));
         }
         p.slot_floats[best] = std::max(p.slot_floats[best], need);
-        p.slot[i] = best;
+        p.slot[st.out] = best;
       }
       // Release inputs read for the last time (unless their buffer now holds this output).
-      for (int j : n.inputs)
-        if (j != kInput && last_use[j] == i && p.slot[j] != p.slot[i] &&
-            std::find(free_slots.begin(), free_slots.end(), p.slot[j]) == free_slots.end())
-          free_slots.push_back(p.slot[j]);
-      if (last_use[i] < 0) free_slots.push_back(p.slot[i]);  // dead end: nobody reads it
+      std::vector<int> read = st.ins;
+      if (st.from >= 0) read.push_back(st.from);
+      for (int t : read)
+        if (t != kInput && last_use[t] == s && p.slot[t] != p.slot[st.out] &&
+            std::find(free_slots.begin(), free_slots.end(), p.slot[t]) == free_slots.end())
+          free_slots.push_back(p.slot[t]);
+      if (last_use[st.out] < 0) free_slots.push_back(p.slot[st.out]);  // dead end: nobody reads it
     }
     return p;
+  }
+
+  // Which nodes run on blocked tensors and which outputs are stored blocked. A node runs blocked
+  // where its layer asks to (runs[i]), except alone between NCHW neighbours, where converting its
+  // input and output would cost more than it gains (VGG16's 64-channel 3x3 layer). It reads its
+  // first input in the layout it runs on and any others (a residual) in its output's layout, which
+  // is blocked, unless every reader wants NCHW and the layer can write that directly.
+  void choose_layouts(const std::vector<std::vector<Shape>>& ins, std::vector<char>& runs,
+                      std::vector<char>& out_blocked) const {
+    const int N = int(nodes_.size());
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (int i = 1; i < N; ++i) {
+        if (!runs[i]) continue;
+        const int first = nodes_[i].inputs[0];
+        bool neighbour = first != kInput && runs[first];
+        for (int k : consumers(i)) neighbour |= bool(runs[k]);
+        if (!neighbour) runs[i] = 0, changed = true;
+      }
+    }
+    out_blocked.assign(N, 0);
+    for (int i = N - 1; i >= 1; --i) {  // readers come after their producers
+      out_blocked[i] = runs[i];
+      if (!runs[i] || is_output(i) || !nodes_[i].layer->writes_nchw_from_blocked(ins[i])) continue;
+      bool reader_wants_blocked = false;
+      for (int k : consumers(i))
+        for (std::size_t q = 0; q < nodes_[k].inputs.size(); ++q)
+          if (nodes_[k].inputs[q] == i) reader_wants_blocked |= bool(q == 0 ? runs[k] : out_blocked[k]);
+      if (!reader_wants_blocked) out_blocked[i] = 0;
+    }
+  }
+
+  // One tensor (every sample) into the other layout.
+  static void convert(const Shape& s, const float* from, bool to_blocked, float* to) {
+#ifdef CNN_X86
+    for (int64_t n = 0; n < s.n; ++n) {
+      const float* x = from + n * s.sample();
+      float* y = to + n * s.sample();
+      if (to_blocked) kernels::blocked::to_blocked(x, s.c, s.plane(), y);
+      else kernels::blocked::to_nchw(x, s.c, s.plane(), y);
+    }
+#else
+    (void)s, (void)from, (void)to_blocked, (void)to;
+    fail("graph: channel-blocked tensors need an x86 CPU with AVX-512");
+#endif
   }
 
   std::vector<Node> nodes_;

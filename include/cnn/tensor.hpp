@@ -46,18 +46,21 @@ inline AlignedFloats allocate_floats(std::size_t count) {
   return AlignedFloats(p);
 }
 
-// A non-owning view of NCHW data. T is float or const float.
+// A non-owning view of NCHW data. T is float or const float. Inside a Graph a view may instead
+// be channel-blocked (NCHW16c: each image as C/16 blocks of [H][W][16], kernels/blocked.hpp), for
+// the layers whose runs_blocked() asked for it; the same number of floats either way.
 template <class T>
 struct BasicView {
   Shape shape;
   T* data = nullptr;
+  bool blocked = false;
 
   T* sample(int64_t n) const { return data + n * shape.sample(); }
   T* channel(int64_t n, int64_t c) const { return data + (n * shape.c + c) * shape.plane(); }
   T& at(int64_t n, int64_t c, int64_t h, int64_t w) const {
     return data[((n * shape.c + c) * shape.h + h) * shape.w + w];
   }
-  operator BasicView<const float>() const { return {shape, data}; }
+  operator BasicView<const float>() const { return {shape, data, blocked}; }
 };
 using TensorView = BasicView<float>;
 using ConstTensorView = BasicView<const float>;

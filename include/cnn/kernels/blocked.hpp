@@ -11,7 +11,8 @@
 // panels and shuffles lanes in its transforms.
 //
 //   - to_blocked / to_nchw: one image between the layouts (16x16 transposes in registers);
-//   - pointwise(): 1x1 convolution, stride 1, or 2 (ResNet's shortcuts), no padding;
+//   - pointwise(): 1x1 convolution, stride 1, or 2 (ResNet's shortcuts), no padding; its output
+//     may also be written NCHW (a transposed store), where the next layers run on NCHW;
 //   - winograd_f4(): 3x3, stride 1, padding 1, by Winograd F(4x4, 3x3), for narrow layers (its
 //     transformed weights are streamed for every 14 tiles: wide layers stay on the NCHW kernel).
 // Both apply the full epilogue (bias, residual in the same layout, activation). AVX-512 only;
@@ -38,6 +39,51 @@ constexpr int kColumns = 14;     // pixels or tiles per product
 inline AlignedVector pack_panels(int64_t M, int64_t K, const float* w) {
   return pack_row_panels(M, K, ConstMat{w, K, 1}, kPanel);
 }
+
+// ---- 1x1 convolution -----------------------------------------------------------------------------
+struct PointwiseGeometry {
+  int64_t cin, cout, h, w, stride, oh, ow;  // no padding: oh = (h - 1) / stride + 1
+  bool nchw_out = false;                     // write the output (and read the residual) as NCHW
+};
+
+// Whether pointwise() handles this shape: stride 1 with at least one tile of pixels, or stride 2
+// with output rows of at least one tile (tiles do not cross rows there).
+inline bool pointwise_supports(const PointwiseGeometry& g) {
+  if (g.cin % kLanes || g.cout % kLanes) return false;
+  if (g.stride == 1) return g.oh * g.ow >= kColumns;
+  return g.stride == 2 && g.ow >= kColumns;
+}
+
+// ---- 3x3 convolution by Winograd F(4x4, 3x3) -----------------------------------------------------
+// Transformed weights: U_e = G g G^T for the 36 positions e, each as pack_panels(cout, cin).
+struct WinogradWeights {
+  int64_t cin = 0, cout = 0;
+  AlignedVector u;  // [36][ceil(cout/32)][cin][32]
+  const float* panel(int e, int64_t pn) const {
+    return u.data() + (int64_t(e) * ((cout + kPanel - 1) / kPanel) + pn) * cin * kPanel;
+  }
+};
+inline WinogradWeights transform_weights(const float* w, int64_t cout, int64_t cin) {
+  // The NCHW kernel's transform (in double), its 8-row panels unpacked into 32-row ones.
+  const winograd::Weights nchw = winograd::transform_weights(w, cout, cin, 4);
+  WinogradWeights W;
+  W.cin = cin, W.cout = cout;
+  const int64_t n_panels = (cout + kPanel - 1) / kPanel;
+  W.u = AlignedVector(std::size_t(36 * n_panels * cin * kPanel));
+  std::fill(W.u.data(), W.u.data() + W.u.size(), 0.f);
+  for (int e = 0; e < 36; ++e)
+    for (int64_t oc = 0; oc < cout; ++oc)
+      for (int64_t ic = 0; ic < cin; ++ic)
+        W.u.data()[((e * n_panels + oc / kPanel) * cin + ic) * kPanel + oc % kPanel] =
+            nchw.u[std::size_t(e)].values.data()[((oc / kMR) * cin + ic) * kMR + oc % kMR];
+  return W;
+}
+
+struct WinogradGeometry {
+  int64_t cin, cout, h, w;  // output h x w (stride 1, padding 1)
+  int64_t tiles_w() const { return (w + 3) / 4; }
+  int64_t tiles() const { return tiles_w() * ((h + 3) / 4); }
+};
 
 #ifdef CNN_X86
 // r[i] (16 rows) becomes column i of the 16x16 matrix they form.
@@ -141,17 +187,22 @@ CNN_TARGET_AVX512 inline void finish(__m512 x, int64_t block, float* dst, const 
   _mm512_store_ps(dst, x);
 }
 
-// ---- 1x1 convolution -----------------------------------------------------------------------------
-struct PointwiseGeometry {
-  int64_t cin, cout, h, w, stride, oh, ow;  // no padding: oh = (h - 1) / stride + 1
-};
-
-// Whether pointwise() handles this shape: stride 1 with at least one tile of pixels, or stride 2
-// with output rows of at least one tile (tiles do not cross rows there).
-inline bool pointwise_supports(const PointwiseGeometry& g) {
-  if (g.cin % kLanes || g.cout % kLanes) return false;
-  if (g.stride == 1) return g.oh * g.ow >= kColumns;
-  return g.stride == 2 && g.ow >= kColumns;
+// Finishes pixels [skip, 14) of one output channel's row at dst (NCHW): lane p is pixel p.
+CNN_TARGET_AVX512 inline void finish_row(__m512 x, int64_t channel, float* dst, int64_t skip, const Epilogue& ep) {
+  const __mmask16 m = __mmask16(((1u << kColumns) - 1) & ~((1u << skip) - 1));
+  if (ep.act == Activation::Sigmoid) {  // the residual may live where the output goes: read it first
+    alignas(64) float v[16];
+    _mm512_store_ps(v, x);
+    for (int64_t p = skip; p < kColumns; ++p) dst[p] = ep.apply(v[p], channel, dst + p);
+    return;
+  }
+  if (ep.bias) x = _mm512_add_ps(x, _mm512_set1_ps(ep.bias[channel]));
+  if (ep.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep.residual + (dst - ep.out_base)));
+  const __m512 zero = _mm512_setzero_ps();
+  if (ep.act == Activation::ReLU) x = _mm512_max_ps(x, zero);
+  else if (ep.act == Activation::LeakyReLU)
+    x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), x, _mm512_set1_ps(ep.slope));
+  _mm512_mask_storeu_ps(dst, m, x);
 }
 
 namespace detail {
@@ -172,8 +223,17 @@ CNN_TARGET_AVX512 inline void pointwise_tile(const AlignedVector& panels, const 
     const float* w = panels.data() + pn * g.cin * kPanel;
     if (g.stride == 1) product<kLanes>(x0, in_plane * kLanes, g.cin, w, acc);
     else product<2 * kLanes>(x0, in_plane * kLanes, g.cin, w, acc);
-    for (int v = 0; v < 2 && (pn * 2 + v) * kLanes < g.cout; ++v)
-      for (int p = int(skip); p < kColumns; ++p) finish(acc[v][p], pn * 2 + v, y + ((pn * 2 + v) * P + q0 + p) * kLanes, ep);
+    for (int v = 0; v < 2 && (pn * 2 + v) * kLanes < g.cout; ++v) {
+      if (!g.nchw_out) {
+        for (int p = int(skip); p < kColumns; ++p) finish(acc[v][p], pn * 2 + v, y + ((pn * 2 + v) * P + q0 + p) * kLanes, ep);
+        continue;
+      }
+      // NCHW output: the 14 pixels x 16 channels transposed to one row of pixels per channel.
+      __m512 r[16];
+      for (int p = 0; p < 16; ++p) r[p] = p < kColumns ? acc[v][p] : _mm512_setzero_ps();
+      transpose16x16(r);
+      for (int c = 0; c < 16; ++c) finish_row(r[c], (pn * 2 + v) * kLanes + c, y + ((pn * 2 + v) * kLanes + c) * P + q0, skip, ep);
+    }
   }
 }
 }  // namespace detail
@@ -192,37 +252,6 @@ inline void pointwise(const AlignedVector& panels, const float* x, const Pointwi
     for (int64_t t = tiles * ch / chunks; t < tiles * (ch + 1) / chunks; ++t) detail::pointwise_tile(panels, x, g, t, y, ep);
   });
 }
-
-// ---- 3x3 convolution by Winograd F(4x4, 3x3) -----------------------------------------------------
-// Transformed weights: U_e = G g G^T for the 36 positions e, each as pack_panels(cout, cin).
-struct WinogradWeights {
-  int64_t cin = 0, cout = 0;
-  AlignedVector u;  // [36][ceil(cout/32)][cin][32]
-  const float* panel(int e, int64_t pn) const {
-    return u.data() + (int64_t(e) * ((cout + kPanel - 1) / kPanel) + pn) * cin * kPanel;
-  }
-};
-inline WinogradWeights transform_weights(const float* w, int64_t cout, int64_t cin) {
-  // The NCHW kernel's transform (in double), its 8-row panels unpacked into 32-row ones.
-  const winograd::Weights nchw = winograd::transform_weights(w, cout, cin, 4);
-  WinogradWeights W;
-  W.cin = cin, W.cout = cout;
-  const int64_t n_panels = (cout + kPanel - 1) / kPanel;
-  W.u = AlignedVector(std::size_t(36 * n_panels * cin * kPanel));
-  std::fill(W.u.data(), W.u.data() + W.u.size(), 0.f);
-  for (int e = 0; e < 36; ++e)
-    for (int64_t oc = 0; oc < cout; ++oc)
-      for (int64_t ic = 0; ic < cin; ++ic)
-        W.u.data()[((e * n_panels + oc / kPanel) * cin + ic) * kPanel + oc % kPanel] =
-            nchw.u[std::size_t(e)].values.data()[((oc / kMR) * cin + ic) * kMR + oc % kMR];
-  return W;
-}
-
-struct WinogradGeometry {
-  int64_t cin, cout, h, w;  // output h x w (stride 1, padding 1)
-  int64_t tiles_w() const { return (w + 3) / 4; }
-  int64_t tiles() const { return tiles_w() * ((h + 3) / 4); }
-};
 
 namespace detail {
 // V [36][cin/16][14][16]: the input transform of tiles t0.. (row-major over the tile grid).

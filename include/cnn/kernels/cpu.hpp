@@ -96,6 +96,15 @@ inline bool& direct_setting() {
 inline void set_direct(bool on) { direct_setting() = on; }
 inline bool direct_enabled() { return direct_setting(); }
 
+// Whether convolutions may run on the channel-blocked layout (kernels/blocked.hpp) where it pays,
+// with AVX-512. Default on; CNN_BLOCKED=0 keeps every tensor NCHW.
+inline bool& blocked_setting() {
+  static bool on = env_switch("CNN_BLOCKED");
+  return on;
+}
+inline void set_blocked(bool on) { blocked_setting() = on; }
+inline bool blocked_enabled() { return blocked_setting(); }
+
 }  // namespace cnn
 
 // Per-function target attributes: code inside these compiles for that ISA whatever the global flags.

@@ -213,6 +213,8 @@ class Conv2d : public Layer {
     packed_.clear();
     for (auto& w : winograd_) w.reset();
     direct_.reset();
+    blocked_panels_ = AlignedVector();
+    blocked_winograd_.reset();
     if (!is_depthwise()) {
       const int64_t cout_g = o_.out_channels / o_.groups, K = weight_.numel() / o_.out_channels;
       for (int64_t g = 0; g < o_.groups; ++g)
@@ -238,10 +240,37 @@ class Conv2d : public Layer {
   }
   bool is_depthwise() const { return o_.groups == o_.in_channels && o_.groups == o_.out_channels && o_.groups > 1; }
 
+  // The channel-blocked paths (kernels/blocked.hpp), where they measured faster than the NCHW ones
+  // on this machine (bench_blocked_layout, docs/performance.md): 1x1 convolutions, stride 1 or 2,
+  // with outputs of at least 28x28 pixels (ResNet-50's layer1 and layer2: 0.69-0.90x the GEMM's
+  // time); Winograd F(4x4) layers of at most 64 channels in and out, whose transformed weights stay
+  // in L2 (layer1: 0.68x; wider ones streamed them from memory for every 14 tiles and lost).
+  bool writes_nchw_from_blocked(const std::vector<Shape>& in) const override {
+    return is_blocked_pointwise() && runs_blocked(in);
+  }
+  bool is_blocked_pointwise() const {
+    return o_.kh == 1 && o_.kw == 1 && o_.pad_h == 0 && o_.pad_w == 0 && o_.stride_h == o_.stride_w;
+  }
+  bool runs_blocked(const std::vector<Shape>& in) const override {
+#ifdef CNN_X86
+    if (!blocked_enabled() || active_isa() != Isa::AVX512 || in.empty()) return false;
+    if (o_.groups != 1 || o_.dilation_h != 1 || o_.dilation_w != 1) return false;
+    if (o_.in_channels % kernels::blocked::kLanes || o_.out_channels % kernels::blocked::kLanes) return false;
+    const Shape& s = in[0];
+    if (s.h * s.w < 56 * 56) return false;
+    if (is_blocked_pointwise()) return kernels::blocked::pointwise_supports(pointwise_geometry(s));
+    return winograd_shape() && winograd_enabled() && o_.in_channels <= 64 && o_.out_channels <= 64;
+#else
+    (void)in;
+    return false;
+#endif
+  }
+
   void forward(const std::vector<ConstTensorView>& in, TensorView y, float* workspace) const override {
     const ConstTensorView x = in[0];
     Epilogue ep = epilogue();
     if (residual_) ep.residual = in[1].data, ep.out_base = y.data;
+    if (x.blocked || y.blocked) return forward_blocked(x, y, ep);
     if (is_depthwise()) return forward_depthwise(x, y, ep);
     if (const int m = winograd_tile(y.shape)) {
       const kernels::winograd::Weights& U = winograd_weights(m);
@@ -324,6 +353,48 @@ class Conv2d : public Layer {
       direct_ = std::make_unique<kernels::direct::Weights>(
           kernels::direct::pack_weights(weight_.values.data(), o_.out_channels, weight_.numel() / o_.out_channels));
     return *direct_;
+  }
+
+  kernels::blocked::PointwiseGeometry pointwise_geometry(const Shape& in) const {
+    return {o_.in_channels, o_.out_channels, in.h, in.w, o_.stride_h, o_.out_h(in.h), o_.out_w(in.w)};
+  }
+
+  // The first input channel-blocked (the graph asked runs_blocked() first); the output too, or NCHW
+  // for a 1x1 convolution whose readers run on NCHW (writes_nchw_from_blocked()), with any residual
+  // in the output's layout.
+  void forward_blocked(ConstTensorView x, TensorView y, const Epilogue& ep) const {
+#ifdef CNN_X86
+    const bool pointwise = is_blocked_pointwise();
+    if (!x.blocked || !runs_blocked({x.shape}) || (!y.blocked && !pointwise))
+      layer_error("no channel-blocked path for this input and output");
+    kernels::blocked::PointwiseGeometry pg = pointwise_geometry(x.shape);
+    pg.nchw_out = !y.blocked;
+    for (int64_t n = 0; n < x.shape.n; ++n) {
+      if (pointwise)
+        kernels::blocked::pointwise(blocked_panels(), x.sample(n), pg, y.sample(n), ep);
+      else
+        kernels::blocked::winograd_f4(blocked_winograd(), x.sample(n),
+                                      {o_.in_channels, o_.out_channels, y.shape.h, y.shape.w}, y.sample(n), ep);
+    }
+#else
+    (void)x, (void)y, (void)ep;
+    layer_error("channel-blocked tensors need an x86 CPU with AVX-512");
+#endif
+  }
+
+  // The blocked paths' weights, built on first use (only layers that run blocked need them).
+  const AlignedVector& blocked_panels() const {
+    std::lock_guard<std::mutex> lock(lazy_weights_mutex_);
+    if (blocked_panels_.size() == 0)
+      blocked_panels_ = kernels::blocked::pack_panels(o_.out_channels, o_.in_channels, weight_.values.data());
+    return blocked_panels_;
+  }
+  const kernels::blocked::WinogradWeights& blocked_winograd() const {
+    std::lock_guard<std::mutex> lock(lazy_weights_mutex_);
+    if (!blocked_winograd_)
+      blocked_winograd_ = std::make_unique<kernels::blocked::WinogradWeights>(
+          kernels::blocked::transform_weights(weight_.values.data(), o_.out_channels, o_.in_channels));
+    return *blocked_winograd_;
   }
 
   // Winograd weights for tile size m, transformed on first use (only the variants a model's map
@@ -412,7 +483,9 @@ class Conv2d : public Layer {
   std::vector<kernels::PackedA> packed_;
   mutable std::unique_ptr<kernels::winograd::Weights> winograd_[2];  // tile 4, tile 2
   mutable std::unique_ptr<kernels::direct::Weights> direct_;
-  mutable std::mutex lazy_weights_mutex_;  // guards the weights built on first use (Winograd, direct)
+  mutable AlignedVector blocked_panels_;  // 1x1 weights for the blocked path
+  mutable std::unique_ptr<kernels::blocked::WinogradWeights> blocked_winograd_;
+  mutable std::mutex lazy_weights_mutex_;  // guards the weights built on first use (Winograd, direct, blocked)
 };
 
 }  // namespace cnn

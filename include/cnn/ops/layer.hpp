@@ -40,6 +40,13 @@ class Layer {
   // The input whose buffer forward() may write its output over (same or smaller size), or -1.
   virtual int in_place_input() const { return -1; }
   virtual void forward(const std::vector<ConstTensorView>& in, TensorView out, float* workspace) const = 0;
+  // Whether forward() should run on channel-blocked views (every input and the output NCHW16c) for
+  // these input shapes: a layer says so where its blocked path is faster. The graph converts
+  // tensors between the layouts where producer and consumer differ.
+  virtual bool runs_blocked(const std::vector<Shape>& /*in*/) const { return false; }
+  // Whether, running blocked, forward() can also write its output NCHW (reading any inputs after
+  // the first in that layout too), so that the graph needs no conversion after it.
+  virtual bool writes_nchw_from_blocked(const std::vector<Shape>& /*in*/) const { return false; }
 
   virtual std::vector<ParamSlot> params() { return {}; }
   // Called once after all parameters are loaded: derive what forward() uses (repacked weights...).
