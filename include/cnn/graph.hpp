@@ -494,7 +494,8 @@ class Graph {
   // where its layer asks to (runs[i]), except alone between NCHW neighbours, where converting its
   // input and output would cost more than it gains (VGG16's 64-channel 3x3 layer). It reads its
   // first input in the layout it runs on and any others (a residual) in its output's layout, which
-  // is blocked, unless every reader wants NCHW and the layer can write that directly.
+  // is the one it runs on unless its readers all want the other and the layer can write that
+  // directly (writes_nchw_from_blocked(), writes_blocked_from_nchw()).
   void choose_layouts(const std::vector<std::vector<Shape>>& ins, std::vector<char>& runs,
                       std::vector<char>& out_blocked) const {
     const int N = int(nodes_.size());
@@ -511,12 +512,19 @@ class Graph {
     out_blocked.assign(N, 0);
     for (int i = N - 1; i >= 1; --i) {  // readers come after their producers
       out_blocked[i] = runs[i];
-      if (!runs[i] || is_output(i) || !nodes_[i].layer->writes_nchw_from_blocked(ins[i])) continue;
-      bool reader_wants_blocked = false;
+      if (is_output(i)) {
+        if (runs[i] && nodes_[i].layer->writes_nchw_from_blocked(ins[i])) out_blocked[i] = 0;
+        continue;
+      }
+      bool wants_blocked = false, wants_nchw = false;
       for (int k : consumers(i))
         for (std::size_t q = 0; q < nodes_[k].inputs.size(); ++q)
-          if (nodes_[k].inputs[q] == i) reader_wants_blocked |= bool(q == 0 ? runs[k] : out_blocked[k]);
-      if (!reader_wants_blocked) out_blocked[i] = 0;
+          if (nodes_[k].inputs[q] == i) {
+            if (q == 0 ? runs[k] : out_blocked[k]) wants_blocked = true;
+            else wants_nchw = true;
+          }
+      if (runs[i] && !wants_blocked && nodes_[i].layer->writes_nchw_from_blocked(ins[i])) out_blocked[i] = 0;
+      if (!runs[i] && wants_blocked && !wants_nchw && nodes_[i].layer->writes_blocked_from_nchw(ins[i])) out_blocked[i] = 1;
     }
   }
 

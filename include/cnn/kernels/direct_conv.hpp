@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "../parallel.hpp"
+#include "blocked.hpp"
 #include "gemm.hpp"
 
 CNN_KERNELS_BEGIN
@@ -99,6 +100,24 @@ CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile(const float* sums, c
   }
 }
 
+// store_tile() for a channel-blocked output (NCHW16c, kernels/blocked.hpp; M a multiple of 16):
+// every sum vector is one output vector, stored whole. `y` is the image's output.
+template <int Q>
+CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile_blocked(const float* sums, const Geometry& g, float* y,
+                                                                     int64_t c0, int64_t oy, int64_t x0, const TileTarget& to,
+                                                                     int64_t M, const Epilogue& ep) {
+  constexpr int R = kPixels / Q;
+  const int64_t plane = g.oh * g.ow;
+  for (int v = 0; v < 2 && c0 + 16 * v < M; ++v) {
+    const int64_t block = c0 / 16 + v;
+    for (int r = to.first_row; r < R; ++r)
+      for (int j = to.first_col; j < Q; ++j) {
+        const int64_t pixel = (oy + r) * g.ow + x0 + j;
+        blocked::finish(_mm512_load_ps(sums + (v * kPixels + r * Q + j) * 16), block, y + (block * plane + pixel) * 16, ep);
+      }
+  }
+}
+
 // One tile over input channels [ic0, ic1): channels [c0, c0 + 32) x output pixels in Q-wide rows
 // (Q = 14: one row; Q = 7: two rows). `w`: the panel at channel ic0's first tap; `x`: the first
 // pixel's window in channel ic0 (top-left tap). The sums start from `sums` (28 vectors) unless
@@ -146,7 +165,8 @@ CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometr
 
 // y[M][oh][ow] = epilogue(conv(x)) for one image; x is in_channels planes of hp x wp, padded already.
 template <int S, int Q>
-CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep) {
+CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep,
+                                        bool blocked_out) {
   constexpr int R = kPixels / Q;
   const int64_t panels = (W.M + kPanel - 1) / kPanel, plane = g.oh * g.ow, taps = g.kh * g.kw;
   const int64_t row_groups = (g.oh + R - 1) / R, col_tiles = (g.ow + Q - 1) / Q, tiles = row_groups * col_tiles;
@@ -181,7 +201,8 @@ CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const 
                    std::min(share, next_lines - from));
         if (ic1 == g.in_channels) {
           const TileTarget to{y + p * kPanel * plane + oy * g.ow + x0, p * kPanel, int(rg * R - oy), int(ox - x0)};
-          store_tile<Q>(sums, g, to, W.M, ep);
+          if (blocked_out) store_tile_blocked<Q>(sums, g, y, p * kPanel, oy, x0, to, W.M, ep);
+          else store_tile<Q>(sums, g, to, W.M, ep);
         }
       }
     }
@@ -190,9 +211,11 @@ CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const 
 
 // The caller checks supports(g). (The tile loop takes the stride as a template parameter; only
 // stride 2 is instantiated: at stride 1 the GEMM paths, Winograd and pointwise, are faster.)
-inline void run(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep) {
-  if (g.ow >= kPixels) run_tiles<2, kPixels>(W, x, g, y, ep);
-  else run_tiles<2, kPixels / 2>(W, x, g, y, ep);  // two rows of 7 to 13 pixels per tile
+// `blocked_out`: write y channel-blocked (NCHW16c; W.M a multiple of 16), the residual read likewise.
+inline void run(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep,
+                bool blocked_out = false) {
+  if (g.ow >= kPixels) run_tiles<2, kPixels>(W, x, g, y, ep, blocked_out);
+  else run_tiles<2, kPixels / 2>(W, x, g, y, ep, blocked_out);  // two rows of 7 to 13 pixels per tile
 }
 #endif
 

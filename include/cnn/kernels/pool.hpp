@@ -68,6 +68,26 @@ CNN_TARGET_AVX512 inline void max_stride2_avx512(const float* c, int taps, float
     _mm512_mask_storeu_ps(out + t, first_lanes(m), r);
   }
 }
+
+// Max pooling of one channel block of a channel-blocked image (NCHW16c, [H][W][16]): each output
+// vector is the NaN-propagating maximum of its window's input vectors, rows then columns.
+CNN_TARGET_AVX512 inline void max_pool_block_avx512(const float* x, int64_t H, int64_t W, float* y, int64_t OH,
+                                                    int64_t OW, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                    int dh, int dw) {
+  for (int64_t oy = 0; oy < OH; ++oy)
+    for (int64_t ox = 0; ox < OW; ++ox) {
+      __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+      for (int ky = 0; ky < kh; ++ky) {
+        const int64_t iy = oy * sh - ph + ky * dh;
+        if (iy < 0 || iy >= H) continue;
+        for (int kx = 0; kx < kw; ++kx) {
+          const int64_t ix = ox * sw - pw + kx * dw;
+          if (ix >= 0 && ix < W) m = nan_max_avx512(m, _mm512_load_ps(x + (iy * W + ix) * 16));
+        }
+      }
+      _mm512_store_ps(y + (oy * OW + ox) * 16, m);
+    }
+}
 #endif
 
 inline void max_of_rows(const float* const* rows, int n_rows, float* col, int64_t n) {

@@ -245,6 +245,17 @@ class Conv2d : public Layer {
   // with outputs of at least 28x28 pixels (ResNet-50's layer1 and layer2: 0.69-0.90x the GEMM's
   // time); Winograd F(4x4) layers of at most 64 channels in and out, whose transformed weights stay
   // in L2 (layer1: 0.68x; wider ones streamed them from memory for every 14 tiles and lost).
+  // A strided convolution on the direct kernel (ResNet's stem) stores its channel-lane tiles as
+  // they are into a blocked output: no gathering store, and no conversion before the max pool.
+  bool writes_blocked_from_nchw(const std::vector<Shape>& in) const override {
+#ifdef CNN_X86
+    if (!blocked_enabled() || in.empty() || o_.out_channels % kernels::blocked::kLanes || residual_) return false;
+    return use_direct(in[0], Shape{in[0].n, o_.out_channels, o_.out_h(in[0].h), o_.out_w(in[0].w)});
+#else
+    (void)in;
+    return false;
+#endif
+  }
   bool writes_nchw_from_blocked(const std::vector<Shape>& in) const override {
     return is_blocked_pointwise() && runs_blocked(in);
   }
@@ -270,7 +281,7 @@ class Conv2d : public Layer {
     const ConstTensorView x = in[0];
     Epilogue ep = epilogue();
     if (residual_) ep.residual = in[1].data, ep.out_base = y.data;
-    if (x.blocked || y.blocked) return forward_blocked(x, y, ep);
+    if (x.blocked || y.blocked) return forward_blocked(x, y, ep, workspace);
     if (is_depthwise()) return forward_depthwise(x, y, ep);
     if (const int m = winograd_tile(y.shape)) {
       const kernels::winograd::Weights& U = winograd_weights(m);
@@ -361,11 +372,25 @@ class Conv2d : public Layer {
 
   // The first input channel-blocked (the graph asked runs_blocked() first); the output too, or NCHW
   // for a 1x1 convolution whose readers run on NCHW (writes_nchw_from_blocked()), with any residual
-  // in the output's layout.
-  void forward_blocked(ConstTensorView x, TensorView y, const Epilogue& ep) const {
+  // in the output's layout. Or an NCHW input and a blocked output (writes_blocked_from_nchw()).
+  void forward_blocked(ConstTensorView x, TensorView y, const Epilogue& ep, float* workspace) const {
 #ifdef CNN_X86
+    if (!x.blocked) {  // NCHW in, blocked out: the direct kernel
+      if (!writes_blocked_from_nchw({x.shape})) layer_error("no channel-blocked path for this input and output");
+      const kernels::direct::Weights& W = direct_weights();
+      const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
+      for (int64_t n = 0; n < x.shape.n; ++n) {
+        const float* image = x.sample(n);
+        if (o_.pad_h || o_.pad_w) {
+          pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
+          image = workspace;
+        }
+        kernels::direct::run(W, image, geo, y.sample(n), ep, true);
+      }
+      return;
+    }
     const bool pointwise = is_blocked_pointwise();
-    if (!x.blocked || !runs_blocked({x.shape}) || (!y.blocked && !pointwise))
+    if (!runs_blocked({x.shape}) || (!y.blocked && !pointwise))
       layer_error("no channel-blocked path for this input and output");
     kernels::blocked::PointwiseGeometry pg = pointwise_geometry(x.shape);
     pg.nchw_out = !y.blocked;
@@ -377,7 +402,7 @@ class Conv2d : public Layer {
                                       {o_.in_channels, o_.out_channels, y.shape.h, y.shape.w}, y.sample(n), ep);
     }
 #else
-    (void)x, (void)y, (void)ep;
+    (void)x, (void)y, (void)ep, (void)workspace;
     layer_error("channel-blocked tensors need an x86 CPU with AVX-512");
 #endif
   }

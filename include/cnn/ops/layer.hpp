@@ -47,6 +47,9 @@ class Layer {
   // Whether, running blocked, forward() can also write its output NCHW (reading any inputs after
   // the first in that layout too), so that the graph needs no conversion after it.
   virtual bool writes_nchw_from_blocked(const std::vector<Shape>& /*in*/) const { return false; }
+  // Whether, not running blocked, forward() can write its output blocked (reading any inputs after
+  // the first in that layout), so that the graph needs no conversion before blocked readers.
+  virtual bool writes_blocked_from_nchw(const std::vector<Shape>& /*in*/) const { return false; }
 
   virtual std::vector<ParamSlot> params() { return {}; }
   // Called once after all parameters are loaded: derive what forward() uses (repacked weights...).

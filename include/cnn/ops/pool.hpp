@@ -69,10 +69,36 @@ class Pool2d : public Layer {
     return {s.n, s.c, oh, ow};
   }
 
+  // Max pooling runs on channel-blocked tensors between blocked layers (ResNet's stem and layer1):
+  // a window's 16-channel vectors reduced whole, no conversion on either side.
+  bool runs_blocked(const std::vector<Shape>& in) const override {
+#ifdef CNN_X86
+    return blocked_enabled() && active_isa() == Isa::AVX512 && kind_ == PoolKind::Max && !in.empty() && in[0].c % 16 == 0;
+#else
+    (void)in;
+    return false;
+#endif
+  }
+
   void forward(const std::vector<ConstTensorView>& in, TensorView y, float*) const override {
     const ConstTensorView x = in[0];
+    if (x.blocked || y.blocked) return forward_blocked(x, y);
     if (kind_ == PoolKind::Max && o_.dilation_w == 1) return forward_max_separable(x, y);
     forward_direct(x, y);
+  }
+
+  void forward_blocked(ConstTensorView x, TensorView y) const {
+#ifdef CNN_X86
+    if (!x.blocked || !y.blocked || !runs_blocked({x.shape})) layer_error("no channel-blocked path for this input");
+    const int64_t H = x.shape.h, W = x.shape.w, OH = y.shape.h, OW = y.shape.w, blocks = x.shape.n * x.shape.c / 16;
+    parallel_for(blocks, OH * OW * 16 * o_.kh * o_.kw, [&](int64_t b) {
+      kernels::max_pool_block_avx512(x.data + b * H * W * 16, H, W, y.data + b * OH * OW * 16, OH, OW, o_.kh, o_.kw,
+                                     o_.sh(), o_.sw(), o_.pad_h, o_.pad_w, o_.dilation_h, o_.dilation_w);
+    });
+#else
+    (void)x, (void)y;
+    layer_error("channel-blocked tensors need an x86 CPU with AVX-512");
+#endif
   }
 
   // The definition: every window evaluated on its own (also the path for dilated max pooling and
