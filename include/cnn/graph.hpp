@@ -53,6 +53,8 @@ class WeightSource {
 // made where a producer and a consumer run on different layouts (see Layer::runs_blocked()).
 struct MemoryPlan {
   Shape input;
+  Isa isa = Isa::Generic;  // the kernel settings the layouts were chosen under
+  bool blocked_enabled = false;
   std::vector<Shape> shapes;           // per tensor
   std::vector<char> blocked;           // per tensor: stored NCHW16c
   std::vector<int> slot;               // per tensor: index into slot_floats (-1: the external input)
@@ -178,7 +180,9 @@ class Graph {
 
   // Shapes and buffer assignment for this input shape (cached until the input shape changes).
   const MemoryPlan& plan(Shape input) {
-    if (plan_valid_ && plan_.input == input) return plan_;
+    // The layouts follow the kernel settings too (set_isa(), set_blocked()).
+    if (plan_valid_ && plan_.input == input && plan_.isa == active_isa() && plan_.blocked_enabled == blocked_enabled())
+      return plan_;
     plan_ = make_plan(input);
     plan_valid_ = true;
     return plan_;
@@ -405,6 +409,8 @@ class Graph {
     const int N = int(nodes_.size());
     MemoryPlan p;
     p.input = input;
+    p.isa = active_isa();
+    p.blocked_enabled = blocked_enabled();
     p.shapes.resize(N);
     p.blocked.assign(N, 0);
     p.shapes[0] = input;

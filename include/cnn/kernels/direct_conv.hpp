@@ -125,7 +125,7 @@ CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile_blocked(const float*
 // of the next channel block's weights) are requested into L2, evenly over the steps: at batch 1 the
 // weights come from memory, and requesting a whole block at once in the first tile stalled the
 // loads of the current one.
-template <int S, int Q>
+template <int S, int Q, int L>
 CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometry& g, int64_t ic0, int64_t ic1,
                                    float* sums, bool first, const float* fetch, int64_t fetch_lines) {
   constexpr int R = kPixels / Q;  // rows of output pixels
@@ -137,23 +137,25 @@ CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometr
     for (int v = 0; v < 2; ++v)
       for (int p = 0; p < kPixels; ++p) acc[v][p] = _mm512_load_ps(sums + (v * kPixels + p) * 16);
   }
-  const int64_t plane = g.hp * g.wp, next_row = S * g.wp, steps = (ic1 - ic0) * g.kh * g.kw;
+  // L = 1: x is NCHW, the next channel a plane on. L = 16: x is channel-blocked, the next channel
+  // the next float, or the next block's plane after a block's 16th.
+  const int64_t plane = g.hp * g.wp, next_row = S * g.wp * L, steps = (ic1 - ic0) * g.kh * g.kw;
   int64_t due = 0;
-  for (int64_t ic = ic0; ic < ic1; ++ic, x += plane)
+  for (int64_t ic = ic0; ic < ic1; x += L == 1 ? plane : (ic % 16 == 15 ? plane * 16 - 15 : 1), ++ic)
     for (int64_t ky = 0; ky < g.kh; ++ky) {
-      const float* row = x + ky * g.wp;
+      const float* row = x + ky * g.wp * L;
       for (int64_t kx = 0; kx < g.kw; ++kx, w += kPanel) {
         for (due += fetch_lines; due >= steps; due -= steps, fetch += 16)
           _mm_prefetch(reinterpret_cast<const char*>(fetch), _MM_HINT_T1);
         const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
-        const float* r0 = row + kx;
+        const float* r0 = row + kx * L;
         // Hide that r0 moves by one float per step: GCC would otherwise keep the broadcasts the next
         // steps share (at stride 2, kx + 2 reuses 13 of 14) in registers it does not have, and spill.
         asm("" : "+r"(r0));
         const float* r1 = r0 + (R > 1 ? next_row : 0);
 #pragma GCC unroll 14
         for (int p = 0; p < kPixels; ++p) {
-          const __m512 b = _mm512_set1_ps(p < Q ? r0[p * S] : r1[(p - Q) * S]);
+          const __m512 b = _mm512_set1_ps(p < Q ? r0[p * S * L] : r1[(p - Q) * S * L]);
           acc[0][p] = _mm512_fmadd_ps(w0, b, acc[0][p]);
           acc[1][p] = _mm512_fmadd_ps(w1, b, acc[1][p]);
         }
@@ -164,7 +166,7 @@ CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometr
 }
 
 // y[M][oh][ow] = epilogue(conv(x)) for one image; x is in_channels planes of hp x wp, padded already.
-template <int S, int Q>
+template <int S, int Q, int L>
 CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep,
                                         bool blocked_out) {
   constexpr int R = kPixels / Q;
@@ -197,8 +199,9 @@ CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const 
         const int64_t oy = std::min(rg * R, g.oh - R), x0 = std::min(ox, g.ow - Q);
         float* sums = partials.data() + (t - t0) * 2 * kPixels * 16;
         const int64_t from = std::min((t - t0) * share, next_lines);
-        tile<S, Q>(w, x + ic0 * g.hp * g.wp + oy * S * g.wp + x0 * S, g, ic0, ic1, sums, ic0 == 0, next + from * 16,
-                   std::min(share, next_lines - from));
+        const int64_t origin = (oy * S * g.wp + x0 * S) * L;  // the tile's first window, in channel ic0
+        const float* xt = L == 1 ? x + ic0 * g.hp * g.wp + origin : x + (ic0 / 16) * g.hp * g.wp * 16 + origin + ic0 % 16;
+        tile<S, Q, L>(w, xt, g, ic0, ic1, sums, ic0 == 0, next + from * 16, std::min(share, next_lines - from));
         if (ic1 == g.in_channels) {
           const TileTarget to{y + p * kPanel * plane + oy * g.ow + x0, p * kPanel, int(rg * R - oy), int(ox - x0)};
           if (blocked_out) store_tile_blocked<Q>(sums, g, y, p * kPanel, oy, x0, to, W.M, ep);
@@ -211,11 +214,17 @@ CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const 
 
 // The caller checks supports(g). (The tile loop takes the stride as a template parameter; only
 // stride 2 is instantiated: at stride 1 the GEMM paths, Winograd and pointwise, are faster.)
-// `blocked_out`: write y channel-blocked (NCHW16c; W.M a multiple of 16), the residual read likewise.
+// `blocked_in`: x is channel-blocked (NCHW16c, padded per block; in_channels a multiple of 16).
+// `blocked_out`: write y channel-blocked (W.M a multiple of 16), the residual read likewise.
 inline void run(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep,
-                bool blocked_out = false) {
-  if (g.ow >= kPixels) run_tiles<2, kPixels>(W, x, g, y, ep, blocked_out);
-  else run_tiles<2, kPixels / 2>(W, x, g, y, ep, blocked_out);  // two rows of 7 to 13 pixels per tile
+                bool blocked_in = false, bool blocked_out = false) {
+  if (blocked_in) {
+    if (g.ow >= kPixels) run_tiles<2, kPixels, 16>(W, x, g, y, ep, blocked_out);
+    else run_tiles<2, kPixels / 2, 16>(W, x, g, y, ep, blocked_out);
+  } else {
+    if (g.ow >= kPixels) run_tiles<2, kPixels, 1>(W, x, g, y, ep, blocked_out);
+    else run_tiles<2, kPixels / 2, 1>(W, x, g, y, ep, blocked_out);  // two rows of 7 to 13 pixels per tile
+  }
 }
 #endif
 

@@ -257,7 +257,8 @@ class Conv2d : public Layer {
 #endif
   }
   bool writes_nchw_from_blocked(const std::vector<Shape>& in) const override {
-    return is_blocked_pointwise() && runs_blocked(in);
+    if (!runs_blocked(in)) return false;
+    return is_blocked_pointwise() || use_direct(in[0], Shape{in[0].n, o_.out_channels, o_.out_h(in[0].h), o_.out_w(in[0].w)});
   }
   bool is_blocked_pointwise() const {
     return o_.kh == 1 && o_.kw == 1 && o_.pad_h == 0 && o_.pad_w == 0 && o_.stride_h == o_.stride_w;
@@ -270,6 +271,7 @@ class Conv2d : public Layer {
     const Shape& s = in[0];
     if (s.h * s.w < 56 * 56) return false;
     if (is_blocked_pointwise()) return kernels::blocked::pointwise_supports(pointwise_geometry(s));
+    if (use_direct(s, Shape{s.n, o_.out_channels, o_.out_h(s.h), o_.out_w(s.w)})) return true;
     return winograd_shape() && winograd_enabled() && o_.in_channels <= 64 && o_.out_channels <= 64;
 #else
     (void)in;
@@ -385,13 +387,26 @@ class Conv2d : public Layer {
           pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
           image = workspace;
         }
-        kernels::direct::run(W, image, geo, y.sample(n), ep, true);
+        kernels::direct::run(W, image, geo, y.sample(n), ep, false, true);
+      }
+      return;
+    }
+    if (!runs_blocked({x.shape})) layer_error("no channel-blocked path for this input");
+    if (use_direct(x.shape, y.shape)) {  // strided: the direct kernel on a padded blocked copy
+      const kernels::direct::Weights& W = direct_weights();
+      const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
+      for (int64_t n = 0; n < x.shape.n; ++n) {
+        const float* image = x.sample(n);
+        if (o_.pad_h || o_.pad_w) {
+          pad_image_blocked(image, x.shape.c, x.shape.h, x.shape.w, workspace);
+          image = workspace;
+        }
+        kernels::direct::run(W, image, geo, y.sample(n), ep, true, y.blocked);
       }
       return;
     }
     const bool pointwise = is_blocked_pointwise();
-    if (!runs_blocked({x.shape}) || (!y.blocked && !pointwise))
-      layer_error("no channel-blocked path for this input and output");
+    if (!y.blocked && !pointwise) layer_error("no NCHW output from a channel-blocked input here");
     kernels::blocked::PointwiseGeometry pg = pointwise_geometry(x.shape);
     pg.nchw_out = !y.blocked;
     for (int64_t n = 0; n < x.shape.n; ++n) {
@@ -446,6 +461,23 @@ class Conv2d : public Layer {
         std::fill(d + o_.pad_w + w, d + pw, 0.f);
       }
       std::fill(dst + (o_.pad_h + h) * pw, dst + ph * pw, 0.f);
+    });
+  }
+
+  // pad_image() for a channel-blocked image: each block's [h][w][16] inside a zero border.
+  void pad_image_blocked(const float* x, int64_t c, int64_t h, int64_t w, float* out) const {
+    const int64_t ph = h + 2 * o_.pad_h, pw = w + 2 * o_.pad_w;
+    parallel_for(c / 16, ph * pw * 16, [&](int64_t b) {
+      float* dst = out + b * ph * pw * 16;
+      const float* src = x + b * h * w * 16;
+      std::fill(dst, dst + o_.pad_h * pw * 16, 0.f);
+      for (int64_t r = 0; r < h; ++r) {
+        float* d = dst + (o_.pad_h + r) * pw * 16;
+        std::fill(d, d + o_.pad_w * 16, 0.f);
+        std::copy(src + r * w * 16, src + (r + 1) * w * 16, d + o_.pad_w * 16);
+        std::fill(d + (o_.pad_w + w) * 16, d + pw * 16, 0.f);
+      }
+      std::fill(dst + (o_.pad_h + h) * pw * 16, dst + ph * pw * 16, 0.f);
     });
   }
 
