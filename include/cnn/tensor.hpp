@@ -1,8 +1,8 @@
 // cnn/tensor.hpp — float32 NCHW tensors: an owning, 64-byte aligned Tensor and non-owning views.
 //
 // Layout: activations are stored NCHW, row-major (w fastest), exactly as PyTorch and NumPy hold
-// them, so inputs and outputs cross the API boundary without a copy. See docs/architecture.md for
-// why the engine keeps NCHW inside as well.
+// them, so inputs and outputs cross the API boundary without a copy. Inside a Graph, some stages run
+// channel-blocked instead (BasicView::blocked; docs/architecture.md says where and why).
 #pragma once
 #include <cstddef>
 #include <cstdint>

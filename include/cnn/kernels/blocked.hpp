@@ -5,10 +5,12 @@
 // the kernels here need neither packing nor transposing: a product of 32 output channels (2 vectors)
 // x 14 columns (pixels, or Winograd tiles) keeps 28 accumulators, broadcasts each input channel's
 // value for the 14 columns from the 14 cache lines that hold them (every line fully used over 16
-// steps), and stores every result vector as one whole line. On ResNet-50's 56x56 and 28x28 layers
-// that ran 0.66-0.90x the time of the NCHW paths (bench_blocked_layout, docs/performance.md): the
-// NCHW 1x1 GEMM must pack its input per call, and the NCHW Winograd pads 28-tile blocks to 32-wide
-// panels and shuffles lanes in its transforms.
+// steps), and stores every result vector as one whole line. On ResNet-50's 56x56 layers that ran
+// 0.68-0.74x the time of the NCHW paths (bench_blocked_layout, docs/performance.md): the NCHW 1x1
+// GEMM must pack its input per call, and the NCHW Winograd pads 28-tile blocks to 32-wide panels
+// and shuffles lanes in its transforms. Which layers run blocked is Conv2d's and Pool2d's choice
+// (runs_blocked()); the graph plans the layouts (graph.hpp). kernels/direct_conv.hpp reads and
+// writes this layout too, and kernels/pool.hpp max-pools it.
 //
 //   - to_blocked / to_nchw: one image between the layouts (16x16 transposes in registers);
 //   - pointwise(): 1x1 convolution, stride 1, or 2 (ResNet's shortcuts), no padding; its output
@@ -16,7 +18,7 @@
 //   - winograd_f4(): 3x3, stride 1, padding 1, by Winograd F(4x4, 3x3), for narrow layers (its
 //     transformed weights are streamed for every 14 tiles: wide layers stay on the NCHW kernel).
 // Both apply the full epilogue (bias, residual in the same layout, activation). AVX-512 only;
-// channel counts must be multiples of 16 (Conv2d checks, see supports_blocked()). Every output
+// channel counts must be multiples of 16 (Conv2d::runs_blocked() checks). Every output
 // element is summed in one fixed order whatever the thread count. tests/test_blocked.cpp compares
 // each kernel with conv2d_reference() through the layout conversions, on random shapes.
 #pragma once
@@ -242,7 +244,8 @@ CNN_TARGET_AVX512 inline void pointwise_tile(const AlignedVector& panels, const 
 // pack_panels(cout, cin, w). Small weights (up to 512 KiB): items are runs of 14-pixel tiles, each
 // tile through every panel while its input is in L1. Larger ones: items are runs of panels, each
 // panel through every tile, so the weights are streamed once in all (ResNet-50's 512->1024 stride-2
-// shortcut at 14x14, 2 MiB of weights, 14 tiles: 1.31 ms as tile runs, against 0.82 for the GEMM).
+// shortcut at 14x14, 2 MiB of weights, 14 tiles: 1.31 ms as tile runs, 0.92 as panel runs, 0.81
+// for the NCHW GEMM, which is why Conv2d keeps such layers on NCHW).
 // A last tile steps back to end at its row's end (stride 1: the map's) and stores only the pixels
 // no earlier tile stored, so an output written over its residual stays right.
 inline void pointwise(const AlignedVector& panels, const float* x, const PointwiseGeometry& g, float* y,
