@@ -7,7 +7,9 @@
 //   - stride-2 convolutions, with AVX-512, directly on the padded image (kernels/direct_conv.hpp),
 //   - 1x1 stride-1 unpadded convolutions as one GEMM on the input itself,
 //   - everything else as GEMM per group on the image unfolded on the fly (implicit im2col),
-// with weights transformed and packed once at load (prepare()).
+// with weights transformed and packed once at load (prepare()). Where a graph hands it channel-
+// blocked views (runs_blocked() and the writes_*() hooks below), the 1x1, Winograd and direct
+// kernels run on that layout instead (kernels/blocked.hpp).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -240,29 +242,11 @@ class Conv2d : public Layer {
   }
   bool is_depthwise() const { return o_.groups == o_.in_channels && o_.groups == o_.out_channels && o_.groups > 1; }
 
-  // The channel-blocked paths (kernels/blocked.hpp), where they measured faster than the NCHW ones
-  // on this machine (bench_blocked_layout, docs/performance.md): 1x1 convolutions, stride 1 or 2,
-  // with outputs of at least 28x28 pixels (ResNet-50's layer1 and layer2: 0.69-0.90x the GEMM's
-  // time); Winograd F(4x4) layers of at most 64 channels in and out, whose transformed weights stay
-  // in L2 (layer1: 0.68x; wider ones streamed them from memory for every 14 tiles and lost).
-  // A strided convolution on the direct kernel (ResNet's stem) stores its channel-lane tiles as
-  // they are into a blocked output: no gathering store, and no conversion before the max pool.
-  bool writes_blocked_from_nchw(const std::vector<Shape>& in) const override {
-#ifdef CNN_X86
-    if (!blocked_enabled() || in.empty() || o_.out_channels % kernels::blocked::kLanes || residual_) return false;
-    return use_direct(in[0], Shape{in[0].n, o_.out_channels, o_.out_h(in[0].h), o_.out_w(in[0].w)});
-#else
-    (void)in;
-    return false;
-#endif
-  }
-  bool writes_nchw_from_blocked(const std::vector<Shape>& in) const override {
-    if (!runs_blocked(in)) return false;
-    return is_blocked_pointwise() || use_direct(in[0], Shape{in[0].n, o_.out_channels, o_.out_h(in[0].h), o_.out_w(in[0].w)});
-  }
-  bool is_blocked_pointwise() const {
-    return o_.kh == 1 && o_.kw == 1 && o_.pad_h == 0 && o_.pad_w == 0 && o_.stride_h == o_.stride_w;
-  }
+  // The channel-blocked paths (kernels/blocked.hpp), where they measured faster in ResNet-50 than
+  // the NCHW ones (docs/performance.md, "Channel-blocked stages"): inputs of at least 56x56 pixels
+  // with channels in 16s, for 1x1 convolutions (stride 1 or 2; 0.75-0.85x the GEMM's time), the
+  // strided direct kernel, and Winograd F(4x4) layers of at most 64 channels in and out, whose
+  // transformed weights stay in L2 (0.76x). On smaller maps and wider layers they were no faster.
   bool runs_blocked(const std::vector<Shape>& in) const override {
 #ifdef CNN_X86
     if (!blocked_enabled() || active_isa() != Isa::AVX512 || in.empty()) return false;
@@ -271,12 +255,32 @@ class Conv2d : public Layer {
     const Shape& s = in[0];
     if (s.h * s.w < 56 * 56) return false;
     if (is_blocked_pointwise()) return kernels::blocked::pointwise_supports(pointwise_geometry(s));
-    if (use_direct(s, Shape{s.n, o_.out_channels, o_.out_h(s.h), o_.out_w(s.w)})) return true;
+    if (use_direct(s, output_shape_of(s))) return true;
     return winograd_shape() && winograd_enabled() && o_.in_channels <= 64 && o_.out_channels <= 64;
 #else
     (void)in;
     return false;
 #endif
+  }
+  // Running blocked, the 1x1 and direct kernels can also store NCHW (through 16x16 transposes, or
+  // the direct kernel's own gathering store), where the next layers run on NCHW.
+  bool writes_nchw_from_blocked(const std::vector<Shape>& in) const override {
+    if (!runs_blocked(in)) return false;
+    return is_blocked_pointwise() || use_direct(in[0], output_shape_of(in[0]));
+  }
+  // A strided convolution on the direct kernel (ResNet's stem) stores its channel-lane tiles as
+  // they are into a blocked output: no gathering store, and no conversion before the max pool.
+  bool writes_blocked_from_nchw(const std::vector<Shape>& in) const override {
+#ifdef CNN_X86
+    if (!blocked_enabled() || in.empty() || o_.out_channels % kernels::blocked::kLanes || residual_) return false;
+    return use_direct(in[0], output_shape_of(in[0]));
+#else
+    (void)in;
+    return false;
+#endif
+  }
+  bool is_blocked_pointwise() const {
+    return o_.kh == 1 && o_.kw == 1 && o_.pad_h == 0 && o_.pad_w == 0 && o_.stride_h == o_.stride_w;
   }
 
   void forward(const std::vector<ConstTensorView>& in, TensorView y, float* workspace) const override {
@@ -299,19 +303,7 @@ class Conv2d : public Layer {
     const bool padded = !is_pointwise() && (o_.pad_h || o_.pad_w);
     const int64_t ph = x.shape.h + 2 * o_.pad_h, pw = x.shape.w + 2 * o_.pad_w;
 #ifdef CNN_X86
-    if (use_direct(x.shape, y.shape)) {
-      const kernels::direct::Weights& W = direct_weights();
-      const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
-      for (int64_t n = 0; n < x.shape.n; ++n) {
-        const float* image = x.sample(n);
-        if (padded) {
-          pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
-          image = workspace;
-        }
-        kernels::direct::run(W, image, geo, y.sample(n), ep);
-      }
-      return;
-    }
+    if (use_direct(x.shape, y.shape)) return forward_direct(x, y, ep, workspace);
 #endif
     Conv2dOptions unpadded = o_;
     unpadded.pad_h = unpadded.pad_w = 0;
@@ -368,6 +360,7 @@ class Conv2d : public Layer {
     return *direct_;
   }
 
+  Shape output_shape_of(const Shape& in) const { return {in.n, o_.out_channels, o_.out_h(in.h), o_.out_w(in.w)}; }
   kernels::blocked::PointwiseGeometry pointwise_geometry(const Shape& in) const {
     return {o_.in_channels, o_.out_channels, in.h, in.w, o_.stride_h, o_.out_h(in.h), o_.out_w(in.w)};
   }
@@ -379,32 +372,10 @@ class Conv2d : public Layer {
 #ifdef CNN_X86
     if (!x.blocked) {  // NCHW in, blocked out: the direct kernel
       if (!writes_blocked_from_nchw({x.shape})) layer_error("no channel-blocked path for this input and output");
-      const kernels::direct::Weights& W = direct_weights();
-      const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
-      for (int64_t n = 0; n < x.shape.n; ++n) {
-        const float* image = x.sample(n);
-        if (o_.pad_h || o_.pad_w) {
-          pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
-          image = workspace;
-        }
-        kernels::direct::run(W, image, geo, y.sample(n), ep, false, true);
-      }
-      return;
+      return forward_direct(x, y, ep, workspace);
     }
     if (!runs_blocked({x.shape})) layer_error("no channel-blocked path for this input");
-    if (use_direct(x.shape, y.shape)) {  // strided: the direct kernel on a padded blocked copy
-      const kernels::direct::Weights& W = direct_weights();
-      const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
-      for (int64_t n = 0; n < x.shape.n; ++n) {
-        const float* image = x.sample(n);
-        if (o_.pad_h || o_.pad_w) {
-          pad_image_blocked(image, x.shape.c, x.shape.h, x.shape.w, workspace);
-          image = workspace;
-        }
-        kernels::direct::run(W, image, geo, y.sample(n), ep, true, y.blocked);
-      }
-      return;
-    }
+    if (use_direct(x.shape, y.shape)) return forward_direct(x, y, ep, workspace);
     const bool pointwise = is_blocked_pointwise();
     if (!y.blocked && !pointwise) layer_error("no NCHW output from a channel-blocked input here");
     kernels::blocked::PointwiseGeometry pg = pointwise_geometry(x.shape);
@@ -421,6 +392,23 @@ class Conv2d : public Layer {
     layer_error("channel-blocked tensors need an x86 CPU with AVX-512");
 #endif
   }
+
+#ifdef CNN_X86
+  // The direct strided kernel, per image on a zero-padded copy, either layout in and out.
+  void forward_direct(ConstTensorView x, TensorView y, const Epilogue& ep, float* workspace) const {
+    const kernels::direct::Weights& W = direct_weights();
+    const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
+    for (int64_t n = 0; n < x.shape.n; ++n) {
+      const float* image = x.sample(n);
+      if (o_.pad_h || o_.pad_w) {
+        if (x.blocked) pad_image_blocked(image, x.shape.c, x.shape.h, x.shape.w, workspace);
+        else pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
+        image = workspace;
+      }
+      kernels::direct::run(W, image, geo, y.sample(n), ep, x.blocked, y.blocked);
+    }
+  }
+#endif
 
   // The blocked paths' weights, built on first use (only layers that run blocked need them).
   const AlignedVector& blocked_panels() const {
