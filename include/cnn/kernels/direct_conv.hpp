@@ -9,6 +9,9 @@
 // 32-channel panels [panel][tap][32]. AVX-512 only: Conv2d keeps the GEMM path on other ISAs, and
 // conv2d_reference() (ops/conv2d.hpp) is the definition the tests compare with.
 //
+// Either side may be channel-blocked (NCHW16c, kernels/blocked.hpp): the tile then broadcasts each
+// input value from the pixel's 16-channel line, and stores each sum vector whole (no gathering).
+//
 // Every output pixel sums its taps in the same order (input channel, ky, kx) whatever the tile or
 // thread that computes it, so results do not depend on the thread count.
 #pragma once
@@ -165,7 +168,8 @@ CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometr
     for (int p = 0; p < kPixels; ++p) _mm512_store_ps(sums + (v * kPixels + p) * 16, acc[v][p]);
 }
 
-// y[M][oh][ow] = epilogue(conv(x)) for one image; x is in_channels planes of hp x wp, padded already.
+// y[M][oh][ow] = epilogue(conv(x)) for one image; x is in_channels planes of hp x wp, padded already
+// (L = 1), or the same channel-blocked (L = 16); y NCHW or, with `blocked_out`, channel-blocked.
 template <int S, int Q, int L>
 CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep,
                                         bool blocked_out) {
