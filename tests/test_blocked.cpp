@@ -133,11 +133,7 @@ TEST_CASE("the direct stride-2 kernel reads and writes either layout, equal to c
     const int64_t ow = r(7, 30), oh = std::max<int64_t>(r(2, 9), (3136 / (2 * ow - 1) + 3) / 2);
     const int64_t h = 2 * (oh - 1) + o.kh - 2 * o.pad_h + r(0, 1), w = 2 * (ow - 1) + o.kw - 2 * o.pad_w + r(0, 1);
     Conv2d conv("c", o);
-    for (auto& p : conv.params()) {
-      p.param->dims = p.dims;
-      p.param->values.resize(std::size_t(p.param->numel()));
-      test::fill_random(p.param->values.data(), p.param->numel(), rng, 0.2f);
-    }
+    test::fill_params(conv, rng, 0.2f);
     const bool residual = trial % 5 == 0;
     if (residual) conv.set_residual();
     conv.set_activation(Activation::ReLU, 0.f);

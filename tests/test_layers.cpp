@@ -168,11 +168,7 @@ TEST_CASE("the direct stride-2 kernel equals conv2d_reference, with every epilog
     const int64_t ow = r(7, 45), oh = r(2, 12);
     const int64_t h = 2 * (oh - 1) + o.kh - 2 * o.pad_h + r(0, 1), w = 2 * (ow - 1) + o.kw - 2 * o.pad_w + r(0, 1);
     Conv2d conv("c", o);
-    for (auto& p : conv.params()) {
-      p.param->dims = p.dims;
-      p.param->values.resize(std::size_t(p.param->numel()));
-      test::fill_random(p.param->values.data(), p.param->numel(), rng, 0.2f);
-    }
+    test::fill_params(conv, rng, 0.2f);
     const Activation acts[] = {Activation::None, Activation::ReLU, Activation::LeakyReLU, Activation::Sigmoid};
     const Activation act = acts[trial % 4];
     const bool residual = trial % 3 == 0;
@@ -263,11 +259,7 @@ TEST_CASE("a fused residual is added before the activation on every convolution 
       for (Activation act : {Activation::ReLU, Activation::Sigmoid}) {
         test::IsaScope scope(isa);
         Conv2d conv("c", c.o);
-        for (auto& p : conv.params()) {
-          p.param->dims = p.dims;
-          p.param->values.resize(std::size_t(p.param->numel()));
-          test::fill_random(p.param->values.data(), p.param->numel(), rng, 0.2f);
-        }
+        test::fill_params(conv, rng, 0.2f);
         conv.set_residual();
         conv.set_activation(act, 0.f);
         conv.prepare();

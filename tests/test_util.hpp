@@ -15,6 +15,15 @@ inline void fill_random(float* p, int64_t n, std::mt19937& rng, float scale = 1.
   for (int64_t i = 0; i < n; ++i) p[i] = d(rng);
 }
 
+// Every parameter of a stand-alone layer (not in a Graph) sized and filled with N(0, scale).
+inline void fill_params(cnn::Layer& layer, std::mt19937& rng, float scale) {
+  for (auto& p : layer.params()) {
+    p.param->dims = p.dims;
+    p.param->values.resize(std::size_t(p.param->numel()));
+    fill_random(p.param->values.data(), p.param->numel(), rng, scale);
+  }
+}
+
 // max|a - b| / max|b|: the comparison the issue specifies for model outputs.
 inline double rel_error(const float* a, const float* b, int64_t n) {
   double diff = 0, mag = 0;
