@@ -401,7 +401,7 @@ class Conv2d : public Layer {
     for (int64_t n = 0; n < x.shape.n; ++n) {
       const float* image = x.sample(n);
       if (o_.pad_h || o_.pad_w) {
-        if (x.blocked) pad_image_blocked(image, x.shape.c, x.shape.h, x.shape.w, workspace);
+        if (x.blocked) pad_image(image, x.shape.c / 16, x.shape.h, x.shape.w, workspace, 16);
         else pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
         image = workspace;
       }
@@ -436,36 +436,22 @@ class Conv2d : public Layer {
     return *slot;
   }
 
-  void pad_image(const float* x, int64_t c, int64_t h, int64_t w, float* out) const {
-    const int64_t ph = h + 2 * o_.pad_h, pw = w + 2 * o_.pad_w;
-    parallel_for(c, ph * pw, [&](int64_t ch) {
-      float* dst = out + ch * ph * pw;
-      const float* src = x + ch * h * w;
-      std::fill(dst, dst + o_.pad_h * pw, 0.f);
+  // A zero-padded copy of one image: each of `planes` planes of h x w pixels, `lanes` floats per
+  // pixel (NCHW: the channels, 1 lane; channel-blocked: the C/16 blocks, 16 lanes), inside a border
+  // of pad_h rows and pad_w columns of zeros.
+  void pad_image(const float* x, int64_t planes, int64_t h, int64_t w, float* out, int64_t lanes = 1) const {
+    const int64_t ph = h + 2 * o_.pad_h, pw = w + 2 * o_.pad_w, row = w * lanes, prow = pw * lanes;
+    parallel_for(planes, ph * prow, [&](int64_t c) {
+      float* dst = out + c * ph * prow;
+      const float* src = x + c * h * row;
+      std::fill(dst, dst + o_.pad_h * prow, 0.f);
       for (int64_t r = 0; r < h; ++r) {
-        float* d = dst + (o_.pad_h + r) * pw;
-        std::fill(d, d + o_.pad_w, 0.f);
-        std::copy(src + r * w, src + r * w + w, d + o_.pad_w);
-        std::fill(d + o_.pad_w + w, d + pw, 0.f);
+        float* d = dst + (o_.pad_h + r) * prow;
+        std::fill(d, d + o_.pad_w * lanes, 0.f);
+        std::copy(src + r * row, src + (r + 1) * row, d + o_.pad_w * lanes);
+        std::fill(d + o_.pad_w * lanes + row, d + prow, 0.f);
       }
-      std::fill(dst + (o_.pad_h + h) * pw, dst + ph * pw, 0.f);
-    });
-  }
-
-  // pad_image() for a channel-blocked image: each block's [h][w][16] inside a zero border.
-  void pad_image_blocked(const float* x, int64_t c, int64_t h, int64_t w, float* out) const {
-    const int64_t ph = h + 2 * o_.pad_h, pw = w + 2 * o_.pad_w;
-    parallel_for(c / 16, ph * pw * 16, [&](int64_t b) {
-      float* dst = out + b * ph * pw * 16;
-      const float* src = x + b * h * w * 16;
-      std::fill(dst, dst + o_.pad_h * pw * 16, 0.f);
-      for (int64_t r = 0; r < h; ++r) {
-        float* d = dst + (o_.pad_h + r) * pw * 16;
-        std::fill(d, d + o_.pad_w * 16, 0.f);
-        std::copy(src + r * w * 16, src + (r + 1) * w * 16, d + o_.pad_w * 16);
-        std::fill(d + (o_.pad_w + w) * 16, d + pw * 16, 0.f);
-      }
-      std::fill(dst + (o_.pad_h + h) * pw * 16, dst + ph * pw * 16, 0.f);
+      std::fill(dst + (o_.pad_h + h) * prow, dst + ph * prow, 0.f);
     });
   }
 
