@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Trains an age + gender network on UTKFace (shared/data/utkface) with three heads:
 gender (2-way), age group (the 8 Adience groups) and age in years (regression, or with --age-dist
-a distribution over 0..100 years whose mean is the age; --ema averages the weights).
+a distribution over 0..100 years whose mean is the age; --ema averages the weights; --teachers
+distils the averaged answers of earlier runs on the training images into the new model).
 
 The architectures are the engine's (tools/torch_models.py: torchvision names, width multiplier,
 named heads), so the result exports with tools/export_safetensors.py and loads in the C++ engine
@@ -11,6 +12,9 @@ unchanged. Runs on the CPU (Debian's python3-torch; install libopenblas0-openmp 
   # the shipped ResNet (docs/agegender.md)
   /usr/bin/python3 tools/train_agegender.py --arch resnet18 --width 0.5 --size 64 --epochs 60 --lr 3e-3 \
       --age-dist --gender-weight 2 --out runs/r18w05-dldl-g2
+  # distilled from seven earlier ResNet runs (docs/agegender.md)
+  /usr/bin/python3 tools/train_agegender.py --arch resnet18 --width 0.5 --size 64 --epochs 60 --lr 3e-3 \
+      --age-dist --gender-weight 2 --teachers runs/r18w05-dldl-g2,runs/r18w05-dldl,... --out runs/r18w05-kd7
   /usr/bin/python3 tools/train_agegender.py --arch vgg16_bn --width 0.5 --size 64 --out runs/vgg
   # smoke test: 600 training images, 1 epoch
   /usr/bin/python3 tools/train_agegender.py --limit 600 --epochs 1 --out /tmp/smoke
@@ -219,6 +223,32 @@ def evaluate(model, images, ages, genders, size, batch, device):
     }
 
 
+def teacher_targets(run_dirs, images, size, sigma, batch=256):
+    """The teachers' averaged answers on each training image (whole crop, no augmentation), for
+    distillation: gender [N,2] and age-group [N,8] probabilities and an age distribution [N,101]
+    (a regression teacher's answer becomes a Gaussian of width sigma around its years)."""
+    sums = None
+    for d in run_dirs:
+        ck = torch.load(os.path.join(d, "best.pt"), map_location="cpu")
+        teacher = torch_models.build(ck["config"])
+        teacher.load_state_dict(ck["model"])
+        teacher.eval()
+        parts = [[], [], []]
+        with torch.no_grad():
+            for i in range(0, len(images), batch):
+                x = torch.from_numpy(images[i:i + batch]).permute(0, 3, 1, 2).float() / 255
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+                out = teacher((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None])
+                parts[0].append(out["gender"].softmax(1))
+                parts[1].append(out["age_group"].softmax(1))
+                parts[2].append(out["age"].softmax(1) if out["age"].shape[1] == AGE_BINS
+                                else age_dist_targets(age_years(out["age"]), sigma))
+        answers = [torch.cat(p) for p in parts]
+        sums = answers if sums is None else [a + b for a, b in zip(sums, answers)]
+        print(f"teacher {d}: done", flush=True)
+    return [a / len(run_dirs) for a in sums]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
@@ -242,6 +272,11 @@ def main():
                     "weights drawn from Beta(a, a) with this a (e.g. 0.2; 0 = off), and the losses likewise")
     ap.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights "
                     "(decay per step, e.g. 0.999) and evaluate and export that")
+    ap.add_argument("--teachers", default="",
+                    help="comma-separated run folders (OUT of earlier runs, same input size): distil their "
+                         "averaged answers on the training images into this model")
+    ap.add_argument("--kd-alpha", type=float, default=0.5,
+                    help="with --teachers: weight of the teachers' answers against the labels")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke tests)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -277,6 +312,17 @@ def main():
         if ema is not None and "ema" in ck:
             ema.load_state_dict(ck["ema"])
         print(f"resumed after epoch {ck['epoch']}", flush=True)
+
+    soft = None
+    if a.teachers:
+        if not a.age_dist or a.mixup > 0:
+            sys.exit("--teachers needs --age-dist and no --mixup")
+        cached = os.path.join(a.out, "teacher_targets.pt")
+        if os.path.exists(cached) and a.resume:
+            soft = torch.load(cached)
+        else:
+            soft = teacher_targets(a.teachers.split(","), tr_img, a.size, a.age_sigma)
+            torch.save(soft, cached)
 
     log_path = os.path.join(a.out, "log.csv")
     gen = torch.Generator().manual_seed(0)
@@ -314,6 +360,12 @@ def main():
                 return loss + 4 * F.smooth_l1_loss(out["age"][:, 0], age, beta=0.05)
 
             loss = labels_loss(g, grp, age)
+            if soft is not None:  # distillation: KL from the teachers' answers, each head
+                tg, ta, td = (t[idx].to(device) for t in soft)
+                kd = (a.gender_weight * F.kl_div(out["gender"].log_softmax(1), tg, reduction="batchmean")
+                      + F.kl_div(out["age_group"].log_softmax(1), ta, reduction="batchmean")
+                      + F.kl_div(out["age"].log_softmax(1), td, reduction="batchmean"))
+                loss = (1 - a.kd_alpha) * loss + a.kd_alpha * kd
             if perm is not None:
                 loss = lam * loss + (1 - lam) * labels_loss(g[perm], grp[perm], age[perm])
             opt.zero_grad(set_to_none=True)
@@ -351,7 +403,8 @@ def main():
                 input_size=f"3,{a.size},{a.size}", mean=",".join(map(str, MEAN)), std=",".join(map(str, STD)),
                 labels={"gender": ["m", "f"], "age_group": AGE_GROUPS,
                         "age": [str(y) for y in range(AGE_BINS)] if a.age_dist else ["years/100"]},
-                extra={"training_data": "UTKFace train.txt (shared/data/utkface)",
+                extra={"training_data": "UTKFace train.txt (shared/data/utkface)"
+                       + (f"; distilled from {a.teachers}" if a.teachers else ""),
                        "licence": "UTKFace: non-commercial research only; these weights inherit that",
                        "val_metrics": json.dumps(m)})
             final.to(device)
