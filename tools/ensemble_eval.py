@@ -8,13 +8,11 @@ What it is for: an upper estimate of what one model of the same family can reach
 
   /usr/bin/python3 tools/ensemble_eval.py --data ../shared/data runs/r18w05-dldl-g2 runs/r18w05-dldl ...
 
-Every run must take --size pixels (its best.safetensors' input_size). Exits 2 on a missing run
-or another size.
+Every run must take --size pixels (its best.safetensors' input_size); a missing run or another
+size stops it with a message naming the folder (exit 1).
 """
 import argparse
-import json
 import os
-import struct
 import sys
 
 import numpy as np
@@ -23,13 +21,6 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_models  # noqa: E402
 import train_agegender as T  # noqa: E402
-
-
-def input_side(run):
-    """The input side a run was trained at: its best.safetensors' metadata, "3,S,S"."""
-    with open(os.path.join(run, "best.safetensors"), "rb") as f:
-        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-    return int(header["__metadata__"]["input_size"].split(",")[-1])
 
 
 def answers(run, images, batch=256):
@@ -63,14 +54,7 @@ def main():
     ap.add_argument("runs", nargs="+", help="run folders holding best.pt")
     a = ap.parse_args()
     torch.set_num_threads(a.threads or os.cpu_count())
-    for r in a.runs:
-        for f in ("best.pt", "best.safetensors"):
-            if not os.path.exists(os.path.join(r, f)):
-                print(f"ensemble_eval: {r}: no {f}", file=sys.stderr)
-                sys.exit(2)
-        if input_side(r) != a.size:
-            print(f"ensemble_eval: {r} takes {input_side(r)} px, not --size {a.size}", file=sys.stderr)
-            sys.exit(2)
+    T.check_runs(a.runs, a.size, "ensemble_eval")
     images, ages, genders = T.load_val_like_app(a.data, a.cache, a.size, 0)
     print(f"| run | gender | group exact | 1-off | MAE (years) |\n|---|---:|---:|---:|---:|")
     total = None

@@ -31,6 +31,7 @@ import csv
 import json
 import math
 import os
+import struct
 import sys
 import tarfile
 import time
@@ -223,6 +224,23 @@ def evaluate(model, images, ages, genders, size, batch, device):
     }
 
 
+def run_input_side(run):
+    """The input side a run folder's model was trained at (its best.safetensors' metadata, "3,S,S")."""
+    with open(os.path.join(run, "best.safetensors"), "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    return int(header["__metadata__"]["input_size"].split(",")[-1])
+
+
+def check_runs(runs, size, what):
+    """Exits with a message naming the folder unless every run has best.pt and takes `size` px."""
+    for r in runs:
+        for f in ("best.pt", "best.safetensors"):
+            if not os.path.exists(os.path.join(r, f)):
+                sys.exit(f"{what}: {r}: no {f}")
+        if run_input_side(r) != size:
+            sys.exit(f"{what}: {r} takes {run_input_side(r)} px, not {size}")
+
+
 def teacher_targets(run_dirs, images, size, sigma, batch=256):
     """The teachers' averaged answers on each training image (whole crop, no augmentation), for
     distillation: gender [N,2] and age-group [N,8] probabilities and an age distribution [N,101]
@@ -274,7 +292,8 @@ def main():
                     "(decay per step, e.g. 0.999) and evaluate and export that")
     ap.add_argument("--teachers", default="",
                     help="comma-separated run folders (OUT of earlier runs, same input size): distil their "
-                         "averaged answers on the training images into this model")
+                         "averaged answers on the training images into this model (kept in "
+                         "OUT/teacher_targets.pt, which --resume reuses)")
     ap.add_argument("--kd-alpha", type=float, default=0.5,
                     help="with --teachers: weight of the teachers' answers against the labels")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke tests)")
@@ -317,6 +336,7 @@ def main():
     if a.teachers:
         if not a.age_dist or a.mixup > 0:
             sys.exit("--teachers needs --age-dist and no --mixup")
+        check_runs(a.teachers.split(","), a.size, "--teachers")
         cached = os.path.join(a.out, "teacher_targets.pt")
         if os.path.exists(cached) and a.resume:
             soft = torch.load(cached)
