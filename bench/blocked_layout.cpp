@@ -2,14 +2,15 @@
 // its NCHW ones at the layer shapes of ResNet-50 (and some of VGG16), the runs alternating: what
 // the blocked layout buys layer by layer, the evidence behind Conv2d::runs_blocked()'s rules.
 //
-//   build/bench/bench_blocked_layout [--threads T] [--runs N]
+//   build/bench/bench_blocked_layout [--threads T] [--runs N] [--cold]
 //
+// --cold reads 1 GiB before every run, so weights and input come from memory as in a model.
 // 1x1 convolutions + bias + ReLU (blocked::pointwise against the GEMM with B packed per call) and
 // 3x3 convolutions by Winograd F(4x4, 3x3) + bias (blocked::winograd_f4 against winograd::conv3x3,
 // the same transformed weights), whatever Conv2d would choose at that shape. Each blocked output is
 // compared with the NCHW one before anything is timed; a mismatch above 1e-4 of the output's
 // largest value exits 1. (Before the blocked stages existed this program timed stand-alone
-// prototypes of the same kernels.) Findings: docs/performance.md, "Sixth session".
+// prototypes of the same kernels.) Findings: docs/performance.md, "Sixth session" and "Seventh session".
 #include <cnn/cnn.hpp>
 
 #include <algorithm>
@@ -43,6 +44,17 @@ double relative_difference(const float* nchw, const float* blocked, int64_t C, i
   return worst / largest;
 }
 
+// With --cold: read before every run, so that weights and input come from memory (1 GiB, past the
+// L3), as they do for a model's wider layers at batch 1 (docs/performance.md, "Seventh session").
+std::vector<float> flush_buffer;
+float flush_sink = 0;
+void flush_caches() {
+  float s = 0;
+  for (std::size_t i = 0; i < flush_buffer.size(); i += 16) s += flush_buffer[i];
+  flush_sink += s;
+  parallel_for(64, kMinParallelWork, [](int64_t) {});  // the pool's worker awake, as between layers
+}
+
 // Four copies of each side's input and output, used in turn, so that a run reads its input from
 // beyond L2 as a layer in a model does; the two sides alternate in pairs of runs.
 struct Comparison {
@@ -52,6 +64,7 @@ Comparison compare(int runs, const std::function<void(int)>& engine, const std::
   std::vector<double> t_engine, t_blocked;
   for (int i = 0; i < 2 * runs; ++i) {
     const bool b = (i / 2) % 2 == 1;
+    if (!flush_buffer.empty()) flush_caches();
     const auto t0 = std::chrono::steady_clock::now();
     b ? blocked(i % 4) : engine(i % 4);
     (b ? t_blocked : t_engine).push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
@@ -91,8 +104,10 @@ int main(int argc, char** argv) {
         return 2;
       }
       (a == "--threads" ? threads : runs) = v;
+    } else if (a == "--cold") {
+      flush_buffer.assign(std::size_t(1) << 28, 1.f);
     } else {
-      std::fprintf(stderr, "usage: bench_blocked_layout [--threads T] [--runs N]\n");
+      std::fprintf(stderr, "usage: bench_blocked_layout [--threads T] [--runs N] [--cold]\n");
       return 2;
     }
   }
@@ -104,8 +119,8 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
   std::printf("ResNet-50's layers on the engine's NCHW and NCHW16c kernels, %d thread(s), medians of %d "
-              "alternating runs each\n\n",
-              num_threads(), runs);
+              "alternating runs each%s\n\n",
+              num_threads(), runs, flush_buffer.empty() ? "" : ", caches flushed before each (--cold)");
   std::printf("| layer | shape | NCHW | NCHW16c | ratio |\n|---|---|---:|---:|---:|\n");
 
   struct Pointwise {
@@ -168,7 +183,7 @@ int main(int argc, char** argv) {
     std::printf("| %s | %lldx%lld, F(4x4) | %.3f ms | %.3f ms | %.2f |\n", s.layer, (long long)s.H, (long long)s.H,
                 r.engine_ms, r.blocked_ms, r.blocked_ms / r.engine_ms);
   }
-  return 0;
+  return flush_sink == 12345.f ? 3 : 0;  // keeps the flush reads
 }
 #else
 int main() {
