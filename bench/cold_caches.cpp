@@ -33,15 +33,16 @@ double median(std::vector<double> v) {
   std::exit(2);
 }
 
-int64_t int_arg(int argc, char** argv, int& i, int64_t lo) {
+int64_t int_arg(int argc, char** argv, int& i, int64_t lo, int64_t hi) {
   if (i + 1 >= argc) usage((std::string(argv[i]) + " needs a value").c_str());
   char* end = nullptr;
   const long long v = std::strtoll(argv[++i], &end, 10);
-  if (*end || v < lo) usage((std::string("bad value for ") + argv[i - 1] + ": " + argv[i]).c_str());
+  if (*end || v < lo || v > hi) usage((std::string("bad value for ") + argv[i - 1] + ": " + argv[i]).c_str());
   return v;
 }
 
-// Reads (and so caches) `floats` floats: everything read before is evicted from every cache level.
+// Reads one float per cache line of `junk`, a buffer larger than the L3: what was read before is
+// evicted from every cache level.
 float flush(const std::vector<float>& junk) {
   float s = 0;
   for (std::size_t i = 0; i < junk.size(); i += 16) s += junk[i];
@@ -55,9 +56,9 @@ int main(int argc, char** argv) {
   int64_t flush_mb = 1024;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads") threads = int(int_arg(argc, argv, i, 1));
-    else if (a == "--runs") runs = int(int_arg(argc, argv, i, 1));
-    else if (a == "--flush-mb") flush_mb = int_arg(argc, argv, i, 1);
+    if (a == "--threads") threads = int(int_arg(argc, argv, i, 1, 256));
+    else if (a == "--runs") runs = int(int_arg(argc, argv, i, 1, 100000));
+    else if (a == "--flush-mb") flush_mb = int_arg(argc, argv, i, 1, 16384);
     else usage(("unknown argument " + a).c_str());
   }
   set_num_threads(threads);
