@@ -13,12 +13,15 @@
 // prototypes of the same kernels.) Findings: docs/performance.md, "Sixth session" and "Seventh session".
 #include <cnn/cnn.hpp>
 
+#include "cache_flush.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,16 +47,9 @@ double relative_difference(const float* nchw, const float* blocked, int64_t C, i
   return worst / largest;
 }
 
-// With --cold: read before every run, so that weights and input come from memory (1 GiB, past the
-// L3), as they do for a model's wider layers at batch 1 (docs/performance.md, "Seventh session").
-std::vector<float> flush_buffer;
-float flush_sink = 0;
-void flush_caches() {
-  float s = 0;
-  for (std::size_t i = 0; i < flush_buffer.size(); i += 16) s += flush_buffer[i];
-  flush_sink += s;
-  parallel_for(64, kMinParallelWork, [](int64_t) {});  // the pool's worker awake, as between layers
-}
+// With --cold: the caches flushed before every run (1 GiB read), so that weights and input come from
+// memory, as they do for a model's wider layers at batch 1.
+std::unique_ptr<bench::CacheFlush> flush_caches;
 
 // Four copies of each side's input and output, used in turn, so that a run reads its input from
 // beyond L2 as a layer in a model does; the two sides alternate in pairs of runs.
@@ -64,7 +60,7 @@ Comparison compare(int runs, const std::function<void(int)>& engine, const std::
   std::vector<double> t_engine, t_blocked;
   for (int i = 0; i < 2 * runs; ++i) {
     const bool b = (i / 2) % 2 == 1;
-    if (!flush_buffer.empty()) flush_caches();
+    if (flush_caches) (*flush_caches)();
     const auto t0 = std::chrono::steady_clock::now();
     b ? blocked(i % 4) : engine(i % 4);
     (b ? t_blocked : t_engine).push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
@@ -105,7 +101,7 @@ int main(int argc, char** argv) {
       }
       (a == "--threads" ? threads : runs) = v;
     } else if (a == "--cold") {
-      flush_buffer.assign(std::size_t(1) << 28, 1.f);
+      flush_caches = std::make_unique<bench::CacheFlush>(1024);
     } else {
       std::fprintf(stderr, "usage: bench_blocked_layout [--threads T] [--runs N] [--cold]\n");
       return 2;
@@ -120,7 +116,7 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> normal;
   std::printf("ResNet-50's layers on the engine's NCHW and NCHW16c kernels, %d thread(s), medians of %d "
               "alternating runs each%s\n\n",
-              num_threads(), runs, flush_buffer.empty() ? "" : ", caches flushed before each (--cold)");
+              num_threads(), runs, flush_caches ? ", caches flushed before each (--cold)" : "");
   std::printf("| layer | shape | NCHW | NCHW16c | ratio |\n|---|---|---:|---:|---:|\n");
 
   struct Pointwise {
@@ -183,7 +179,7 @@ int main(int argc, char** argv) {
     std::printf("| %s | %lldx%lld, F(4x4) | %.3f ms | %.3f ms | %.2f |\n", s.layer, (long long)s.H, (long long)s.H,
                 r.engine_ms, r.blocked_ms, r.blocked_ms / r.engine_ms);
   }
-  return flush_sink == 12345.f ? 3 : 0;  // keeps the flush reads
+  return flush_caches && flush_caches->sink() == 12345.f ? 3 : 0;  // keeps the flush reads
 }
 #else
 int main() {

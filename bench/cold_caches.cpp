@@ -11,6 +11,8 @@
 // arithmetic will show in the model. Findings: docs/performance.md, "Seventh session".
 #include <cnn/cnn.hpp>
 
+#include "cache_flush.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,14 +41,6 @@ int64_t int_arg(int argc, char** argv, int& i, int64_t lo, int64_t hi) {
   const long long v = std::strtoll(argv[++i], &end, 10);
   if (*end || v < lo || v > hi) usage((std::string("bad value for ") + argv[i - 1] + ": " + argv[i]).c_str());
   return v;
-}
-
-// Reads one float per cache line of `junk`, a buffer larger than the L3: what was read before is
-// evicted from every cache level.
-float flush(const std::vector<float>& junk) {
-  float s = 0;
-  for (std::size_t i = 0; i < junk.size(); i += 16) s += junk[i];
-  return s;
 }
 
 }  // namespace
@@ -78,8 +72,7 @@ int main(int argc, char** argv) {
     for (std::size_t n = 0; n < ms.size(); ++n) node_ms[n].push_back(ms[n]);
   }
 
-  std::vector<float> junk(std::size_t(flush_mb) << 18, 1.f);
-  float sink = 0;
+  bench::CacheFlush flush(static_cast<std::size_t>(flush_mb));
   const MemoryPlan& plan = model.plan(input);
   std::map<std::string, bool> seen;
   std::printf("ResNet-50 convolutions at batch 1, %d thread(s), medians of %d runs; cold: after reading %lld MB\n\n",
@@ -107,14 +100,13 @@ int main(int argc, char** argv) {
     // The node's own time, as in the model (forward() also copies the output out), with the pool's
     // workers awake as between a model's layers (idle, they sleep after ~50 us).
     std::vector<double> hot, cold, layer_ms;
-    const auto wake_workers = [&] { parallel_for(64, kMinParallelWork, [](int64_t) {}); };
+    const auto wake_workers = [] { parallel_for(64, kMinParallelWork, [](int64_t) {}); };
     one.forward(xi.view());
     for (int r = 0; r < runs; ++r) {
       wake_workers();
       one.forward(xi.view(), &layer_ms);
       hot.push_back(layer_ms[1]);
-      sink += flush(junk);
-      wake_workers();
+      flush();
       one.forward(xi.view(), &layer_ms);
       cold.push_back(layer_ms[1]);
     }
@@ -127,5 +119,5 @@ int main(int argc, char** argv) {
     std::printf("| %s | %s | %s | %.1f MB | %.3f | %.3f | %.3f | %.2f |\n", conv->name().c_str(), key.c_str(), kernel,
                 read_mb, h, c, m, c > h ? (m - h) / (c - h) : 0.0);
   }
-  return sink == 12345.f ? 3 : 0;  // keeps the flush reads
+  return flush.sink() == 12345.f ? 3 : 0;  // keeps the flush reads
 }
