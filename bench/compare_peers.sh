@@ -33,7 +33,11 @@
 #   --vgg-runs N     timed runs for VGG-family models
 #   --warmup W       untimed warm-up runs for the peers (default 2; cnn-infer always does 1)
 #   --rounds R       repeat the whole engine sequence R times per model/thread count, alternating
-#                    the order, and report the median of the round medians (default 1)
+#                    the order, and report the median of the round medians (default 1). With 2 or
+#                    more rounds the report also pairs our round medians with the fastest peer's,
+#                    round by round: how many rounds we won, a one-sided sign test and a
+#                    distribution-free interval for the median ratio (use 20+ rounds to tell a few
+#                    percent apart on this noisy machine)
 #   --quick          --runs 3 --vgg-runs 2 --warmup 1 --rounds 1 (explicit options still win)
 #   --engines LIST   subset of ours,pytorch,onnxruntime,opencv (default: all)
 #   --out FILE       Markdown table (default build/peers/results.md)

@@ -19,6 +19,7 @@ are reported in milliseconds, like `cnn-infer --bench N`.
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -161,6 +162,35 @@ PEERS = [e for e, _ in ENGINES if e != "ours"]
 LABEL = dict(ENGINES)
 
 
+def binomial_tail(n, k):
+    """P(X >= k) for X ~ Binomial(n, 1/2)."""
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n
+
+
+def paired_rounds(ours, peer):
+    """Our round medians against a peer's, paired round by round (each round ran the engines back
+    to back, in alternating order, so the pair shares the host's speed at that moment).
+
+    Returns the per-round ratios, how many rounds we were faster in, the one-sided sign-test p
+    value for "ours is faster" (ties dropped) and a distribution-free confidence interval for the
+    median ratio from its order statistics, with its exact coverage (at least 95% when n >= 6)."""
+    ratios = [o / p for o, p in zip(ours, peer)]
+    n = len(ratios)
+    faster = sum(r < 1 for r in ratios)
+    slower = sum(r > 1 for r in ratios)
+    out = {"round_ratios": [round(r, 3) for r in ratios], "rounds": n, "rounds_faster": faster,
+           "sign_test_p": float(f"{binomial_tail(faster + slower, faster):.3g}") if faster + slower else None}
+    # The largest k with P(X < k) <= 2.5%: [r_(k), r_(n+1-k)] covers the median with 1 - 2 P(X < k).
+    k = 0
+    while k + 1 <= n // 2 and 1 - binomial_tail(n, k + 1) <= 0.025:
+        k += 1
+    if k >= 1:
+        srt = sorted(ratios)
+        out["median_ratio_ci"] = [round(srt[k - 1], 3), round(srt[n - k], 3)]
+        out["ci_coverage"] = round(1 - 2 * (1 - binomial_tail(n, k)), 4)
+    return out
+
+
 def cmd_report(a):
     rows = {}  # (model, threads) -> engine -> list of round records
     errors = {}  # (model, threads) -> engine -> reason
@@ -212,6 +242,10 @@ def cmd_report(a):
         entry["ours_over_pytorch"] = round(ours / torch_ms, 3) if ours and torch_ms else None
         entry["fastest_peer"] = fastest[1] if fastest else None
         entry["ours_over_fastest_peer"] = round(ours / fastest[0], 3) if ours and fastest else None
+        if ours and fastest and len(e["ours"]["round_medians_ms"]) >= 2 and \
+                len(e["ours"]["round_medians_ms"]) == len(e[fastest[1]]["round_medians_ms"]):
+            entry["rounds_against_fastest_peer"] = paired_rounds(e["ours"]["round_medians_ms"],
+                                                                 e[fastest[1]]["round_medians_ms"])
         results.append(entry)
 
     def ms(entry, eng):
@@ -255,6 +289,24 @@ def cmd_report(a):
             f"{entry['background_cores_max']:.2f}" if entry["background_cores_max"] is not None else "?",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    paired = [e for e in results if "rounds_against_fastest_peer" in e]
+    if paired:
+        lines.append("")
+        lines.append("Round by round against the fastest peer (each round ran the engines back to back, "
+                     "in alternating order; the sign test asks whether ours is faster more often than "
+                     "chance, the interval is distribution-free):")
+        lines.append("")
+        for e in paired:
+            st = e["rounds_against_fastest_peer"]
+            ci = st.get("median_ratio_ci")
+            ci_text = f", median ratio within {ci[0]:.3f}-{ci[1]:.3f} ({100 * st['ci_coverage']:.0f}% confidence)" if ci else ""
+            p = st["sign_test_p"]
+            verdict = "faster" if p is not None and p < 0.05 and ci and ci[1] < 1 else \
+                "faster more often than chance" if p is not None and p < 0.05 else "not shown faster"
+            lines.append(f"- {e['model']}, {e['threads']} thread(s), ours / {LABEL[e['fastest_peer']]}: "
+                         f"faster in {st['rounds_faster']} of {st['rounds']} rounds (ratios "
+                         f"{min(st['round_ratios']):.3f}-{max(st['round_ratios']):.3f}{ci_text}); sign test "
+                         f"p = {p if p is not None else '-'}: {verdict}")
     notes = []
     busy = [e for e in results if a.cores and e["background_cores_max"] is not None
             and e["threads"] + e["background_cores_max"] > a.cores + 0.2]
