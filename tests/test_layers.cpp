@@ -158,6 +158,7 @@ TEST_CASE("the direct stride-2 kernel equals conv2d_reference, with every epilog
   std::mt19937 rng(17);
   auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const int saved = num_threads();
+  int border_in_kernel = 0, padded_copy = 0;  // how the trials' padding was applied
   for (int trial = 0; trial < 40; ++trial) {
     Conv2dOptions o;
     // Channel counts off the 16/32-channel vectors and panels; enough taps for several channel blocks.
@@ -179,6 +180,7 @@ TEST_CASE("the direct stride-2 kernel equals conv2d_reference, with every epilog
     test::fill_random(x.data(), x.numel(), rng);
     const Shape out{x.shape().n, o.out_channels, o.out_h(h), o.out_w(w)};
     REQUIRE(conv.use_direct(x.shape(), out));
+    if (o.pad_h || o.pad_w) ++(conv.direct_pads_itself(x.shape(), out) ? border_in_kernel : padded_copy);
     Tensor res(out), ref(out);
     test::fill_random(res.data(), res.numel(), rng);
     Epilogue post{conv.bias_data(), act, 0.1f};
@@ -196,6 +198,10 @@ TEST_CASE("the direct stride-2 kernel equals conv2d_reference, with every epilog
     CHECK(std::equal(ys[0].data(), ys[0].data() + ref.numel(), ys[1].data()));
   }
   set_num_threads(saved);
+  // Both ways of padding were compared with the reference: the tile's own border (pad 1 where no
+  // window reaches the bottom or right edge) and the padded copy.
+  CHECK(border_in_kernel >= 3);
+  CHECK(padded_copy >= 3);
 }
 
 TEST_CASE("separable max pooling equals the direct definition on random shapes, on every ISA") {

@@ -301,8 +301,10 @@ def cmd_report(a):
             ci = st.get("median_ratio_ci")
             ci_text = f", median ratio within {ci[0]:.3f}-{ci[1]:.3f} ({100 * st['ci_coverage']:.0f}% confidence)" if ci else ""
             p = st["sign_test_p"]
-            verdict = "faster" if p is not None and p < 0.05 and ci and ci[1] < 1 else \
-                "faster more often than chance" if p is not None and p < 0.05 else "not shown faster"
+            significant = p is not None and p < 0.05
+            verdict = ("faster in every round" if st["rounds_faster"] == st["rounds"] and significant else
+                       "faster" if significant and ci and ci[1] < 1 else
+                       "faster more often than chance" if significant else "not shown faster")
             lines.append(f"- {e['model']}, {e['threads']} thread(s), ours / {LABEL[e['fastest_peer']]}: "
                          f"faster in {st['rounds_faster']} of {st['rounds']} rounds (ratios "
                          f"{min(st['round_ratios']):.3f}-{max(st['round_ratios']):.3f}{ci_text}); sign test "

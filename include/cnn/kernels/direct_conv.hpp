@@ -12,6 +12,12 @@
 // Either side may be channel-blocked (NCHW16c, kernels/blocked.hpp): the tile then broadcasts each
 // input value from the pixel's 16-channel line, and stores each sum vector whole (no gathering).
 //
+// Zero padding of one row and column, as ResNet's 3x3/2 layers have, is applied by the tile itself:
+// the image is read as it lies, since only the first row and column of windows reach into the border
+// (and, on even maps, no window reaches past the bottom or right edge). Other padding (the 7x7/2
+// stem's three) needs a padded copy of the image first (pads_itself()); the copy made each of
+// ResNet-50's 3x3/2 layers 0.07-0.09 ms slower at 2 threads (docs/performance.md).
+//
 // Every output pixel sums its taps in the same order (input channel, ky, kx) whatever the tile or
 // thread that computes it, so results do not depend on the thread count.
 #pragma once
@@ -46,10 +52,20 @@ inline Weights pack_weights(const float* w, int64_t M, int64_t taps) {
   return out;
 }
 
-// The convolution's shape, on an input already zero-padded to hp x wp (no padding left to apply).
+// The convolution's shape on the input as given, h x w pixels: zero-padded already (pad_top =
+// pad_left = 0), or not, with the kernel to pad its top row and left column (pads_itself()).
 struct Geometry {
-  int64_t in_channels, hp, wp, kh, kw, stride, oh, ow;
+  int64_t in_channels, h, w, kh, kw, stride, oh, ow;
+  int64_t pad_top = 0, pad_left = 0;
 };
+
+// Whether the tile can apply the padding itself: at most one row and column of zeros, and only at
+// the top and left (no window reaches past the bottom or right edge). Arguments as Conv2d's, on the
+// unpadded input.
+inline bool pads_itself(int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t stride, int64_t pad_h, int64_t pad_w,
+                        int64_t oh, int64_t ow) {
+  return pad_h <= 1 && pad_w <= 1 && (oh - 1) * stride - pad_h + kh <= h && (ow - 1) * stride - pad_w + kw <= w;
+}
 
 // Whether run() handles this shape: one group and no dilation (the caller checks), stride 2, and
 // rows of at least one tile (14 pixels, or two rows of 7 or more).
@@ -121,17 +137,44 @@ CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile_blocked(const float*
   }
 }
 
+// One step of a tile: tap (ic, ky, kx), whose weights for the panel's 32 channels are at `w`. The
+// tile's first row of windows reads row r0 (pixels p < Q, S * L floats apart), its second row r1;
+// each row's first pixel reads first0[0] and first1[0] instead (a zero in the left border).
+template <int S, int Q, int L>
+CNN_TARGET_AVX512 inline __attribute__((always_inline)) void tile_step(__m512 (&acc)[2][kPixels], const float* w,
+                                                                       const float* r0, const float* r1,
+                                                                       const float* first0, const float* first1) {
+  const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
+  // Hide that the rows move by one float per step: GCC would otherwise keep the broadcasts the next
+  // steps share (at stride 2, kx + 2 reuses 13 of 14) in registers it does not have, and spill.
+  asm("" : "+r"(r0), "+r"(r1), "+r"(first0), "+r"(first1));
+#pragma GCC unroll 14
+  for (int p = 0; p < kPixels; ++p) {
+    const __m512 b = _mm512_set1_ps(p == 0   ? first0[0]
+                                    : p < Q  ? r0[p * S * L]
+                                    : p == Q ? first1[0]
+                                             : r1[(p - Q) * S * L]);
+    acc[0][p] = _mm512_fmadd_ps(w0, b, acc[0][p]);
+    acc[1][p] = _mm512_fmadd_ps(w1, b, acc[1][p]);
+  }
+}
+
 // One tile over input channels [ic0, ic1): channels [c0, c0 + 32) x output pixels in Q-wide rows
 // (Q = 14: one row; Q = 7: two rows). `w`: the panel at channel ic0's first tap; `x`: the first
-// pixel's window in channel ic0 (top-left tap). The sums start from `sums` (28 vectors) unless
-// `first`, and are left there. Meanwhile `fetch_lines` cache lines from `fetch` on (this tile's share
-// of the next channel block's weights) are requested into L2, evenly over the steps: at batch 1 the
-// weights come from memory, and requesting a whole block at once in the first tile stalled the
-// loads of the current one.
+// pixel's window in channel ic0 (top-left tap). `top`: the first row of windows starts one row above
+// the image (its first kernel row reads zeros); `left`: each row's first window starts one column
+// left of it (its first kernel column reads a zero); tile() reads nothing outside the image. The
+// sums start from `sums` (28 vectors) unless `first`, and are left there. Meanwhile `fetch_lines`
+// cache lines from `fetch` on (this tile's share of the next channel block's weights) are requested
+// into L2, evenly over the steps: at batch 1 the weights come from memory, and requesting a whole
+// block at once in the first tile stalled the loads of the current one.
 template <int S, int Q, int L>
 CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometry& g, int64_t ic0, int64_t ic1,
-                                   float* sums, bool first, const float* fetch, int64_t fetch_lines) {
+                                   float* sums, bool first, bool top, bool left, const float* fetch,
+                                   int64_t fetch_lines) {
   constexpr int R = kPixels / Q;  // rows of output pixels
+  // What the windows' rows and pixels in the border read instead of the image.
+  alignas(64) static const float zeros[kPixels * S * L] = {};
   __m512 acc[2][kPixels];
   if (first) {
     for (int v = 0; v < 2; ++v)
@@ -142,34 +185,37 @@ CNN_TARGET_AVX512 inline void tile(const float* w, const float* x, const Geometr
   }
   // L = 1: x is NCHW, the next channel a plane on. L = 16: x is channel-blocked, the next channel
   // the next float, or the next block's plane after a block's 16th.
-  const int64_t plane = g.hp * g.wp, next_row = S * g.wp * L, steps = (ic1 - ic0) * g.kh * g.kw;
+  const int64_t plane = g.h * g.w, next_row = S * g.w * L, steps = (ic1 - ic0) * g.kh * g.kw;
   int64_t due = 0;
+  auto fetch_share = [&] {
+    for (due += fetch_lines; due >= steps; due -= steps, fetch += 16)
+      _mm_prefetch(reinterpret_cast<const char*>(fetch), _MM_HINT_T1);
+  };
   for (int64_t ic = ic0; ic < ic1; x += L == 1 ? plane : (ic % 16 == 15 ? plane * 16 - 15 : 1), ++ic)
     for (int64_t ky = 0; ky < g.kh; ++ky) {
-      const float* row = x + ky * g.wp * L;
-      for (int64_t kx = 0; kx < g.kw; ++kx, w += kPanel) {
-        for (due += fetch_lines; due >= steps; due -= steps, fetch += 16)
-          _mm_prefetch(reinterpret_cast<const char*>(fetch), _MM_HINT_T1);
-        const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
-        const float* r0 = row + kx * L;
-        // Hide that r0 moves by one float per step: GCC would otherwise keep the broadcasts the next
-        // steps share (at stride 2, kx + 2 reuses 13 of 14) in registers it does not have, and spill.
-        asm("" : "+r"(r0));
-        const float* r1 = r0 + (R > 1 ? next_row : 0);
-#pragma GCC unroll 14
-        for (int p = 0; p < kPixels; ++p) {
-          const __m512 b = _mm512_set1_ps(p < Q ? r0[p * S * L] : r1[(p - Q) * S * L]);
-          acc[0][p] = _mm512_fmadd_ps(w0, b, acc[0][p]);
-          acc[1][p] = _mm512_fmadd_ps(w1, b, acc[1][p]);
-        }
+      // The border is decided per kernel row, not per step: every scalar instruction in the step
+      // competes with the multiply-adds for their ports (a per-step choice cost 5-10%).
+      const bool above = top && ky == 0;  // the first row of windows lies above the image: zeros
+      const float* row = x + ky * g.w * L;
+      const float* r0 = above ? zeros : row;
+      const int64_t r0_step = above ? 0 : L;
+      const float* r1 = row + (R > 1 ? next_row : 0);  // the second row of windows: in the image
+      // kx = 0, where the rows' first windows of a left tile read the border's zero.
+      fetch_share();
+      tile_step<S, Q, L>(acc, w, r0, r1, left ? zeros : r0, left ? zeros : r1);
+      w += kPanel;
+      for (int64_t kx = 1; kx < g.kw; ++kx, w += kPanel) {
+        fetch_share();
+        r0 += r0_step, r1 += L;
+        tile_step<S, Q, L>(acc, w, r0, r1, r0, r1);
       }
     }
   for (int v = 0; v < 2; ++v)
     for (int p = 0; p < kPixels; ++p) _mm512_store_ps(sums + (v * kPixels + p) * 16, acc[v][p]);
 }
 
-// y[M][oh][ow] = epilogue(conv(x)) for one image; x is in_channels planes of hp x wp, padded already
-// (L = 1), or the same channel-blocked (L = 16); y NCHW or, with `blocked_out`, channel-blocked.
+// y[M][oh][ow] = epilogue(conv(x)) for one image; x is in_channels planes of h x w (L = 1), or the
+// same channel-blocked (L = 16); y NCHW or, with `blocked_out`, channel-blocked.
 template <int S, int Q, int L>
 CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const Geometry& g, float* y, const Epilogue& ep,
                                         bool blocked_out) {
@@ -203,9 +249,12 @@ CNN_TARGET_AVX512 inline void run_tiles(const Weights& W, const float* x, const 
         const int64_t oy = std::min(rg * R, g.oh - R), x0 = std::min(ox, g.ow - Q);
         float* sums = partials.data() + (t - t0) * 2 * kPixels * 16;
         const int64_t from = std::min((t - t0) * share, next_lines);
-        const int64_t origin = (oy * S * g.wp + x0 * S) * L;  // the tile's first window, in channel ic0
-        const float* xt = L == 1 ? x + ic0 * g.hp * g.wp + origin : x + (ic0 / 16) * g.hp * g.wp * 16 + origin + ic0 % 16;
-        tile<S, Q, L>(w, xt, g, ic0, ic1, sums, ic0 == 0, next + from * 16, std::min(share, next_lines - from));
+        // The tile's first window, in channel ic0 (above or left of the image where it starts in the
+        // border: tile() reads no pixel there).
+        const bool top = oy * S < g.pad_top, left = x0 * S < g.pad_left;
+        const int64_t origin = ((oy * S - g.pad_top) * g.w + x0 * S - g.pad_left) * L;
+        const float* xt = L == 1 ? x + ic0 * g.h * g.w + origin : x + (ic0 / 16) * g.h * g.w * 16 + origin + ic0 % 16;
+        tile<S, Q, L>(w, xt, g, ic0, ic1, sums, ic0 == 0, top, left, next + from * 16, std::min(share, next_lines - from));
         if (ic1 == g.in_channels) {
           const TileTarget to{y + p * kPanel * plane + oy * g.ow + x0, p * kPanel, int(rg * R - oy), int(ox - x0)};
           if (blocked_out) store_tile_blocked<Q>(sums, g, y, p * kPanel, oy, x0, to, W.M, ep);

@@ -188,6 +188,8 @@ class Conv2d : public Layer {
     const int64_t K = o_.in_channels / o_.groups * o_.kh * o_.kw, cout_g = o_.out_channels / o_.groups;
     const int64_t small = small_map(P) ? 2 * K * P + P * cout_g : 0;
     if (is_pointwise() || (o_.pad_h == 0 && o_.pad_w == 0)) return small;
+    const Shape out = output_shape_of(in[0]);
+    if (use_direct(in[0], out) && direct_pads_itself(in[0], out)) return small;  // no padded copy
     return std::max(small, in[0].c * (in[0].h + 2 * o_.pad_h) * (in[0].w + 2 * o_.pad_w));
   }
 
@@ -346,9 +348,16 @@ class Conv2d : public Layer {
            o_.dilation_w == 1 && o_.stride_h == 2 && o_.stride_w == 2 && o_.kh * o_.kw > 1 &&
            !small_map(out.h * out.w) && kernels::direct::supports(direct_geometry(in, out));
   }
+  // Whether the direct kernel reads this input as it lies, applying the padding itself (ResNet's 3x3/2
+  // layers), rather than a zero-padded copy of it (the 7x7/2 stem).
+  bool direct_pads_itself(const Shape& in, const Shape& out) const {
+    return kernels::direct::pads_itself(in.h, in.w, o_.kh, o_.kw, o_.stride_h, o_.pad_h, o_.pad_w, out.h, out.w);
+  }
 
  private:
   kernels::direct::Geometry direct_geometry(const Shape& in, const Shape& out) const {
+    if (direct_pads_itself(in, out))
+      return {o_.in_channels, in.h, in.w, o_.kh, o_.kw, o_.stride_h, out.h, out.w, o_.pad_h, o_.pad_w};
     return {o_.in_channels, in.h + 2 * o_.pad_h, in.w + 2 * o_.pad_w, o_.kh, o_.kw, o_.stride_h, out.h, out.w};
   }
   // The direct kernel's weight panels, built on first use (only strided layers need them).
@@ -400,7 +409,7 @@ class Conv2d : public Layer {
     const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
     for (int64_t n = 0; n < x.shape.n; ++n) {
       const float* image = x.sample(n);
-      if (o_.pad_h || o_.pad_w) {
+      if ((o_.pad_h || o_.pad_w) && !direct_pads_itself(x.shape, y.shape)) {
         if (x.blocked) pad_image(image, x.shape.c / 16, x.shape.h, x.shape.w, workspace, 16);
         else pad_image(image, x.shape.c, x.shape.h, x.shape.w, workspace);
         image = workspace;
