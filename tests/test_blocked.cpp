@@ -226,3 +226,30 @@ TEST_CASE("a graph with channel-blocked stages gives the all-NCHW graph's output
     CHECK(std::equal(outs[0].data(), outs[0].data() + outs[0].numel(), outs[1].data()));
   }
 }
+
+TEST_CASE("changing a kernel setting after a forward plans the graph again") {
+  if (detect_isa() != Isa::AVX512) return;
+  std::mt19937 rng(53);
+  ModelConfig c;
+  c.arch = "resnet50", c.num_classes = 10;  // layer2.0.conv2's padded input: the largest copy
+  Graph g = build_model(c);
+  g.init_random(5);
+  Tensor x(Shape{1, 3, 224, 224});
+  test::fill_random(x.data(), x.numel(), rng);
+  const Tensor direct = g.forward_single(x.view());
+  const int64_t direct_workspace = g.plan(x.shape()).workspace_floats;
+  // Without the direct kernel the 3x3/2 layers unfold a zero-padded copy of their input: the plan
+  // made with the kernel on has no room for it (it pads in the tile) and must not be reused.
+  set_direct(false);
+  const Tensor gemm = g.forward_single(x.view());
+  const int64_t gemm_workspace = g.plan(x.shape()).workspace_floats;
+  set_winograd(false);
+  const Tensor plain = g.forward_single(x.view());
+  set_winograd(true);
+  set_direct(true);
+  CHECK(gemm_workspace > direct_workspace);
+  CHECK(g.plan(x.shape()).settings == MemoryPlan::Settings::current());
+  CHECK(test::rel_error(gemm.data(), direct.data(), direct.numel()) < 1e-5);
+  CHECK(test::rel_error(plain.data(), direct.data(), direct.numel()) < 1e-3);
+  CHECK(g.plan(x.shape()).workspace_floats == direct_workspace);
+}

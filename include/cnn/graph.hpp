@@ -52,9 +52,18 @@ class WeightSource {
 // outputs (tensor 0: the external input); after them come copies of tensors in the other layout,
 // made where a producer and a consumer run on different layouts (see Layer::runs_blocked()).
 struct MemoryPlan {
+  // The kernel settings the layouts and the workspace were chosen under: which kernel a layer runs
+  // decides both (set_isa(), set_blocked(), set_direct(), set_winograd()).
+  struct Settings {
+    Isa isa = Isa::Generic;
+    bool blocked = false, direct = false, winograd = false;
+    static Settings current() { return {active_isa(), blocked_enabled(), direct_enabled(), winograd_enabled()}; }
+    bool operator==(const Settings& o) const {
+      return isa == o.isa && blocked == o.blocked && direct == o.direct && winograd == o.winograd;
+    }
+  };
   Shape input;
-  Isa isa = Isa::Generic;  // the kernel settings the layouts were chosen under
-  bool blocked_enabled = false;
+  Settings settings;
   std::vector<Shape> shapes;           // per tensor
   std::vector<char> blocked;           // per tensor: stored NCHW16c
   std::vector<int> slot;               // per tensor: index into slot_floats (-1: the external input)
@@ -180,8 +189,8 @@ class Graph {
 
   // Shapes and buffer assignment for this input shape (cached until the input shape changes).
   const MemoryPlan& plan(Shape input) {
-    // The layouts follow the kernel settings too (set_isa(), set_blocked()).
-    if (plan_valid_ && plan_.input == input && plan_.isa == active_isa() && plan_.blocked_enabled == blocked_enabled())
+    // The layouts and the workspace follow the kernel settings too.
+    if (plan_valid_ && plan_.input == input && plan_.settings == MemoryPlan::Settings::current())
       return plan_;
     plan_ = make_plan(input);
     plan_valid_ = true;
@@ -409,8 +418,7 @@ class Graph {
     const int N = int(nodes_.size());
     MemoryPlan p;
     p.input = input;
-    p.isa = active_isa();
-    p.blocked_enabled = blocked_enabled();
+    p.settings = MemoryPlan::Settings::current();
     p.shapes.resize(N);
     p.blocked.assign(N, 0);
     p.shapes[0] = input;
