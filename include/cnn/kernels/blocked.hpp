@@ -171,21 +171,13 @@ CNN_TARGET_AVX512 inline void product(const float* x, int64_t block_stride, int6
 CNN_TARGET_AVX512 inline void finish(__m512 x, int64_t block, float* dst, const Epilogue& ep) {
   if (ep.bias) x = _mm512_add_ps(x, _mm512_loadu_ps(ep.bias + block * kLanes));
   if (ep.residual) x = _mm512_add_ps(x, _mm512_load_ps(ep.residual + (dst - ep.out_base)));
-  const __m512 zero = _mm512_setzero_ps();
-  switch (ep.act) {
-    case Activation::None: break;
-    case Activation::ReLU: x = _mm512_max_ps(x, zero); break;
-    case Activation::LeakyReLU:
-      x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), x, _mm512_set1_ps(ep.slope));
-      break;
-    case Activation::Sigmoid: {
-      alignas(64) float v[kLanes];
-      _mm512_store_ps(v, x);
-      for (float& e : v) e = ep.activate(e);
-      x = _mm512_load_ps(v);
-      break;
-    }
+  if (ep.act == Activation::Sigmoid) {
+    alignas(64) float v[kLanes];
+    _mm512_store_ps(v, x);
+    for (float& e : v) e = ep.activate(e);
+    x = _mm512_load_ps(v);
   }
+  x = activate_avx512(x, ep.act, _mm512_set1_ps(ep.slope));
   _mm512_store_ps(dst, x);
 }
 
@@ -200,11 +192,7 @@ CNN_TARGET_AVX512 inline void finish_row(__m512 x, int64_t channel, float* dst, 
   }
   if (ep.bias) x = _mm512_add_ps(x, _mm512_set1_ps(ep.bias[channel]));
   if (ep.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep.residual + (dst - ep.out_base)));
-  const __m512 zero = _mm512_setzero_ps();
-  if (ep.act == Activation::ReLU) x = _mm512_max_ps(x, zero);
-  else if (ep.act == Activation::LeakyReLU)
-    x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), x, _mm512_set1_ps(ep.slope));
-  _mm512_mask_storeu_ps(dst, m, x);
+  _mm512_mask_storeu_ps(dst, m, activate_avx512(x, ep.act, _mm512_set1_ps(ep.slope)));
 }
 
 namespace detail {

@@ -107,9 +107,7 @@ CNN_TARGET_AVX512 __attribute__((noinline)) void store_tile(const float* sums, c
       if (vector_epilogue) {
         v = _mm512_add_ps(v, bias);
         if (ep.residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(cols, ep.residual + (dst - ep.out_base)));
-        if (ep.act == Activation::ReLU) v = _mm512_max_ps(v, zero);
-        else if (ep.act == Activation::LeakyReLU) v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), v, slope);
-        _mm512_mask_storeu_ps(dst, cols, v);
+        _mm512_mask_storeu_ps(dst, cols, activate_avx512(v, ep.act, slope));
       } else {  // the residual may live where the output goes: read before anything is written
         alignas(64) float sum[16];
         _mm512_store_ps(sum, v);

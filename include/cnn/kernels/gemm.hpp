@@ -267,6 +267,15 @@ inline void micro_generic(int64_t kc, const float* a, const float* b, int64_t ld
 }
 
 #ifdef CNN_X86
+// The epilogue's activation on a vector, for every kernel's vector epilogue: ReLU or LeakyReLU
+// (`slope` = the negative slope in every lane); None and Sigmoid leave it (Sigmoid is scalar).
+CNN_TARGET_AVX512 inline __m512 activate_avx512(__m512 x, Activation act, __m512 slope) {
+  const __m512 zero = _mm512_setzero_ps();
+  if (act == Activation::ReLU) return _mm512_max_ps(x, zero);
+  if (act == Activation::LeakyReLU) return _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), x, slope);
+  return x;
+}
+
 // 8 rows x (16 * NV) columns; NV = 2 is the main kernel, NV = 1 serves narrow right-hand sides
 // (Winograd on small feature maps) with half the padding.
 template <int NV>
@@ -308,7 +317,7 @@ CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const f
     }
   }
   const bool vector_epilogue = last && ep.act != Activation::Sigmoid;
-  const __m512 zero = _mm512_setzero_ps(), slope = _mm512_set1_ps(ep.slope);
+  const __m512 slope = _mm512_set1_ps(ep.slope);
   for (int64_t r = 0; r < rows; ++r) {
     float* cr = c + r * ldc;
     const __m512 bias = _mm512_set1_ps(ep.bias && vector_epilogue ? ep.bias[row0 + r] : 0.f);
@@ -318,9 +327,7 @@ CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const f
       if (vector_epilogue) {
         x = _mm512_add_ps(x, bias);
         if (ep.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ep.residual + (cr + 16 * v - ep.out_base)));
-        if (ep.act == Activation::ReLU) x = _mm512_max_ps(x, zero);
-        else if (ep.act == Activation::LeakyReLU)
-          x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), x, slope);
+        x = activate_avx512(x, ep.act, slope);
       }
       _mm512_mask_storeu_ps(cr + 16 * v, mask[v], x);
     }

@@ -283,9 +283,7 @@ CNN_TARGET_AVX512 inline void store_row(float* dst, __m512 (&w)[N], int64_t cols
     const int64_t n = std::min<int64_t>(16, cols - q * 16);
     const __mmask16 mask = __mmask16((1u << n) - 1);
     if (ep.residual) w[q] = _mm512_add_ps(w[q], _mm512_maskz_loadu_ps(mask, ep.residual + (dst + q * 16 - ep.out_base)));
-    if (ep.act == Activation::ReLU) w[q] = _mm512_max_ps(w[q], _mm512_setzero_ps());
-    else if (ep.act == Activation::LeakyReLU)
-      w[q] = _mm512_mask_mul_ps(w[q], _mm512_cmp_ps_mask(w[q], _mm512_setzero_ps(), _CMP_LE_OQ), w[q], slope);
+    w[q] = activate_avx512(w[q], ep.act, slope);
     _mm512_mask_storeu_ps(dst + q * 16, mask, w[q]);
   }
   if (ep.act == Activation::Sigmoid)

@@ -4,7 +4,7 @@
 // conv2d_reference() is the definition (a direct 7-deep loop). Conv2d::forward() runs
 //   - 3x3 stride-1 convolutions by Winograd F(4x4,3x3) where that is cheaper (kernels/winograd.hpp),
 //   - depthwise convolutions (one input and one output channel per group) by a direct loop,
-//   - stride-2 convolutions, with AVX-512, directly on the padded image (kernels/direct_conv.hpp),
+//   - stride-2 convolutions, with AVX-512, directly on the image (kernels/direct_conv.hpp),
 //   - 1x1 stride-1 unpadded convolutions as one GEMM on the input itself,
 //   - everything else as GEMM per group on the image unfolded on the fly (implicit im2col),
 // with weights transformed and packed once at load (prepare()). Where a graph hands it channel-
@@ -403,7 +403,8 @@ class Conv2d : public Layer {
   }
 
 #ifdef CNN_X86
-  // The direct strided kernel, per image on a zero-padded copy, either layout in and out.
+  // The direct strided kernel, per image, either layout in and out: on the image as it lies where
+  // the tile applies the padding itself, else on a zero-padded copy in the workspace.
   void forward_direct(ConstTensorView x, TensorView y, const Epilogue& ep, float* workspace) const {
     const kernels::direct::Weights& W = direct_weights();
     const kernels::direct::Geometry geo = direct_geometry(x.shape, y.shape);
