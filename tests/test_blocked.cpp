@@ -53,8 +53,9 @@ TEST_CASE("blocked 1x1 and Winograd kernels equal conv2d_reference, with every e
     std::vector<float> weight(std::size_t(o.out_channels * o.in_channels * o.kh * o.kw)), bias(std::size_t(o.out_channels));
     test::fill_random(weight.data(), int64_t(weight.size()), rng, 0.2f);
     test::fill_random(bias.data(), int64_t(bias.size()), rng);
-    const Activation acts[] = {Activation::None, Activation::ReLU, Activation::LeakyReLU, Activation::Sigmoid};
-    const Activation act = acts[trial % 4];
+    const Activation acts[] = {Activation::None, Activation::ReLU, Activation::LeakyReLU, Activation::Sigmoid,
+                               Activation::ReLU6};
+    const Activation act = acts[trial % 5];
     const int residual = r(0, 2);  // 0 none, 1 a separate tensor, 2 the output's own buffer
     const bool nchw_out = kind != 2 && trial % 2 == 1;  // 1x1 only: blocked input, NCHW output
     Tensor x(Shape{1, o.in_channels, h, w}), res(Shape{1, o.out_channels, oh, ow}), ref(res.shape());

@@ -10,7 +10,7 @@ TEST_CASE("gemm matches gemm_reference on random shapes, strides and epilogues, 
   for (Isa isa : test::available_isas()) {
   test::IsaScope scope(isa);
   std::mt19937 rng(42);
-  std::uniform_int_distribution<int> dim(1, 70), big(1, 600), pick(0, 3);
+  std::uniform_int_distribution<int> dim(1, 70), big(1, 600), pick(0, 3), act(0, 4);
   for (int trial = 0; trial < 60; ++trial) {
     const int64_t M = trial % 7 == 0 ? big(rng) : dim(rng), N = trial % 5 == 0 ? big(rng) : dim(rng);
     const int64_t K = trial % 3 == 0 ? big(rng) : dim(rng);
@@ -23,7 +23,9 @@ TEST_CASE("gemm matches gemm_reference on random shapes, strides and epilogues, 
     ConstMat B = tb ? ConstMat{b.data(), 1, K} : ConstMat{b.data(), N, 1};
     Mat C1 = tc ? Mat{c1.data(), 1, M} : Mat{c1.data(), N, 1};
     Mat C2 = tc ? Mat{c2.data(), 1, M} : Mat{c2.data(), N, 1};
-    Epilogue ep{pick(rng) ? bias.data() : nullptr, Activation(pick(rng)), 0.1f};
+    const Activation acts[] = {Activation::None, Activation::ReLU, Activation::LeakyReLU, Activation::Sigmoid,
+                               Activation::ReLU6};
+    Epilogue ep{pick(rng) ? bias.data() : nullptr, acts[act(rng)], 0.1f};
     kernels::gemm_reference(M, N, K, A, B, C1, ep);
     {
       test::ThreadScope threads(1 + trial % 2);
@@ -49,7 +51,7 @@ TEST_CASE("linear_forward matches gemm_reference on every ISA") {
       test::fill_random(w.data(), M * K, rng);
       test::fill_random(x.data(), N * K, rng);
       test::fill_random(bias.data(), M, rng);
-      const Epilogue ep{bias.data(), trial % 2 ? Activation::ReLU : Activation::None};
+      const Epilogue ep{bias.data(), trial % 2 ? (trial % 4 == 3 ? Activation::ReLU6 : Activation::ReLU) : Activation::None};
       kernels::gemm_reference(M, N, K, ConstMat{w.data(), K, 1}, ConstMat{x.data(), 1, K}, Mat{y1.data(), 1, M}, ep);
       kernels::linear_forward(M, N, K, w.data(), x.data(), y2.data(), ep);
       INFO(isa_name(isa) << " M=" << M << " N=" << N << " K=" << K);

@@ -62,7 +62,7 @@ Tensor run_unfused(Graph& g, const Reference& w, const Tensor& x) {
 }  // namespace
 
 TEST_CASE("fusing BatchNorm and ReLU into convolutions does not change the result") {
-  for (const char* arch : {"resnet18", "vgg11_bn", "resnet50"}) {
+  for (const char* arch : {"resnet18", "vgg11_bn", "resnet50", "mobilenet_v2"}) {
     ModelConfig c;
     c.arch = arch;
     c.width = 0.125;

@@ -170,8 +170,9 @@ TEST_CASE("the direct stride-2 kernel equals conv2d_reference, with every epilog
     const int64_t h = 2 * (oh - 1) + o.kh - 2 * o.pad_h + r(0, 1), w = 2 * (ow - 1) + o.kw - 2 * o.pad_w + r(0, 1);
     Conv2d conv("c", o);
     test::fill_params(conv, rng, 0.2f);
-    const Activation acts[] = {Activation::None, Activation::ReLU, Activation::LeakyReLU, Activation::Sigmoid};
-    const Activation act = acts[trial % 4];
+    const Activation acts[] = {Activation::None, Activation::ReLU, Activation::LeakyReLU, Activation::Sigmoid,
+                               Activation::ReLU6};
+    const Activation act = acts[trial % 5];
     const bool residual = trial % 3 == 0;
     if (residual) conv.set_residual();
     conv.set_activation(act, 0.1f);
@@ -231,6 +232,19 @@ TEST_CASE("separable max pooling equals the direct definition on random shapes, 
   }
 }
 
+TEST_CASE("ReLU6 clamps to [0, 6] as a layer and in the epilogue") {
+  const float in[] = {-3.f, -0.f, 0.5f, 5.999f, 6.f, 6.5f, 1e30f, -1e30f};
+  const float want[] = {0.f, 0.f, 0.5f, 5.999f, 6.f, 6.f, 6.f, 0.f};
+  Tensor x = Tensor::from(Shape{1, 8, 1, 1}, in), y(x.shape());
+  ActivationLayer("r", Activation::ReLU6).forward({x.view()}, y.view(), nullptr);
+  const Epilogue ep{nullptr, Activation::ReLU6};
+  for (int i = 0; i < 8; ++i) {
+    CHECK(y.data()[i] == want[i]);
+    CHECK(ep.activate(in[i]) == want[i]);
+  }
+  CHECK(std::string(activation_name(Activation::ReLU6)) == "ReLU6");
+}
+
 TEST_CASE("layers reject impossible parameters and inputs with the layer's name") {
   CHECK_THROWS_WITH_AS(Conv2d("conv", Conv2dOptions{6, 4}.group(4)), doctest::Contains("conv"), Error);
   CHECK_THROWS_AS(Pool2d("p", PoolKind::Max, Pool2dOptions{}.kernel(2).padding(2)), Error);
@@ -262,7 +276,7 @@ TEST_CASE("a fused residual is added before the activation on every convolution 
                         {"depthwise", Conv2dOptions{8, 8}.kernel(3).padding(1).group(8), 10}};
   for (Isa isa : test::available_isas())
     for (const Case& c : cases)
-      for (Activation act : {Activation::ReLU, Activation::Sigmoid}) {
+      for (Activation act : {Activation::ReLU, Activation::ReLU6, Activation::Sigmoid}) {
         test::IsaScope scope(isa);
         Conv2d conv("c", c.o);
         test::fill_params(conv, rng, 0.2f);

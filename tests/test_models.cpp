@@ -8,7 +8,8 @@ using namespace cnn;
 
 namespace {
 
-const char* kCases[] = {"vgg16_w0125", "vgg16_bn_w0125", "resnet18_w025", "resnet50_w0125", "resnet18_heads"};
+const char* kCases[] = {"vgg16_w0125",    "vgg16_bn_w0125", "resnet18_w025",
+                        "resnet50_w0125", "resnet18_heads", "mobilenet_v2_w035"};
 
 // Copies a golden weights file into a writer so tests can damage it.
 SafeTensorsWriter copy_of(const std::string& path) {
@@ -36,7 +37,7 @@ std::string load_error(const SafeTensorsWriter& w, const std::string& arch = "")
 
 }  // namespace
 
-TEST_CASE("small VGG and ResNet models equal PyTorch to 1e-4") {
+TEST_CASE("small VGG, ResNet and MobileNet V2 models equal PyTorch to 1e-4") {
   for (const char* name : kCases) {
     SUBCASE(name) {
       const std::string base = test::golden(std::string("models/") + name);
@@ -57,6 +58,25 @@ TEST_CASE("small VGG and ResNet models equal PyTorch to 1e-4") {
       }
     }
   }
+}
+
+TEST_CASE("MobileNet V2 has torchvision's parameter counts, at width 1 and at width 0.35") {
+  // Both counts are PyTorch's sum(p.numel() for p in parameters()), written by tools/make_golden.py:
+  // num_params for the golden model, torchvision_num_params for torchvision.models.mobilenet_v2().
+  const SafeTensors st = SafeTensors::open(test::golden("models/mobilenet_v2_w035.safetensors"));
+  const Model m = load_model(st);
+  CHECK(m.config.arch == "mobilenet_v2");
+  CHECK(m.config.width == 0.35);
+  CHECK(build_model(m.config).param_count() == std::stoll(st.meta("num_params")));
+  ModelConfig full;
+  full.arch = "mobilenet_v2";
+  CHECK(build_model(full).param_count() == std::stoll(st.meta("torchvision_num_params")));
+  // torchvision's _make_divisible(v, 8): nearest multiple of 8, at least 8, not more than 10% down.
+  CHECK(models::make_divisible(32 * 0.35) == 16);
+  CHECK(models::make_divisible(16 * 0.35) == 8);
+  CHECK(models::make_divisible(96 * 0.35) == 32);
+  CHECK(models::make_divisible(1280 * 1.4) == 1792);
+  CHECK(models::make_divisible(20) == 24);
 }
 
 TEST_CASE("the model's configuration comes from the file's metadata") {

@@ -25,7 +25,8 @@ TEST_CASE("Winograd 3x3 convolution (4x4 and 2x2 tiles) equals conv2d_reference 
       test::fill_random(bias.data(), cout, rng);
       Tensor x(Shape{1, cin, h, w}), y(Shape{1, cout, oh, ow}), ref(Shape{1, cout, oh, ow});
       test::fill_random(x.data(), x.numel(), rng);
-      const Epilogue ep{bias.data(), trial % 3 == 0 ? Activation::ReLU : Activation::None};
+      const Activation acts[] = {Activation::ReLU, Activation::ReLU6, Activation::None};
+      const Epilogue ep{bias.data(), acts[trial % 3]};
       const auto U = kernels::winograd::transform_weights(weight.data(), cout, cin, m);
       const kernels::winograd::Geometry g(m, cin, h, w, pad, pad, cout, oh, ow);
       for (int threads : {1, 2}) {

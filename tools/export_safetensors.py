@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Exports a VGG / ResNet to the engine's .safetensors (torchvision state_dict names + metadata).
+"""Exports a VGG / ResNet / MobileNet V2 to the engine's .safetensors (torchvision state_dict names + metadata).
 
 Examples (Debian's python3-torch; no `safetensors` package needed):
   # a torchvision architecture with seeded random weights and non-trivial BatchNorm statistics
@@ -36,7 +36,7 @@ def export(model, cfg, path, dtype="F32", input_size="3,224,224", mean="0.485,0.
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", help="vgg11..vgg19[_bn], resnet18/34/50/101")
+    ap.add_argument("--arch", help="vgg11..vgg19[_bn], resnet18/34/50/101, mobilenet_v2")
     ap.add_argument("--config", help="engine ModelConfig as JSON (overrides --arch/--num-classes)")
     ap.add_argument("--num-classes", type=int, default=1000)
     src = ap.add_mutually_exclusive_group(required=True)

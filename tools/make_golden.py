@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Writes the engine's committed golden fixtures from real PyTorch runs.
 
-  /usr/bin/python3 tools/make_golden.py [--out tests/golden]
+  /usr/bin/python3 tools/make_golden.py [--out tests/golden] [--models NAME ...]
 
 layers.safetensors: for every case C, tensors C.x (input), C.y (PyTorch's output), C.w / C.b
 (parameters, when the op has them; C.x2 for a second input) and metadata C = JSON describing the op
 with PyTorch's own argument names. Shapes are deliberately awkward: odd sizes, padding, ceil_mode,
 stride 2 on odd inputs, groups, dilation, batch > 1.
 
-models/NAME.safetensors (+ NAME.input.npy, NAME.<output>.npy): small width-scaled VGG / ResNet
-models with random weights and BatchNorm statistics, exported exactly as export_safetensors does.
+models/NAME.safetensors (+ NAME.input.npy, NAME.<output>.npy): small width-scaled VGG / ResNet /
+MobileNet V2 models with random weights and BatchNorm statistics, exported exactly as
+export_safetensors does, plus metadata num_params (PyTorch's parameters() count of that model) and,
+for MobileNet V2, torchvision_num_params (torchvision's full-size 1000-class mobilenet_v2).
+--models NAME... writes only those model cases (no layers.safetensors, no bad/ files).
 """
 import argparse
 import json
@@ -19,6 +22,7 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_safetensors  # noqa: E402
@@ -120,15 +124,49 @@ MODEL_CASES = [
     ("resnet18_agedist", dict(arch="resnet18", width=0.125,
                               heads=[{"name": "gender", "outputs": 2}, {"name": "age_group", "outputs": 8},
                                      {"name": "age", "outputs": 101}]), 32, 2),
+    # width 0.35: torchvision's rounding to multiples of 8 (its 10% rule: 32 -> 16, 16 -> 8), an odd size
+    ("mobilenet_v2_w035", dict(arch="mobilenet_v2", width=0.35, num_classes=10), 75, 2),
 ]
+
+
+def num_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def write_models(out, cases):
+    for name, cfg_kw, size, batch in cases:
+        torch.manual_seed(7)
+        cfg = torch_models.default_config(**cfg_kw)
+        model = torch_models.build(cfg).eval()
+        torch_models.randomize_batchnorm(model, torch.Generator().manual_seed(7))
+        x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(8))
+        with torch.no_grad():
+            y = model(x)
+        base = os.path.join(out, "models", name)
+        extra = {"num_params": str(num_params(model))}
+        if cfg["arch"] == "mobilenet_v2":
+            extra["torchvision_num_params"] = str(num_params(torchvision.models.mobilenet_v2()))
+        export_safetensors.export(model, cfg, base + ".safetensors", input_size=f"3,{size},{size}", extra=extra)
+        np.save(base + ".input.npy", x.numpy())
+        outs = y if isinstance(y, dict) else {"logits": y}
+        for k, v in outs.items():
+            np.save(f"{base}.{k}.npy", v.numpy())
+        print(f"models/{name}: {os.path.getsize(base + '.safetensors') // 1024} KiB, outputs {list(outs)}")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "golden"))
+    ap.add_argument("--models", nargs="+", help="write only these model cases")
     a = ap.parse_args()
     os.makedirs(os.path.join(a.out, "models"), exist_ok=True)
     torch.set_num_threads(1)
+    if a.models:
+        unknown = set(a.models) - {c[0] for c in MODEL_CASES}
+        if unknown:
+            ap.error(f"unknown model cases {sorted(unknown)}")
+        write_models(a.out, [c for c in MODEL_CASES if c[0] in a.models])
+        return
     tensors, meta = {}, {}
     for name, m, t in layer_cases():
         meta[name] = json.dumps(m)
@@ -137,21 +175,7 @@ def main():
     safetensors_io.save(os.path.join(a.out, "layers.safetensors"), tensors, meta)
     print(f"layers.safetensors: {len(meta)} cases")
 
-    for name, cfg_kw, size, batch in MODEL_CASES:
-        torch.manual_seed(7)
-        cfg = torch_models.default_config(**cfg_kw)
-        model = torch_models.build(cfg).eval()
-        torch_models.randomize_batchnorm(model, torch.Generator().manual_seed(7))
-        x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(8))
-        with torch.no_grad():
-            y = model(x)
-        base = os.path.join(a.out, "models", name)
-        export_safetensors.export(model, cfg, base + ".safetensors", input_size=f"3,{size},{size}")
-        np.save(base + ".input.npy", x.numpy())
-        outs = y if isinstance(y, dict) else {"logits": y}
-        for k, v in outs.items():
-            np.save(f"{base}.{k}.npy", v.numpy())
-        print(f"models/{name}: {os.path.getsize(base + '.safetensors') // 1024} KiB, outputs {list(outs)}")
+    write_models(a.out, MODEL_CASES)
 
     # Broken inputs for the command-line error tests.
     bad = os.path.join(a.out, "bad")

@@ -19,7 +19,8 @@ namespace {
 const char* kUsage =
     "usage: cnn-infer [--arch ARCH] [--weights FILE.safetensors | --random-weights] [options]\n"
     "  --arch ARCH           vgg11 vgg13 vgg16 vgg19 vgg11_bn vgg13_bn vgg16_bn vgg19_bn\n"
-    "                        resnet18 resnet34 resnet50 resnet101 (default: from the weights' metadata)\n"
+    "                        resnet18 resnet34 resnet50 resnet101 mobilenet_v2\n"
+    "                        (default: from the weights' metadata)\n"
     "  --weights FILE        .safetensors with torchvision state_dict names\n"
     "  --random-weights      seeded random parameters instead of a file (--seed S)\n"
     "  --num-classes N       classifier outputs (default: from the weights, else 1000)\n"

@@ -25,7 +25,7 @@ CNN_KERNELS_BEGIN
 
 namespace cnn {
 
-enum class Activation { None, ReLU, LeakyReLU, Sigmoid };
+enum class Activation { None, ReLU, LeakyReLU, Sigmoid, ReLU6 };  // ReLU6: min(max(x, 0), 6)
 
 inline const char* activation_name(Activation a) {
   switch (a) {
@@ -33,6 +33,7 @@ inline const char* activation_name(Activation a) {
     case Activation::ReLU: return "ReLU";
     case Activation::LeakyReLU: return "LeakyReLU";
     case Activation::Sigmoid: return "Sigmoid";
+    case Activation::ReLU6: return "ReLU6";
   }
   return "?";
 }
@@ -52,6 +53,7 @@ struct Epilogue {
       case Activation::ReLU: return v > 0.f ? v : 0.f;
       case Activation::LeakyReLU: return v > 0.f ? v : v * slope;
       case Activation::Sigmoid: return 1.f / (1.f + std::exp(-v));
+      case Activation::ReLU6: return v > 0.f ? (v < 6.f ? v : 6.f) : 0.f;
     }
     return v;
   }
@@ -267,11 +269,12 @@ inline void micro_generic(int64_t kc, const float* a, const float* b, int64_t ld
 }
 
 #ifdef CNN_X86
-// The epilogue's activation on a vector, for every kernel's vector epilogue: ReLU or LeakyReLU
+// The epilogue's activation on a vector, for every kernel's vector epilogue: ReLU, ReLU6 or LeakyReLU
 // (`slope` = the negative slope in every lane); None and Sigmoid leave it (Sigmoid is scalar).
 CNN_TARGET_AVX512 inline __m512 activate_avx512(__m512 x, Activation act, __m512 slope) {
   const __m512 zero = _mm512_setzero_ps();
   if (act == Activation::ReLU) return _mm512_max_ps(x, zero);
+  if (act == Activation::ReLU6) return _mm512_min_ps(_mm512_max_ps(x, zero), _mm512_set1_ps(6.f));
   if (act == Activation::LeakyReLU) return _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), x, slope);
   return x;
 }
@@ -388,6 +391,9 @@ CNN_TARGET_AVX2 inline void micro_avx2(int64_t kc, const float* a, const float* 
         }
         if (ep.act == Activation::ReLU) {
           v0 = _mm256_max_ps(v0, _mm256_setzero_ps()), v1 = _mm256_max_ps(v1, _mm256_setzero_ps());
+        } else if (ep.act == Activation::ReLU6) {
+          const __m256 z = _mm256_setzero_ps(), six = _mm256_set1_ps(6.f);
+          v0 = _mm256_min_ps(_mm256_max_ps(v0, z), six), v1 = _mm256_min_ps(_mm256_max_ps(v1, z), six);
         } else if (ep.act == Activation::LeakyReLU) {
           const __m256 s = _mm256_set1_ps(ep.slope), z = _mm256_setzero_ps();
           v0 = _mm256_blendv_ps(v0, _mm256_mul_ps(v0, s), _mm256_cmp_ps(v0, z, _CMP_LE_OQ));

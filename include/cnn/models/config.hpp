@@ -16,10 +16,12 @@ struct HeadSpec {
 };
 
 struct ModelConfig {
-  std::string arch = "resnet18";  // vgg11 vgg13 vgg16 vgg19 (+ _bn), resnet18 resnet34 resnet50 resnet101
+  std::string arch = "resnet18";  // vgg11 vgg13 vgg16 vgg19 (+ _bn), resnet18 resnet34 resnet50 resnet101,
+                                  // mobilenet_v2
   int64_t num_classes = 1000;     // the single head when `heads` is empty (torchvision's fc / classifier.6)
   std::vector<HeadSpec> heads;    // several named heads instead of the single classifier
-  double width = 1.0;             // channel multiplier for every convolution
+  double width = 1.0;             // channel multiplier for every convolution (mobilenet_v2: torchvision's
+                                  // width_mult, rounded to multiples of 8 as torchvision does)
   int64_t in_channels = 3;
   int64_t vgg_hidden = 4096;      // VGG classifier width
   int64_t vgg_pool = 7;           // VGG adaptive pooling side before the classifier

@@ -4,6 +4,7 @@
 //   std::vector<cnn::Tensor> out = m.graph.forward(input);     // one tensor per head
 #pragma once
 #include "../io/safetensors.hpp"
+#include "mobilenet.hpp"
 #include "resnet.hpp"
 #include "vgg.hpp"
 
@@ -12,7 +13,7 @@ namespace cnn {
 inline const std::vector<std::string>& known_architectures() {
   static const std::vector<std::string> a{"vgg11",    "vgg13",    "vgg16",    "vgg19",    "vgg11_bn",
                                           "vgg13_bn", "vgg16_bn", "vgg19_bn", "resnet18", "resnet34",
-                                          "resnet50", "resnet101"};
+                                          "resnet50", "resnet101", "mobilenet_v2"};
   return a;
 }
 
@@ -26,6 +27,8 @@ inline Graph build_model(const ModelConfig& c) {
   } else if (a.rfind("resnet", 0) == 0) {
     for (int d : {18, 34, 50, 101})
       if (a.substr(6) == std::to_string(d)) return models::build_resnet(d, c);
+  } else if (a == "mobilenet_v2") {
+    return models::build_mobilenet_v2(c);
   }
   std::string known;
   for (auto& k : known_architectures()) known += " " + k;

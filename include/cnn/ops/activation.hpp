@@ -1,4 +1,4 @@
-// cnn/ops/activation.hpp — element-wise ReLU / LeakyReLU / Sigmoid. Graph::fuse() merges one that
+// cnn/ops/activation.hpp — element-wise ReLU / ReLU6 / LeakyReLU / Sigmoid. Graph::fuse() merges one that
 // follows a Conv2d, Linear or Add into that op's output.
 #pragma once
 #include "elementwise.hpp"

@@ -23,6 +23,9 @@ inline void activate(const float* x, float* y, int64_t n, Activation act, float 
     case Activation::Sigmoid:
       for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
       break;
+    case Activation::ReLU6:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? (x[i] < 6.f ? x[i] : 6.f) : 0.f;
+      break;
   }
 }
 
