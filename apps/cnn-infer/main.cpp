@@ -132,7 +132,7 @@ int run(const Options& o) {
       if (in.size() == 3) shape = {1, int64_t(in[0]), int64_t(in[1]), int64_t(in[2])};
     }
     // The table as built (before BatchNorm folding), so it reads like the PyTorch model.
-    if (o.summary) std::fputs(cnn::build_model(model.config).summary(shape).c_str(), stdout);
+    if (o.summary) std::fputs(cnn::build_unloaded(model, o.weights).summary(shape).c_str(), stdout);
   }
   if (input.numel() == 0 && (o.bench || o.profile || !o.output.empty())) {
     input = cnn::Tensor(shape);

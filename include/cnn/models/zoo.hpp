@@ -4,6 +4,7 @@
 //   std::vector<cnn::Tensor> out = m.graph.forward(input);     // one tensor per head
 #pragma once
 #include "../io/safetensors.hpp"
+#include "graph_json.hpp"
 #include "mobilenet.hpp"
 #include "resnet.hpp"
 #include "vgg.hpp"
@@ -60,9 +61,18 @@ struct Model {
 
 // Reads the architecture from metadata (`config` JSON, or `arch`), unless `arch_override` names
 // one; a missing class count is taken from the classifier weight's shape. Then builds and loads.
+// A file whose metadata holds a "graph" (a converted network, models/graph_json.hpp) is built from it.
 inline Model load_model(const SafeTensors& st, const std::string& arch_override = "", int64_t num_classes = 0) {
   Model m;
   m.metadata = st.metadata();
+  if (const std::string graph = st.meta("graph"); !graph.empty()) {
+    if (!arch_override.empty() && arch_override != "graph")
+      fail(st.origin(), ": holds a network described by its metadata 'graph', not '", arch_override, "'");
+    m.config.arch = "graph";
+    m.graph = build_graph_from_json(graph, st.origin());
+    m.graph.load_weights(st);
+    return m;
+  }
   const std::string cfg = st.meta("config");
   if (!cfg.empty()) m.config = ModelConfig::from_json(cfg, st.origin());
   else if (!st.meta("arch").empty()) m.config.arch = st.meta("arch");
@@ -83,6 +93,13 @@ inline Model load_model(const SafeTensors& st, const std::string& arch_override 
   m.graph.load_weights(st);
   return m;
 }
+// The model's graph as built, before loading folds BatchNorm and fuses activations (for summaries
+// that read like the PyTorch module).
+inline Graph build_unloaded(const Model& m, const std::string& origin) {
+  if (m.config.arch == "graph") return build_graph_from_json(m.metadata.at("graph"), origin);
+  return build_model(m.config);
+}
+
 inline Model load_model(const std::string& path, const std::string& arch_override = "", int64_t num_classes = 0) {
   return load_model(SafeTensors::open(path), arch_override, num_classes);
 }

@@ -3,7 +3,8 @@
 //
 // conv2d_reference() is the definition (a direct 7-deep loop). Conv2d::forward() runs
 //   - 3x3 stride-1 convolutions by Winograd F(4x4,3x3) where that is cheaper (kernels/winograd.hpp),
-//   - depthwise convolutions (one input and one output channel per group) by a direct loop,
+//   - depthwise convolutions (one input and one output channel per group) along output rows
+//     (kernels/depthwise.hpp),
 //   - stride-2 convolutions, with AVX-512, directly on the image (kernels/direct_conv.hpp),
 //   - 1x1 stride-1 unpadded convolutions as one GEMM on the input itself,
 //   - everything else as GEMM per group on the image unfolded on the fly (implicit im2col),
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "../kernels/blocked.hpp"
+#include "../kernels/depthwise.hpp"
 #include "../kernels/direct_conv.hpp"
 #include "../kernels/linear.hpp"
 #include "../kernels/winograd.hpp"
@@ -242,7 +244,8 @@ class Conv2d : public Layer {
   bool is_pointwise() const {
     return o_.kh == 1 && o_.kw == 1 && o_.stride_h == 1 && o_.stride_w == 1 && o_.pad_h == 0 && o_.pad_w == 0;
   }
-  bool is_depthwise() const { return o_.groups == o_.in_channels && o_.groups == o_.out_channels && o_.groups > 1; }
+  // One input and one output channel per group (a single-channel convolution counts too).
+  bool is_depthwise() const { return o_.groups == o_.in_channels && o_.groups == o_.out_channels; }
 
   // The channel-blocked paths (kernels/blocked.hpp), where they measured faster in ResNet-50 than
   // the NCHW ones (docs/performance.md, "Channel-blocked stages"): inputs of at least 56x56 pixels
@@ -492,27 +495,11 @@ class Conv2d : public Layer {
       }
   }
 
+  // Depth-wise layers (kernels/depthwise.hpp): vectorised along output rows.
   void forward_depthwise(ConstTensorView x, TensorView y, const Epilogue& ep) const {
-    const int64_t C = o_.out_channels, OH = y.shape.h, OW = y.shape.w, H = x.shape.h, W = x.shape.w;
-    parallel_for(x.shape.n * C, OH * OW * o_.kh * o_.kw, [&](int64_t nc) {
-      const int64_t n = nc / C, c = nc % C;
-      const float* src = x.channel(n, c);
-      const float* k = weight_.values.data() + c * o_.kh * o_.kw;
-      float* dst = y.channel(n, c);
-      for (int64_t oy = 0; oy < OH; ++oy)
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          float s = 0.f;
-          for (int ky = 0; ky < o_.kh; ++ky) {
-            const int64_t iy = oy * o_.stride_h - o_.pad_h + ky * o_.dilation_h;
-            if (iy < 0 || iy >= H) continue;
-            for (int kx = 0; kx < o_.kw; ++kx) {
-              const int64_t ix = ox * o_.stride_w - o_.pad_w + kx * o_.dilation_w;
-              if (ix >= 0 && ix < W) s += src[iy * W + ix] * k[ky * o_.kw + kx];
-            }
-          }
-          dst[oy * OW + ox] = ep.apply(s, c, &dst[oy * OW + ox]);
-        }
-    });
+    const kernels::depthwise::Geometry g{x.shape.h, x.shape.w, y.shape.h,  y.shape.w,  o_.kh,         o_.kw,
+                                         o_.stride_h, o_.stride_w, o_.pad_h, o_.pad_w, o_.dilation_h, o_.dilation_w};
+    kernels::depthwise::run(x.data, weight_.values.data(), g, x.shape.n * o_.out_channels, o_.out_channels, y.data, ep);
   }
 
   Conv2dOptions o_;

@@ -1,0 +1,85 @@
+#!/usr/bin/python3
+"""Runs a graph file (a .safetensors whose metadata "graph" describes the network, as written by
+tools/convert_yunet.py) in PyTorch: the reference the engine's graph loader is checked against.
+
+  /usr/bin/python3 tools/graph_torch.py MODEL.safetensors --input x.npy -o OUT_PREFIX
+      writes OUT_PREFIX.<output name>.npy for every graph output
+
+The ops and their attributes are those include/cnn/models/graph_json.hpp reads; each maps to the
+torch.nn.functional call of the same meaning.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402
+
+
+def pair(v):
+    return tuple(v) if isinstance(v, list) else (v, v)
+
+
+def run_graph(graph, weights, x):
+    """graph: the parsed JSON; weights: {name: np.ndarray}; x: torch tensor (N,C,H,W)."""
+    vals = {graph["inputs"][0]["name"]: x}
+    prev = graph["inputs"][0]["name"]
+    W = lambda k: torch.from_numpy(np.array(weights[k], dtype=np.float32))  # noqa: E731
+    for n in graph["nodes"]:
+        ins = [vals[i] for i in n.get("inputs", [prev])]
+        op, name = n["op"], n["name"]
+        if op == "Conv2d":
+            y = F.conv2d(ins[0], W(name + ".weight"), W(name + ".bias") if n.get("bias", True) else None,
+                         stride=pair(n.get("stride", 1)), padding=pair(n.get("padding", 0)),
+                         dilation=pair(n.get("dilation", 1)), groups=n.get("groups", 1))
+        elif op == "BatchNorm2d":
+            y = F.batch_norm(ins[0], W(name + ".running_mean"), W(name + ".running_var"), W(name + ".weight"),
+                             W(name + ".bias"), False, 0.0, n.get("eps", 1e-5))
+        elif op == "ReLU":
+            y = F.relu(ins[0])
+        elif op == "ReLU6":
+            y = F.relu6(ins[0])
+        elif op == "LeakyReLU":
+            y = F.leaky_relu(ins[0], n.get("slope", 0.01))
+        elif op == "Sigmoid":
+            y = torch.sigmoid(ins[0])
+        elif op == "MaxPool2d":
+            y = F.max_pool2d(ins[0], pair(n["kernel"]), pair(n.get("stride", n["kernel"])), pair(n.get("padding", 0)),
+                             ceil_mode=n.get("ceil_mode", False))
+        elif op == "AvgPool2d":
+            y = F.avg_pool2d(ins[0], pair(n["kernel"]), pair(n.get("stride", n["kernel"])), pair(n.get("padding", 0)),
+                             ceil_mode=n.get("ceil_mode", False), count_include_pad=n.get("count_include_pad", True))
+        elif op == "Upsample":
+            y = F.interpolate(ins[0], scale_factor=n["scale"], mode="nearest")
+        elif op == "Add":
+            y = ins[0] + ins[1]
+        else:
+            sys.exit(f"graph_torch: op '{op}' (node '{name}') is not known to this tool")
+        vals[name] = y
+        prev = name
+    return {o[0]: vals[o[1]] for o in graph["outputs"]}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model")
+    p.add_argument("--input", required=True)
+    p.add_argument("-o", "--output", required=True, help="prefix of the output .npy files")
+    a = p.parse_args()
+    weights, meta = safetensors_io.load(a.model)
+    graph = json.loads(meta["graph"])
+    x = torch.from_numpy(np.load(a.input).astype(np.float32))
+    with torch.no_grad():
+        outs = run_graph(graph, weights, x)
+    for k, v in outs.items():
+        np.save(f"{a.output}.{k}.npy", v.numpy())
+    print(" ".join(f"{k}{tuple(v.shape)}" for k, v in outs.items()))
+
+
+if __name__ == "__main__":
+    main()
