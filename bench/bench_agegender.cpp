@@ -3,8 +3,8 @@
 // The photo is samples/astronaut.png (one face) placed in a 640x480 frame.
 //   BM_classify/<model>/threads    one aligned 200x200 crop -> resize, normalise, network (per face)
 //   BM_network/<model>/threads     the network alone on a prepared input
-//   BM_align/threads               eye search + alignment of the detected face
-//   BM_photo/<model>/threads       the whole photo: detect, align, classify (ms_per_photo)
+//   BM_align/threads               alignment of the detected face on its five landmarks
+//   BM_photo/<model>/threads       the whole photo: detect (YuNet), align, classify (ms_per_photo)
 #include <benchmark/benchmark.h>
 #include <cnn/cnn.hpp>
 #include <vision/vision.hpp>
@@ -21,7 +21,7 @@ const char* kModels[] = {"agegender-resnet18.safetensors", "agegender-vgg16bn.sa
 std::string g_weights;
 vision::Image g_photo, g_grey, g_face;
 std::unique_ptr<vision::FacePipeline> g_pipe[2];
-vision::Detection g_det;
+vision::Face g_det;
 
 void set_threads(benchmark::State& st, int arg) { cnn::set_num_threads(int(st.range(arg))); }
 
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     g_grey = vision::to_grey(g_photo);
     for (int m = 0; m < 2; ++m)
       g_pipe[m] = std::make_unique<vision::FacePipeline>(
-          vision::CascadeClassifier::load(root + "/weights/haarcascade_frontalface_alt2.xml"),
+          std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(root + "/weights/yunet.safetensors")),
           vision::CascadeClassifier::load(root + "/weights/haarcascade_eye.xml"),
           vision::AgeGenderClassifier::load(root + "/weights/" + kModels[m]));
     const auto faces = g_pipe[0]->analyse(g_photo);
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     g_face = faces[0].aligned;
-    g_det = vision::Detection{faces[0].box, faces[0].neighbors};
+    g_det = faces[0].face;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_agegender: %s\n", e.what());
     return 1;

@@ -30,8 +30,14 @@ const char* kUsage =
     "       agegender --manifest M.csv --root DIR --predictions P.csv [--aligned] [--report R.md] [options]\n"
     "  --model resnet|vgg16  bundled model (default resnet)\n"
     "  --weights FILE        another age/gender model (.safetensors with gender/age_group/age heads)\n"
-    "  --cascade FILE        face cascade (default: bundled haarcascade_frontalface_alt2.xml)\n"
-    "  --eye-cascade FILE    eye cascade for alignment (default: bundled haarcascade_eye.xml)\n"
+    "  --detector cnn|haar   face detector: YuNet CNN with landmarks (default; with --cascade: haar)\n"
+    "                        or a Viola-Jones cascade\n"
+    "  --min-score S         report faces scoring at least S, 0..1 (default 0.5)\n"
+    "  --classify-score S    give age and gender to faces scoring at least S (default 0.7); the\n"
+    "                        others are listed as faces the detector is unsure of\n"
+    "  --detector-weights F  CNN detector weights (default: bundled yunet.safetensors)\n"
+    "  --cascade FILE        haar: face cascade (default: bundled haarcascade_frontalface_alt2.xml)\n"
+    "  --eye-cascade FILE    eye cascade to align faces without landmarks (default: bundled haarcascade_eye.xml)\n"
     "  --min-size S          smallest face in pixels (default 24)\n"
     "  --threads T           worker threads, 0 = all cores (default 0)\n"
     "  --max-pixels N        refuse larger images (default 100000000)\n"
@@ -51,10 +57,12 @@ const char* kUsage =
 
 struct Options {
   std::vector<std::string> inputs;
-  std::string model = "resnet", weights, cascade, eye_cascade, annotate, annotate_dir, crops_dir;
+  std::string model = "resnet", weights, detector, detector_weights, cascade, eye_cascade, annotate,
+      annotate_dir, crops_dir;
   std::string manifest, root, predictions, report;
   bool json = false, aligned = false, quiet = false;
   int threads = 0, min_size = 24;
+  double min_score = 0.5, classify_score = 0.7;
   vision::LoadOptions load;
 };
 
@@ -69,6 +77,10 @@ Options parse_args(int argc, char** argv) {
     if (a == "-h" || a == "--help") { std::fputs(kUsage, stdout); std::exit(0); }
     else if (a == "--model") o.model = val();
     else if (a == "--weights") o.weights = val();
+    else if (a == "--detector") o.detector = val();
+    else if (a == "--detector-weights") o.detector_weights = val();
+    else if (a == "--min-score") o.min_score = cli::parse_probability(a, val());
+    else if (a == "--classify-score") o.classify_score = cli::parse_probability(a, val());
     else if (a == "--cascade") o.cascade = val();
     else if (a == "--eye-cascade") o.eye_cascade = val();
     else if (a == "--min-size") o.min_size = int(parse_int(a, val(), 1, 1 << 20));
@@ -88,6 +100,10 @@ Options parse_args(int argc, char** argv) {
     else o.inputs.push_back(a);
   }
   if (o.model != "resnet" && o.model != "vgg16") usage_error("--model must be resnet or vgg16, got '" + o.model + "'");
+  if (o.detector.empty()) o.detector = o.cascade.empty() ? "cnn" : "haar";  // --cascade alone means the cascade
+  if (o.detector != "cnn" && o.detector != "haar") usage_error("--detector must be cnn or haar, got '" + o.detector + "'");
+  if (o.detector == "cnn" && !o.cascade.empty()) usage_error("--cascade is for --detector haar");
+  if (o.detector == "haar" && !o.detector_weights.empty()) usage_error("--detector-weights is for --detector cnn");
   for (const std::string* d : {&o.annotate_dir, &o.crops_dir})
     if (!d->empty() && !cli::dir_exists(*d)) usage_error(*d + " is not a directory");
   if (!o.manifest.empty()) {
@@ -111,6 +127,7 @@ Options parse_args(int argc, char** argv) {
   if (o.weights.empty())
     o.weights = cli::bundled_file(o.model == "resnet" ? "agegender-resnet18.safetensors" : "agegender-vgg16bn.safetensors");
   if (o.cascade.empty()) o.cascade = cli::bundled_file("haarcascade_frontalface_alt2.xml");
+  if (o.detector_weights.empty()) o.detector_weights = cli::bundled_file("yunet.safetensors");
   if (o.eye_cascade.empty()) o.eye_cascade = cli::bundled_file("haarcascade_eye.xml");
   return o;
 }
@@ -169,21 +186,36 @@ std::string face_label(const vision::AgeGender& p) {
 std::string face_json(const vision::FaceResult& f) {
   const auto& p = f.pred;
   char b[512];
+  std::snprintf(b, sizeof b, "{\"x\":%d,\"y\":%d,\"w\":%d,\"h\":%d,\"score\":%.4f", f.box.x, f.box.y, f.box.w,
+                f.box.h, f.face.score);
+  std::string s = b;
+  if (f.face.has_landmarks) {
+    s += ",\"landmarks\":[";
+    for (int m = 0; m < 5; ++m) {
+      std::snprintf(b, sizeof b, "%s[%.1f,%.1f]", m ? "," : "", f.face.landmarks[m].x, f.face.landmarks[m].y);
+      s += b;
+    }
+    s += "]";
+  }
+  if (!f.classified) return s + ",\"classified\":false}";
   std::snprintf(b, sizeof b,
-                "{\"x\":%d,\"y\":%d,\"w\":%d,\"h\":%d,\"age_group\":\"%s\",\"age_group_index\":%d,"
-                "\"age_group_prob\":%.4f,\"age\":%.1f,\"gender\":\"%c\",\"gender_prob\":%.4f,\"p_male\":%.4f,"
-                "\"eyes\":[%.1f,%.1f,%.1f,%.1f],\"eyes_found\":%d}",
-                f.box.x, f.box.y, f.box.w, f.box.h, vision::age_group_label(p.group), p.group,
-                p.group_probs[std::size_t(p.group)], p.age_years, p.gender_char(), p.gender_confidence(), p.p_male,
-                f.eyes.lx, f.eyes.ly, f.eyes.rx, f.eyes.ry, int(f.eyes.left_found) + int(f.eyes.right_found));
-  return b;
+                ",\"classified\":true,\"age_group\":\"%s\",\"age_group_index\":%d,\"age_group_prob\":%.4f,\"age\":%.1f,"
+                "\"gender\":\"%c\",\"gender_prob\":%.4f,\"p_male\":%.4f,\"eyes\":[%.1f,%.1f,%.1f,%.1f],\"eyes_found\":%d}",
+                vision::age_group_label(p.group), p.group, p.group_probs[std::size_t(p.group)], p.age_years, p.gender_char(),
+                p.gender_confidence(), p.p_male, f.eyes.lx, f.eyes.ly, f.eyes.rx, f.eyes.ry,
+                int(f.eyes.left_found) + int(f.eyes.right_found));
+  return s + b;
 }
 
 void annotate(const vision::Image& photo, const std::vector<vision::FaceResult>& faces, const std::string& path) {
   vision::Image out = vision::to_rgb(photo);
   for (const auto& f : faces) {
+    if (!f.classified) {  // grey, with its score only
+      vision::draw_face(out, f.face, "? " + vision::score_label(f.face.score), vision::Color{160, 160, 160});
+      continue;
+    }
     const vision::Color c = f.pred.male() ? vision::Color{60, 160, 255} : vision::Color{255, 80, 160};
-    vision::draw_labeled_box(out, f.box, face_label(f.pred), c);
+    vision::draw_face(out, f.face, face_label(f.pred), c);
   }
   vision::save_image(path, out);
 }
@@ -223,10 +255,16 @@ int run_photos(const Options& o, vision::FacePipeline& pipe) {
       } else {
         std::printf("%s: %dx%d, %zu face%s (%.1f ms)\n", path.c_str(), img.width(), img.height(), faces.size(),
                     faces.size() == 1 ? "" : "s", ms);
-        for (const auto& f : faces)
+        for (const auto& f : faces) {
+          if (!f.classified) {
+            std::printf("  face at x=%d y=%d w=%d h=%d  (detector unsure: score %.2f; no age or gender)\n", f.box.x,
+                        f.box.y, f.box.w, f.box.h, f.face.score);
+            continue;
+          }
           std::printf("  face at x=%d y=%d w=%d h=%d  Age: %s  %.0f years  Gender: %c  (p=%.2f; group p=%.2f)\n",
                       f.box.x, f.box.y, f.box.w, f.box.h, vision::age_group_label(f.pred.group), f.pred.age_years,
                       f.pred.gender_char(), f.pred.gender_confidence(), f.pred.group_probs[std::size_t(f.pred.group)]);
+        }
       }
       std::fflush(stdout);
       if (!o.annotate.empty()) annotate(img, faces, cli::numbered(o.annotate, i, photos.size()));
@@ -250,7 +288,7 @@ int run_photos(const Options& o, vision::FacePipeline& pipe) {
 
 // The face of a manifest row: the detection overlapping the row's box best (IoU >= 0.4), or,
 // without a box, the largest detection.
-bool pick_face(const std::vector<vision::Detection>& dets, const vision::ManifestRow& row, vision::Detection& out) {
+bool pick_face(const std::vector<vision::Face>& dets, const vision::ManifestRow& row, vision::Face& out) {
   double best = -1;
   for (const auto& d : dets) {
     const double score = row.has_box ? vision::iou(d.box, row.box) : double(d.box.w) * d.box.h;
@@ -268,7 +306,7 @@ int run_manifest(const Options& o, vision::FacePipeline& pipe) {
   struct Cached {
     std::string path;
     vision::Image img, grey;
-    std::vector<vision::Detection> dets;
+    std::vector<vision::Face> dets;
   } cache;
   for (std::size_t i = 0; i < m.rows.size(); ++i) {
     const vision::ManifestRow& row = m.rows[i];
@@ -285,17 +323,18 @@ int run_manifest(const Options& o, vision::FacePipeline& pipe) {
         }
         if (!o.aligned) {
           cache.grey = vision::to_grey(cache.img);
-          cache.dets = pipe.detect(cache.grey);
+          cache.dets = pipe.detect(cache.img);
         }
         cache.path = path;
       }
-      vision::Detection d;
+      vision::Face d;
       if (o.aligned) {
         p.pred = pipe.analyse_crop(cache.img).pred;
         p.found = true;
       } else if (pick_face(cache.dets, row, d)) {
-        p.pred = pipe.analyse_face(cache.img, cache.grey, d).pred;
-        p.found = true;
+        const vision::FaceResult r = pipe.analyse_face(cache.img, cache.grey, d);
+        p.pred = r.pred;
+        p.found = r.classified;
       }
     } catch (const std::bad_alloc&) {
       p.error = path + ": out of memory";
@@ -335,8 +374,17 @@ int main(int argc, char** argv) {
   if (o.threads > 0) cnn::set_num_threads(o.threads);
   try {
     vision::PipelineOptions po;
-    po.detect.min_width = po.detect.min_height = o.min_size;
-    vision::FacePipeline pipe(vision::CascadeClassifier::load(o.cascade), vision::CascadeClassifier::load(o.eye_cascade),
+    po.detect.min_face = o.min_size;
+    po.detect.min_score = float(o.min_score);
+    po.classify_score = float(o.classify_score);
+    std::unique_ptr<vision::FaceDetector> det;
+    if (o.detector == "cnn") det = std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(o.detector_weights));
+    else {
+      vision::DetectParams dp;  // OpenCV's detectMultiScale defaults: scale 1.1, 3 neighbours
+      dp.min_width = dp.min_height = o.min_size;
+      det = std::make_unique<vision::CascadeFaceDetector>(vision::CascadeClassifier::load(o.cascade), dp);
+    }
+    vision::FacePipeline pipe(std::move(det), vision::CascadeClassifier::load(o.eye_cascade),
                               vision::AgeGenderClassifier::load(o.weights), po);
     return o.manifest.empty() ? run_photos(o, pipe) : run_manifest(o, pipe);
   } catch (const std::bad_alloc&) {

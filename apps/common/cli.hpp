@@ -43,6 +43,15 @@ inline double parse_double(const std::string& flag, const char* v, double lo, do
   return x;
 }
 
+// A score or probability: a number in [0, 1].
+inline double parse_probability(const std::string& flag, const char* v) {
+  char* e = nullptr;
+  errno = 0;
+  const double x = std::strtod(v, &e);
+  if (!*v || *e || errno || !(x >= 0.0 && x <= 1.0)) usage_error(flag + " needs a number in [0, 1], got '" + v + "'");
+  return x;
+}
+
 inline bool file_exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);

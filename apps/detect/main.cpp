@@ -1,4 +1,5 @@
-// detect - Viola-Jones face detection with OpenCV-compatible cascades.
+// detect - face detection: YuNet (a CNN on this project's engine, boxes + five landmarks) by
+// default, or Viola-Jones with OpenCV-compatible cascades (--detector haar: OpenCV's boxes).
 // Thin CLI over include/vision: parse flags, call the library, print.
 #include <cnn/io/json.hpp>
 #include <vision/vision.hpp>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -26,11 +28,15 @@ using cli::usage_error;
 
 const char* kUsage =
     "usage: detect IMAGE... [options]\n"
-    "  --cascade FILE        cascade XML (default: bundled haarcascade_frontalface_default.xml)\n"
-    "  --scale-factor F      pyramid step, > 1 (default 1.1)\n"
-    "  --min-neighbors N     windows a face needs, >= 0 (default 3)\n"
-    "  --min-size S          smallest face in pixels (default 24)\n"
+    "  --detector cnn|haar   YuNet CNN (default; with --cascade: haar) or a Viola-Jones cascade\n"
+    "  --min-score S         drop faces scoring below S, 0..1 (default: cnn 0.5, haar 0 = every box)\n"
+    "  --min-size S          smallest face in pixels (default: cnn 16, haar 24)\n"
     "  --max-size S          largest face in pixels, 0 = no limit (default 0)\n"
+    "  --weights FILE        CNN detector weights (default: bundled yunet.safetensors)\n"
+    "  --max-input S         cnn: longer side of the image the network sees at most (default 1600)\n"
+    "  --cascade FILE        haar: cascade XML (default: bundled haarcascade_frontalface_default.xml)\n"
+    "  --scale-factor F      haar: pyramid step, > 1 (default 1.1)\n"
+    "  --min-neighbors N     haar: windows a face needs, >= 0 (default 3)\n"
     "  --threads T           worker threads, 0 = all (default 0)\n"
     "  --max-pixels N        refuse larger images (default 100000000)\n"
     "  --json                one JSON object per image on stdout\n"
@@ -46,10 +52,12 @@ const char* kUsage =
 int main(int argc, char** argv) {
   cli::program() = {"detect", kUsage};
   std::vector<std::string> images;
-  std::string cascade_path, annotate, dump_dir, align_dir, eye_path;
+  std::string detector, weights_path, cascade_path, annotate, dump_dir, align_dir, eye_path;
   bool json = false, keypoints = false;
+  long min_size = -1;
+  double min_score = -1;
   vision::DetectParams p;
-  p.min_width = p.min_height = 24;
+  vision::FaceDetectParams fp;
   vision::LoadOptions lo;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -58,11 +66,18 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "-h" || a == "--help") { std::fputs(kUsage, stdout); return 0; }
+    else if (a == "--detector") {
+      detector = val();
+      if (detector != "cnn" && detector != "haar") usage_error("--detector must be cnn or haar, not '" + detector + "'");
+    }
+    else if (a == "--weights") weights_path = val();
+    else if (a == "--min-score") min_score = cli::parse_probability(a, val());
+    else if (a == "--max-input") fp.max_input_side = int(parse_int(a, val(), 32, 1 << 16));
     else if (a == "--cascade") cascade_path = val();
     else if (a == "--scale-factor") p.scale_factor = parse_double(a, val(), 1.0, 100.0);
     else if (a == "--min-neighbors") p.min_neighbors = int(parse_int(a, val(), 0, 1000000));
-    else if (a == "--min-size") p.min_width = p.min_height = int(parse_int(a, val(), 0, 1 << 20));
-    else if (a == "--max-size") p.max_width = p.max_height = int(parse_int(a, val(), 0, 1 << 20));
+    else if (a == "--min-size") min_size = parse_int(a, val(), 0, 1 << 20);
+    else if (a == "--max-size") p.max_width = p.max_height = fp.max_face = int(parse_int(a, val(), 0, 1 << 20));
     else if (a == "--threads") p.threads = int(parse_int(a, val(), 0, 4096));
     else if (a == "--max-pixels") lo.max_pixels = size_t(parse_int(a, val(), 1, 4000000000L));
     else if (a == "--json") json = true;
@@ -75,15 +90,25 @@ int main(int argc, char** argv) {
     else images.push_back(a);
   }
   if (images.empty()) usage_error("no input image");
+  if (detector.empty()) detector = cascade_path.empty() ? "cnn" : "haar";  // --cascade alone means the cascade
+  const bool cnn_detector = detector == "cnn";
+  if (!cnn_detector && !weights_path.empty()) usage_error("--weights is for --detector cnn");
+  if (cnn_detector && !cascade_path.empty()) usage_error("--cascade is for --detector haar");
+  fp.min_face = p.min_width = p.min_height = int(min_size >= 0 ? min_size : cnn_detector ? 16 : 24);
+  fp.min_score = float(min_score >= 0 ? min_score : cnn_detector ? vision::FaceDetectParams{}.min_score : 0.0);
   if (p.max_width > 0 && p.max_width < p.min_width) usage_error("--max-size is below --min-size");
   if (!dump_dir.empty() && !dir_exists(dump_dir)) usage_error("--dump-grey: " + dump_dir + " is not a directory");
   if (!align_dir.empty() && !dir_exists(align_dir)) usage_error("--align: " + align_dir + " is not a directory");
   if (cascade_path.empty()) cascade_path = cli::bundled_file("haarcascade_frontalface_default.xml");
+  if (weights_path.empty()) weights_path = cli::bundled_file("yunet.safetensors");
   if (eye_path.empty()) eye_path = cli::bundled_file("haarcascade_eye.xml");
+  if (p.threads > 0) cnn::set_num_threads(p.threads);
 
-  vision::CascadeClassifier cc, eyes;
+  std::unique_ptr<vision::FaceDetector> det;
+  vision::CascadeClassifier eyes;
   try {
-    cc = vision::CascadeClassifier::load(cascade_path);
+    if (cnn_detector) det = std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(weights_path));
+    else det = std::make_unique<vision::CascadeFaceDetector>(vision::CascadeClassifier::load(cascade_path), p);
     if (!align_dir.empty()) eyes = vision::CascadeClassifier::load(eye_path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "detect: error: %s\n", e.what());
@@ -94,42 +119,54 @@ int main(int argc, char** argv) {
     const std::string& path = images[i];
     try {
       vision::Image img = vision::load_image(path, lo);
-      vision::Image grey = vision::to_grey(img);
       if (!dump_dir.empty()) {
         char name[32];
         std::snprintf(name, sizeof name, "/%04zu.png", i);
-        vision::save_image(dump_dir + name, grey);
+        vision::save_image(dump_dir + name, vision::to_grey(img));
         continue;
       }
       auto t0 = std::chrono::steady_clock::now();
-      auto faces = cc.detect(grey, p);
+      const std::vector<vision::Face> faces = det->detect(img, fp);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (json) {
         std::string s = "{\"image\":" + cnn::json::quote(path) + ",\"width\":" + std::to_string(img.width()) +
                         ",\"height\":" + std::to_string(img.height()) + ",\"faces\":[";
         for (size_t k = 0; k < faces.size(); ++k) {
           const auto& f = faces[k];
-          char b[200];
-          std::snprintf(b, sizeof b, "%s{\"x\":%d,\"y\":%d,\"w\":%d,\"h\":%d,\"score\":%.6g,\"neighbors\":%d}",
-                        k ? "," : "", f.box.x, f.box.y, f.box.w, f.box.h, f.score, f.neighbors);
+          char b[400];
+          std::snprintf(b, sizeof b, "%s{\"x\":%d,\"y\":%d,\"w\":%d,\"h\":%d,\"score\":%.4f", k ? "," : "", f.box.x,
+                        f.box.y, f.box.w, f.box.h, f.score);
           s += b;
+          if (!f.has_landmarks) s += ",\"neighbors\":" + std::to_string(f.neighbors);
+          else {
+            s += ",\"landmarks\":[";
+            for (int m = 0; m < 5; ++m) {
+              std::snprintf(b, sizeof b, "%s[%.1f,%.1f]", m ? "," : "", f.landmarks[m].x, f.landmarks[m].y);
+              s += b;
+            }
+            s += "]";
+          }
+          s += "}";
         }
         char b[64];
-        std::snprintf(b, sizeof b, "],\"ms\":%.3f}", ms);
+        std::snprintf(b, sizeof b, "],\"detector\":\"%s\",\"ms\":%.3f}", det->name().c_str(), ms);
         s += b;
         std::printf("%s\n", s.c_str());
       } else {
-        std::printf("%s: %dx%d, %zu face%s (%.1f ms)\n", path.c_str(), img.width(), img.height(), faces.size(),
-                    faces.size() == 1 ? "" : "s", ms);
-        for (const auto& f : faces)
-          std::printf("  x=%d y=%d w=%d h=%d neighbors=%d score=%.4f\n", f.box.x, f.box.y, f.box.w, f.box.h,
-                      f.neighbors, f.score);
+        std::printf("%s: %dx%d, %zu face%s (%s, %.1f ms)\n", path.c_str(), img.width(), img.height(), faces.size(),
+                    faces.size() == 1 ? "" : "s", det->name().c_str(), ms);
+        for (const auto& f : faces) {
+          std::printf("  x=%d y=%d w=%d h=%d score=%.3f", f.box.x, f.box.y, f.box.w, f.box.h, f.score);
+          if (!f.has_landmarks) std::printf(" neighbors=%d", f.neighbors);
+          else std::printf(" eyes=(%.0f,%.0f),(%.0f,%.0f)", f.landmarks[0].x, f.landmarks[0].y, f.landmarks[1].x, f.landmarks[1].y);
+          std::printf("\n");
+        }
       }
       std::fflush(stdout);
       std::vector<vision::KeyPoint> kps;
       if (keypoints) {
         std::vector<vision::Descriptor> desc;
-        vision::orb_detect_and_compute(grey, kps, desc);
+        vision::orb_detect_and_compute(vision::to_grey(img), kps, desc);
         if (!json) std::printf("  %zu ORB keypoints\n", kps.size());
       }
       if (!annotate.empty()) {
@@ -141,16 +178,16 @@ int main(int argc, char** argv) {
           vision::draw_line(out, int(k.x), int(k.y), int(k.x + r * std::cos(a)), int(k.y + r * std::sin(a)),
                             vision::Color{255, 200, 0});
         }
-        for (const auto& f : faces) vision::draw_labeled_box(out, f.box, std::to_string(f.neighbors), vision::Color{0, 255, 0});
+        for (const auto& f : faces) vision::draw_face(out, f, cnn_detector ? vision::score_label(f.score) : std::to_string(f.neighbors));
         vision::save_image(numbered(annotate, i, images.size()), out);
       }
       if (!align_dir.empty()) {
         std::string base = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
         if (base.rfind('.') != std::string::npos) base = base.substr(0, base.rfind('.'));
-        for (size_t k = 0; k < faces.size(); ++k) {
-          vision::Eyes e = vision::find_eyes(grey, faces[k].box, eyes);
-          vision::save_image(align_dir + "/" + base + "_face" + std::to_string(k) + ".png", vision::align_face(img, e));
-        }
+        const vision::Image grey = vision::to_grey(img);
+        for (size_t k = 0; k < faces.size(); ++k)
+          vision::save_image(align_dir + "/" + base + "_face" + std::to_string(k) + ".png",
+                             vision::align_detected_face(img, grey, faces[k], eyes));
       }
     } catch (const std::bad_alloc&) {
       std::fflush(stdout);

@@ -6,6 +6,7 @@
 // (57, 58.5) and (135.5, 58.5) (mean of 283 crops, std ~5 px; tools/utk_framing.py measures it).
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -27,6 +28,11 @@ struct AlignParams {
   // rims) fall back to the box's positions: tilt above max_tilt_deg, or eyes closer than
   // min_eye_dist / farther than max_eye_dist times the box width.
   float max_tilt_deg = 25.f, min_eye_dist = 0.3f, max_eye_dist = 0.7f;
+  // Where a CNN detector's five landmarks (eyes, nose tip, mouth corners, image left to right) sit
+  // in the same framing, as fractions of size: YuNet's landmarks on UTKFace's own crops (median of
+  // 2000 training crops, tools/utk_landmarks.py).
+  float five_points[5][2] = {{0.2925f, 0.2880f}, {0.6825f, 0.2935f}, {0.4755f, 0.5005f}, {0.3140f, 0.6810f},
+                             {0.6440f, 0.6860f}};
 };
 
 struct Eyes {
@@ -92,6 +98,34 @@ inline Affine alignment_transform(const Eyes& e, const AlignParams& ap = {}) {
   a.m[2] = ap.left_x * ap.size - (c * e.lx - si * e.ly);
   a.m[5] = ap.eye_y * ap.size - (si * e.lx + c * e.ly);
   return a;
+}
+
+// The similarity transform (rotation, uniform scale, shift; no reflection) that takes the five
+// landmarks closest, in least squares, to their framing positions (ap.five_points): the nose and
+// mouth steady the fit where an eye is uncertain (closed, turned away, behind glasses).
+inline Affine five_point_transform(const std::array<Point2f, 5>& pts, const AlignParams& ap = {}) {
+  double mx = 0, my = 0, tx = 0, ty = 0;
+  for (int k = 0; k < 5; ++k) {
+    mx += pts[k].x, my += pts[k].y;
+    tx += ap.five_points[k][0] * ap.size, ty += ap.five_points[k][1] * ap.size;
+  }
+  mx /= 5, my /= 5, tx /= 5, ty /= 5;
+  // Minimise sum |[a -b; b a] (p - m) - (q - t)|^2 over a, b.
+  double sxx = 0, sab = 0, sba = 0;
+  for (int k = 0; k < 5; ++k) {
+    const double px = pts[k].x - mx, py = pts[k].y - my;
+    const double qx = ap.five_points[k][0] * ap.size - tx, qy = ap.five_points[k][1] * ap.size - ty;
+    sxx += px * px + py * py;
+    sab += px * qx + py * qy;
+    sba += px * qy - py * qx;
+  }
+  sxx = std::max(sxx, 1e-9);
+  const double a = sab / sxx, b = sba / sxx;
+  Affine m;
+  m.m[0] = a; m.m[1] = -b; m.m[3] = b; m.m[4] = a;
+  m.m[2] = tx - (a * mx - b * my);
+  m.m[5] = ty - (b * mx + a * my);
+  return m;
 }
 
 // Aligned size x size crop (edges replicated where the frame leaves the image).

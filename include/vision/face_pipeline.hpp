@@ -1,11 +1,12 @@
 // vision/face_pipeline.hpp - the whole age/gender pipeline in one place:
 //
-//   photo --detect (cascade)--> face boxes --find_eyes + align_face--> 200x200 UTKFace-framed crops
+//   photo --detect (YuNet CNN, or a cascade)--> faces (box, score, five landmarks)
+//         --align (five landmarks; eye cascade for the cascade's boxes)--> 200x200 UTKFace-framed crops
 //         --resize + normalise--> CNN (three heads) --> gender, age group, age in years
 //
+//   auto det  = std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load("weights/yunet.safetensors"));
 //   auto clf  = vision::AgeGenderClassifier::load("weights/agegender-resnet18.safetensors");
-//   auto pipe = vision::FacePipeline(vision::CascadeClassifier::load(face_xml),
-//                                    vision::CascadeClassifier::load(eye_xml), std::move(clf));
+//   auto pipe = vision::FacePipeline(std::move(det), vision::CascadeClassifier::load(eye_xml), std::move(clf));
 //   for (const vision::FaceResult& f : pipe.analyse(photo))
 //     std::cout << vision::age_group_label(f.pred.group) << " " << f.pred.gender_char() << "\n";
 //
@@ -25,6 +26,7 @@
 
 #include "align.hpp"
 #include "cascade.hpp"
+#include "face_detector.hpp"
 #include "image.hpp"
 #include "transform.hpp"
 
@@ -151,98 +153,118 @@ class AgeGenderClassifier {
 };
 
 struct FaceResult {
-  Rect box;         // as the detector found it, in photo pixels
-  int neighbors = 0;
-  Eyes eyes;        // where alignment put the eyes (found or estimated from the box)
+  Face face;        // as the detector found it (box in photo pixels, score, landmarks)
+  Rect box;         // = face.box
+  Eyes eyes;        // where alignment put the eyes (landmarks, the eye cascade, or the box's defaults)
   Image aligned;    // the 200x200 crop the classifier saw (before resizing)
+  bool classified = false;  // false: the detector was unsure of this face (score < classify_score)
   AgeGender pred;
 };
 
 struct PipelineOptions {
-  DetectParams detect;  // scale 1.1, 3 neighbours; min face size below
+  FaceDetectParams detect;   // min_score, smallest face (24 px), the CNN's input size
   AlignParams align;
+  // Faces the detector scores below this get no age and gender: they are reported as faces it is
+  // unsure of. The CNN's scores are well calibrated (docs/vision.md); the cascade's come from its
+  // neighbour count.
+  float classify_score = 0.7f;
   // Border for the second look when a photo gives no face, as a fraction of its longer side
-  // (UTKFace's val crops through the whole pipeline: 71.5% -> 98.2% found). 0: no second look.
+  // (UTKFace's val crops through the cascade pipeline: 71.5% -> 98.2% found). 0: no second look.
   float retry_border = 0.125f;
-  PipelineOptions() { detect.min_width = detect.min_height = 24; }
+  PipelineOptions() { detect.min_face = 24; }
 };
 
 class FacePipeline {
  public:
-  FacePipeline(CascadeClassifier face, CascadeClassifier eyes, AgeGenderClassifier clf, PipelineOptions opt = {})
-      : face_(std::move(face)), eyes_(std::move(eyes)), clf_(std::move(clf)), opt_(opt) {}
+  // `eyes`: the eye cascade that aligns faces the detector gives no landmarks for.
+  FacePipeline(std::unique_ptr<FaceDetector> detector, CascadeClassifier eyes, AgeGenderClassifier clf,
+               PipelineOptions opt = {})
+      : det_(std::move(detector)), eyes_(std::move(eyes)), clf_(std::move(clf)), opt_(opt) {}
 
-  // Faces in a grey photo. When there is none, detects again inside a black border: a face that
-  // fills the picture (a tight crop) leaves the detector's windows no room around it.
-  std::vector<Detection> detect(const Image& grey) const {
-    std::vector<Detection> dets = face_.detect(grey, opt_.detect);
-    if (!dets.empty() || opt_.retry_border <= 0) return dets;
-    const int b = int(std::lround(opt_.retry_border * std::max(grey.width(), grey.height())));
-    if (b <= 0) return dets;
-    const Image padded = crop_padded(grey, Rect{-b, -b, grey.width() + 2 * b, grey.height() + 2 * b}, 0);
-    for (Detection d : face_.detect(padded, opt_.detect)) {
-      const int x0 = std::max(d.box.x - b, 0), y0 = std::max(d.box.y - b, 0);
-      const int x1 = std::min(d.box.x - b + d.box.w, grey.width()), y1 = std::min(d.box.y - b + d.box.h, grey.height());
-      if (x1 - x0 < d.box.w / 2 || y1 - y0 < d.box.h / 2) continue;  // mostly in the border
-      d.box = Rect{x0, y0, x1 - x0, y1 - y0};  // clipped to the photo
-      dets.push_back(d);
+  // Faces in a photo. When there is none, detects again inside a black border: a face that fills
+  // the picture (a tight crop) leaves the detector no room around it.
+  std::vector<Face> detect(const Image& photo) {
+    std::vector<Face> faces = det_->detect(photo, opt_.detect);
+    if (!faces.empty() || opt_.retry_border <= 0) return faces;
+    const int b = int(std::lround(opt_.retry_border * std::max(photo.width(), photo.height())));
+    if (b <= 0) return faces;
+    const Image padded = crop_padded(photo, Rect{-b, -b, photo.width() + 2 * b, photo.height() + 2 * b}, 0);
+    for (Face f : det_->detect(padded, opt_.detect)) {
+      const int x0 = std::max(f.box.x - b, 0), y0 = std::max(f.box.y - b, 0);
+      const int x1 = std::min(f.box.x - b + f.box.w, photo.width()), y1 = std::min(f.box.y - b + f.box.h, photo.height());
+      if (x1 - x0 < f.box.w / 2 || y1 - y0 < f.box.h / 2) continue;  // mostly in the border
+      f.box = Rect{x0, y0, x1 - x0, y1 - y0};  // clipped to the photo
+      for (Point2f& q : f.landmarks) q.x -= float(b), q.y -= float(b);
+      faces.push_back(f);
     }
-    return dets;
+    return faces;
   }
 
   // Aligns and classifies one detected face of `photo` (`grey` is its grey version).
-  FaceResult analyse_face(const Image& photo, const Image& grey, const Detection& d) {
+  FaceResult analyse_face(const Image& photo, const Image& grey, const Face& f) {
     FaceResult r;
-    r.box = d.box;
-    r.neighbors = d.neighbors;
-    r.eyes = find_eyes(grey, d.box, eyes_, opt_.align);
-    r.aligned = align_face(photo, r.eyes, opt_.align);
-    r.pred = clf_.classify(r.aligned);
+    r.face = f;
+    r.box = f.box;
+    if (f.has_landmarks) {
+      r.eyes.lx = f.landmarks[kEyeLeft].x, r.eyes.ly = f.landmarks[kEyeLeft].y;
+      r.eyes.rx = f.landmarks[kEyeRight].x, r.eyes.ry = f.landmarks[kEyeRight].y;
+      r.eyes.left_found = r.eyes.right_found = true;
+      r.aligned = warp_affine(photo, five_point_transform(f.landmarks, opt_.align), opt_.align.size, opt_.align.size, 0, true);
+    } else {
+      r.eyes = find_eyes(grey, f.box, eyes_, opt_.align);
+      r.aligned = align_face(photo, r.eyes, opt_.align);
+    }
+    r.classified = f.score >= opt_.classify_score;
+    if (r.classified) r.pred = clf_.classify(r.aligned);
     return r;
   }
 
   // Every face in the photo, largest first.
   std::vector<FaceResult> analyse(const Image& photo) {
-    const Image grey = to_grey(photo);
-    std::vector<Detection> dets = detect(grey);
-    std::stable_sort(dets.begin(), dets.end(),
-                     [](const Detection& a, const Detection& b) { return a.box.w * a.box.h > b.box.w * b.box.h; });
+    std::vector<Face> faces = detect(photo);
+    std::stable_sort(faces.begin(), faces.end(),
+                     [](const Face& a, const Face& b) { return a.box.w * a.box.h > b.box.w * b.box.h; });
+    const Image grey = det_->gives_landmarks() ? Image() : to_grey(photo);
     std::vector<FaceResult> out;
-    for (const Detection& d : dets) out.push_back(analyse_face(photo, grey, d));
+    for (const Face& f : faces) out.push_back(analyse_face(photo, grey, f));
     return out;
   }
 
   // A face crop (`agegender --aligned`). One framed like UTKFace's is classified as it is. In one
   // framed much more loosely, the face is found and aligned as in a photo: when its largest face
   // spans less than 0.6 of the crop's longer side and sits centred (its centre within 0.15 of its
-  // size from the crop's). Measured, largest face width over crop side: UTKFace val crops 0.67
-  // (5th percentile) to 0.84 (median), wider-dev faces cut with twice their box 0.46 (median) to
-  // 0.53 (90th percentile); the few small faces found in UTKFace crops are off centre (false
-  // detections: median offset 0.33), the loose crops' faces are centred (median 0.08).
+  // size from the crop's). Measured with the cascade, largest face width over crop side: UTKFace
+  // val crops 0.67 (5th percentile) to 0.84 (median), wider-dev faces cut with twice their box 0.46
+  // (median) to 0.53 (90th percentile); the few small faces found in UTKFace crops are off centre
+  // (false detections: median offset 0.33), the loose crops' faces are centred (median 0.08).
   FaceResult analyse_crop(const Image& crop) {
-    const Image grey = to_grey(crop);
-    const std::vector<Detection> dets = detect(grey);
-    const Detection* largest = nullptr;
-    for (const Detection& d : dets)
-      if (!largest || d.box.w * d.box.h > largest->box.w * largest->box.h) largest = &d;
+    const std::vector<Face> faces = detect(crop);
+    const Face* largest = nullptr;
+    for (const Face& f : faces)
+      if (!largest || f.box.w * f.box.h > largest->box.w * largest->box.h) largest = &f;
     if (largest && largest->box.w < 0.6f * std::max(crop.width(), crop.height())) {
       const Rect& b = largest->box;
       const float off = std::max(std::fabs(b.x + b.w * 0.5f - crop.width() * 0.5f) / b.w,
                                  std::fabs(b.y + b.h * 0.5f - crop.height() * 0.5f) / b.h);
-      if (off <= 0.15f) return analyse_face(crop, grey, *largest);
+      if (off <= 0.15f) return analyse_face(crop, det_->gives_landmarks() ? Image() : to_grey(crop), *largest);
     }
     FaceResult r;
-    r.box = Rect{0, 0, crop.width(), crop.height()};
+    r.box = r.face.box = Rect{0, 0, crop.width(), crop.height()};
+    r.face.score = 1.f;
     r.aligned = crop;
+    r.classified = true;
     r.pred = clf_.classify(crop);
     return r;
   }
 
+  FaceDetector& detector() { return *det_; }
   AgeGenderClassifier& classifier() { return clf_; }
   const PipelineOptions& options() const { return opt_; }
+  PipelineOptions& options() { return opt_; }
 
  private:
-  CascadeClassifier face_, eyes_;
+  std::unique_ptr<FaceDetector> det_;
+  CascadeClassifier eyes_;
   AgeGenderClassifier clf_;
   PipelineOptions opt_;
 };

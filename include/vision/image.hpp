@@ -21,6 +21,10 @@ struct Rect {
   bool operator!=(const Rect& o) const { return !(*this == o); }
 };
 
+struct Point2f {
+  float x = 0, y = 0;
+};
+
 inline double iou(const Rect& a, const Rect& b) {
   int x0 = a.x > b.x ? a.x : b.x, y0 = a.y > b.y ? a.y : b.y;
   int x1 = (a.x + a.w) < (b.x + b.w) ? (a.x + a.w) : (b.x + b.w);

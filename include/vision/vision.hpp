@@ -10,5 +10,6 @@
 #include "keypoints.hpp"
 #include "lbp.hpp"
 #include "align.hpp"
+#include "face_detector.hpp"  // the cascade and the CNN (YuNet) behind one interface
 #include "face_pipeline.hpp"  // detect -> align -> classify (uses the CNN engine)
 #include "evaluation.hpp"     // manifests, predictions, metrics, reports

@@ -101,25 +101,29 @@ TEST_CASE("an age head with one output per year reads as the mean of its distrib
 }
 
 namespace {
-FacePipeline bundled_pipeline(float retry_border = PipelineOptions().retry_border) {
+// The bundled pipeline with the cascade ("haar") or YuNet ("cnn"); every face classified.
+FacePipeline bundled_pipeline(const std::string& detector, float retry_border = PipelineOptions().retry_border) {
   PipelineOptions o;
   o.retry_border = retry_border;
-  return FacePipeline(CascadeClassifier::load(vt::repo("weights/haarcascade_frontalface_alt2.xml")),
-                      CascadeClassifier::load(vt::repo("weights/haarcascade_eye.xml")),
+  o.detect.min_score = o.classify_score = 0.f;
+  std::unique_ptr<FaceDetector> det;
+  if (detector == "cnn") det = std::make_unique<YuNetDetector>(YuNetDetector::load(vt::repo("weights/yunet.safetensors")));
+  else det = std::make_unique<CascadeFaceDetector>(CascadeClassifier::load(vt::repo("weights/haarcascade_frontalface_alt2.xml")));
+  return FacePipeline(std::move(det), CascadeClassifier::load(vt::repo("weights/haarcascade_eye.xml")),
                       AgeGenderClassifier::load(vt::repo("weights/agegender-resnet18.safetensors")), o);
 }
 }  // namespace
 
 TEST_CASE("a face that fills the picture is found on the second look, inside a border") {
   const Image photo = load_image(vt::repo("samples/astronaut.png"));
-  FacePipeline plain = bundled_pipeline(0.f), retry = bundled_pipeline(0.125f);
-  const std::vector<Detection> found = plain.detect(to_grey(photo));
+  FacePipeline plain = bundled_pipeline("haar", 0.f), retry = bundled_pipeline("haar", 0.125f);
+  const std::vector<Face> found = plain.detect(photo);
   REQUIRE(found.size() == 1);
   // The middle of the detector's own box as the whole picture: no room left for its windows.
   const Rect& f = found[0].box;
   const Image tight = crop(photo, Rect{f.x + f.w / 10, f.y + f.h / 10, f.w * 8 / 10, f.h * 8 / 10});
-  CHECK(plain.detect(to_grey(tight)).empty());
-  const std::vector<Detection> again = retry.detect(to_grey(tight));
+  CHECK(plain.detect(tight).empty());
+  const std::vector<Face> again = retry.detect(tight);
   REQUIRE(again.size() == 1);
   const Rect& b = again[0].box;
   CHECK(b.x >= 0);
@@ -128,7 +132,7 @@ TEST_CASE("a face that fills the picture is found on the second look, inside a b
   CHECK(b.y + b.h <= tight.height());
   CHECK(b.w * b.h >= tight.width() * tight.height() / 2);
   // A photo with a face is looked at once: the border changes nothing there.
-  const std::vector<Detection> same = retry.detect(to_grey(photo));
+  const std::vector<Face> same = retry.detect(photo);
   REQUIRE(same.size() == 1);
   CHECK(same[0].box.x == found[0].box.x);
   CHECK(same[0].box.w == found[0].box.w);
@@ -136,27 +140,76 @@ TEST_CASE("a face that fills the picture is found on the second look, inside a b
 }
 
 TEST_CASE("a loosely framed face crop is aligned on its face, a UTKFace-like one used as it is") {
+  for (const char* detector : {"haar", "cnn"}) {
+    INFO(detector);
+    const Image photo = load_image(vt::repo("samples/astronaut.png"));
+    FacePipeline pipe = bundled_pipeline(detector);
+    const std::vector<FaceResult> faces = pipe.analyse(photo);
+    REQUIRE(faces.size() == 1);
+    // Loose: a square around the face box's centre, as large as the photo allows up to three times
+    // the box. The crop goes through the same alignment as the photo's face, so the prediction is
+    // close to the photo's.
+    const Rect& f = faces[0].box;
+    const int cx = f.x + f.w / 2, cy = f.y + f.h / 2;
+    const int half = std::min({3 * f.w / 2, cx, cy, photo.width() - cx, photo.height() - cy});
+    REQUIRE(2 * half >= f.w * 18 / 10);  // loose enough to be reframed (span < 0.6)
+    const Image loose = crop(photo, Rect{cx - half, cy - half, 2 * half, 2 * half});
+    const FaceResult l = pipe.analyse_crop(loose);
+    CHECK(l.box.w < loose.width() * 6 / 10);
+    CHECK(std::fabs(l.pred.p_male - faces[0].pred.p_male) < 0.1f);
+    CHECK(std::fabs(l.pred.age_years - faces[0].pred.age_years) < 5.f);
+    // UTKFace-like: the photo's own aligned crop is classified as it is.
+    const FaceResult t = pipe.analyse_crop(faces[0].aligned);
+    CHECK(t.box.w == faces[0].aligned.width());
+    CHECK(t.pred.p_male == faces[0].pred.p_male);
+    CHECK(t.pred.age_years == faces[0].pred.age_years);
+  }
+}
+
+TEST_CASE("the five-landmark alignment puts the landmarks where UTKFace's crops have them") {
+  FacePipeline pipe = bundled_pipeline("cnn");
   const Image photo = load_image(vt::repo("samples/astronaut.png"));
-  FacePipeline pipe = bundled_pipeline();
-  const std::vector<FaceResult> faces = pipe.analyse(photo);
-  REQUIRE(faces.size() == 1);
-  // Loose: a square around the face box's centre, as large as the photo allows up to three times
-  // the box. The crop goes through the same alignment as the photo's face, so the prediction is
-  // close to the photo's.
-  const Rect& f = faces[0].box;
-  const int cx = f.x + f.w / 2, cy = f.y + f.h / 2;
-  const int half = std::min({3 * f.w / 2, cx, cy, photo.width() - cx, photo.height() - cy});
-  REQUIRE(2 * half >= f.w * 18 / 10);  // loose enough to be reframed (span < 0.6)
-  const Image loose = crop(photo, Rect{cx - half, cy - half, 2 * half, 2 * half});
-  const FaceResult l = pipe.analyse_crop(loose);
-  CHECK(l.box.w < loose.width() * 6 / 10);
-  CHECK(std::fabs(l.pred.p_male - faces[0].pred.p_male) < 0.1f);
-  CHECK(std::fabs(l.pred.age_years - faces[0].pred.age_years) < 5.f);
-  // UTKFace-like: the photo's own aligned crop is classified as it is.
-  const FaceResult t = pipe.analyse_crop(faces[0].aligned);
-  CHECK(t.box.w == faces[0].aligned.width());
-  CHECK(t.pred.p_male == faces[0].pred.p_male);
-  CHECK(t.pred.age_years == faces[0].pred.age_years);
+  // The photo rotated by 25 degrees: the aligned face is upright again, eyes level.
+  const Image tilted = warp_affine(photo, rotation_matrix(256, 256, 25, 1.0), 512, 512, 0, true);
+  const AlignParams ap;
+  for (const Image* img : {&photo, &tilted}) {
+    const std::vector<FaceResult> faces = pipe.analyse(*img);
+    REQUIRE(faces.size() == 1);
+    REQUIRE(faces[0].face.has_landmarks);
+    const Affine m = five_point_transform(faces[0].face.landmarks, ap);
+    std::array<Point2f, 5> q;
+    double cx = 0, cy = 0, tx = 0, ty = 0, err = 0;
+    for (int k = 0; k < 5; ++k) {
+      double x, y;
+      m.apply(faces[0].face.landmarks[k].x, faces[0].face.landmarks[k].y, x, y);
+      q[k] = {float(x), float(y)};
+      cx += x / 5, cy += y / 5, tx += ap.five_points[k][0] * ap.size / 5, ty += ap.five_points[k][1] * ap.size / 5;
+      err = std::max(err, std::hypot(x - ap.five_points[k][0] * ap.size, y - ap.five_points[k][1] * ap.size));
+    }
+    // Least squares puts the landmarks' centre on the framing's; each landmark lands within 8% of
+    // the side of its place (the face is turned a little: the fit shares the error).
+    CHECK(std::fabs(cx - tx) < 1e-3);
+    CHECK(std::fabs(cy - ty) < 1e-3);
+    CHECK(err < 0.08 * ap.size);
+    const double tilt = std::atan2(q[1].y - q[0].y, q[1].x - q[0].x) * 180 / 3.14159265358979;
+    CHECK(std::fabs(tilt) < 8);  // the photo's own head tilt is about 6 degrees
+    // The crop is that transform applied to the photo.
+    const Image want = warp_affine(*img, m, ap.size, ap.size, 0, true);
+    CHECK(want == faces[0].aligned);
+  }
+}
+
+TEST_CASE("faces the detector is unsure of get no age and gender") {
+  FacePipeline pipe = bundled_pipeline("cnn");
+  const Image photo = load_image(vt::repo("samples/astronaut.png"));
+  pipe.options().classify_score = 0.f;
+  const std::vector<FaceResult> sure = pipe.analyse(photo);
+  REQUIRE(sure.size() == 1);
+  CHECK(sure[0].classified);
+  pipe.options().classify_score = std::nextafter(sure[0].face.score, 2.f);  // just above this face's score
+  const std::vector<FaceResult> unsure = pipe.analyse(photo);
+  REQUIRE(unsure.size() == 1);
+  CHECK_FALSE(unsure[0].classified);
 }
 
 TEST_CASE("years to Adience groups follow the shared table") {

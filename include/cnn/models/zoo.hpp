@@ -85,8 +85,8 @@ inline Model load_model(const SafeTensors& st, const std::string& arch_override 
   }
   if (num_classes > 0) m.config.num_classes = num_classes;
   else if (cfg.empty() || !m.config.heads.empty()) {
-    const bool vgg = m.config.arch.rfind("vgg", 0) == 0;
-    const std::string fc = vgg ? "classifier.6.weight" : "fc.weight";
+    const std::string& a = m.config.arch;
+    const std::string fc = a.rfind("vgg", 0) == 0 ? "classifier.6.weight" : a == "mobilenet_v2" ? "classifier.1.weight" : "fc.weight";
     if (m.config.heads.empty() && st.contains(fc) && !st.dims(fc).empty()) m.config.num_classes = st.dims(fc)[0];
   }
   m.graph = build_model(m.config);
