@@ -1,0 +1,199 @@
+// The CNN face detector (YuNet on this engine) against libfacedetection's own output, the common
+// FaceDetector interface, and bad detector files.
+#include <nlohmann/json.hpp>
+
+#include <functional>
+
+#include "common.hpp"
+
+using namespace vision;
+
+namespace {
+const std::string kWeights = vt::repo("weights/yunet.safetensors");
+
+// A copy of the bundled detector with metadata changed (or tensors dropped) by `edit`.
+std::string edited_copy(const std::string& name, const std::function<void(cnn::SafeTensorsWriter&)>& edit) {
+  const cnn::SafeTensors st = cnn::SafeTensors::open(kWeights);
+  cnn::SafeTensorsWriter w;
+  w.metadata = st.metadata();
+  for (const std::string& n : st.names()) {
+    std::vector<float> v;
+    st.read(n, v);
+    w.add(n, st.dims(n), v);
+  }
+  edit(w);
+  const std::string path = vt::tmp_dir() + "/" + name;
+  w.save(path);
+  return path;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("YuNet on this engine gives libfacedetection's boxes, scores and landmarks") {
+  VT_REQUIRE_SHARED();
+  // golden/yunet.json: libfacedetection's own output (bench/peers/yunet_peer, tools/yunet_golden.py)
+  // on the pixels our decoder gives, boxes and landmarks in whole pixels, scores in hundredths.
+  const auto g = nlohmann::json::parse(vt::read_text(vt::golden("yunet.json")));
+  YuNetDetector det = YuNetDetector::load(kWeights);
+  FaceDetectParams p;
+  p.min_score = 0.f;       // every face the library keeps (its own threshold, 0.2, applies inside)
+  p.min_face = 0;          // the photo at its own size, as the library runs it
+  p.max_input_side = 0;
+  int faces = 0, photos = 0;
+  for (std::size_t i = 0; i < g["images"].size(); ++i) {
+    const std::string path = vt::shared_dir() + "/" + g["images"][i].get<std::string>();
+    REQUIRE_MESSAGE(vt::exists(path), path << " is missing from the shared data");
+    const Image img = load_image(path);
+    const auto& want = g["results"][i]["faces"];
+    const std::vector<Face> got = det.detect(img, p);
+    INFO(path);
+    REQUIRE(got.size() == want.size());
+    ++photos;
+    for (std::size_t k = 0; k < want.size(); ++k) {
+      const auto& w = want[k];
+      const Face& f = got[k];  // both in the library's order: score, then NMS
+      INFO("face " << k << ": library " << w.dump() << " ours " << f.box.x << "," << f.box.y << "," << f.box.w << ","
+                   << f.box.h << " " << f.score);
+      CHECK(std::abs(f.box.x - w["x"].get<int>()) <= 1);
+      CHECK(std::abs(f.box.y - w["y"].get<int>()) <= 1);
+      CHECK(std::abs(f.box.w - w["w"].get<int>()) <= 1);
+      CHECK(std::abs(f.box.h - w["h"].get<int>()) <= 1);
+      CHECK(std::fabs(f.score - w["score100"].get<int>() / 100.0) <= 0.01);
+      for (int m = 0; m < 5; ++m) {
+        CHECK(std::fabs(f.landmarks[m].x - w["landmarks"][m][0].get<double>()) <= 1.0);
+        CHECK(std::fabs(f.landmarks[m].y - w["landmarks"][m][1].get<double>()) <= 1.0);
+      }
+      ++faces;
+    }
+  }
+  MESSAGE(faces << " faces on " << photos << " photos equal libfacedetection's");
+  CHECK(faces >= 60);
+}
+
+TEST_CASE("the detector scales a large photo for the faces wanted") {
+  YuNetDetector det = YuNetDetector::load(kWeights);
+  const Image photo = load_image(vt::repo("samples/astronaut.png"));
+  FaceDetectParams p;
+  p.min_face = 0;
+  const std::vector<Face> native = det.detect(photo, p);
+  REQUIRE(native.size() == 1);
+  // Twice the size, and only faces of at least 80 px wanted: the network sees it at half size.
+  const Image big = resize(photo, 1024, 1024, Interp::Linear);
+  p.min_face = 80;
+  CHECK(YuNetDetector::input_scale(1024, 1024, p) == doctest::Approx(0.5));
+  const std::vector<Face> scaled = det.detect(big, p);
+  REQUIRE(scaled.size() == 1);
+  CHECK(std::abs(scaled[0].box.x - 2 * native[0].box.x) <= 8);
+  CHECK(std::abs(scaled[0].box.w - 2 * native[0].box.w) <= 8);
+  CHECK(std::fabs(scaled[0].landmarks[0].x - 2 * native[0].landmarks[0].x) <= 8);
+  // The longer side is capped too, and min_face filters the boxes.
+  p.min_face = 0;
+  p.max_input_side = 256;
+  CHECK(YuNetDetector::input_scale(1024, 1024, p) == doctest::Approx(0.25));
+  p.max_input_side = 0;
+  p.min_face = native[0].box.h * 2 + 20;
+  CHECK(det.detect(big, p).empty());
+  // Grey photos work as well (the network is fed grey in every channel).
+  p.min_face = 0;
+  CHECK(det.detect(to_grey(photo), p).size() == 1);
+}
+
+TEST_CASE("the cascade behind the same interface: OpenCV's boxes, a probability from the neighbours") {
+  CascadeFaceDetector det(CascadeClassifier::load(vt::repo("weights/haarcascade_frontalface_alt2.xml")));
+  const Image photo = load_image(vt::repo("samples/astronaut.png"));
+  FaceDetectParams p;
+  p.min_score = 0.f;
+  p.min_face = 24;
+  const std::vector<Face> faces = det.detect(photo, p);
+  REQUIRE(faces.size() == 1);
+  CHECK_FALSE(faces[0].has_landmarks);
+  CHECK(faces[0].neighbors > 3);
+  CHECK(faces[0].score == CascadeFaceDetector::probability(faces[0].neighbors));
+  float last = 0.f;
+  for (int n : {1, 3, 5, 10, 20, 40, 100}) {
+    const float pr = CascadeFaceDetector::probability(n);
+    CHECK(pr > last);
+    CHECK(pr < 1.f);
+    last = pr;
+  }
+  p.min_score = 1.f;
+  CHECK(det.detect(photo, p).empty());
+}
+
+TEST_CASE("detector files of the wrong kind, cut short or using an op the engine lacks are refused by name") {
+  auto err = [](const std::string& path) { return error_of([&] { YuNetDetector::load(path); }); };
+  CHECK(vt::has(err(vt::repo("weights/agegender-resnet18.safetensors")), "not a face detector"));
+  const std::string whole = vt::read_text(kWeights);
+  const std::string cut = vt::tmp_dir() + "/yunet_cut.safetensors";
+  vt::write_bytes(cut, whole.substr(0, whole.size() / 2));
+  CHECK(vt::has(err(cut), "yunet_cut.safetensors"));
+  CHECK(vt::has(err(vt::tmp_dir() + "/no_such.safetensors"), "no_such.safetensors"));
+
+  const std::string mish = edited_copy("yunet_mish.safetensors", [](cnn::SafeTensorsWriter& w) {
+    std::string& g = w.metadata["graph"];
+    const std::string relu = "\"op\":\"ReLU\"";
+    g.replace(g.find(relu), relu.size(), "\"op\":\"Mish\"");
+  });
+  const std::string e = err(mish);
+  CHECK(vt::has(e, "yunet_mish.safetensors"));
+  CHECK(vt::has(e, "uses op 'Mish'"));
+  CHECK(vt::has(e, "backbone.model0.relu"));
+
+  const std::string no_head = edited_copy("yunet_nohead.safetensors", [](cnn::SafeTensorsWriter& w) {
+    std::string& g = w.metadata["graph"];
+    const std::string out = "[\"kps_32\",";
+    const std::size_t at = g.find(out);
+    g.replace(at, out.size(), "[\"landmarks_32\",");
+  });
+  CHECK(vt::has(err(no_head), "has no output 'kps_32'"));
+
+  const std::string no_tensor = edited_copy("yunet_notensor.safetensors", [](cnn::SafeTensorsWriter& w) {
+    w.tensors.erase("neck.lateral_convs.0.pw.weight");
+  });
+  CHECK(vt::has(err(no_tensor), "missing tensor 'neck.lateral_convs.0.pw.weight'"));
+
+  const std::string not_json = edited_copy("yunet_badgraph.safetensors", [](cnn::SafeTensorsWriter& w) {
+    w.metadata["graph"] = "{\"inputs\": [";
+  });
+  CHECK(vt::has(err(not_json), "metadata 'graph' is not valid JSON"));
+}
+
+#ifdef VISION_DETECT_EXE
+TEST_CASE("detect app: the CNN by default, with scores and landmarks; --detector haar keeps the cascade") {
+  const std::string img = vt::repo("samples/astronaut.png");
+  vt::Run r = vt::run(VISION_DETECT_EXE, img + " --json");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"landmarks\":[["));
+  CHECK(vt::has(r.out, "\"detector\":\"cnn\""));
+  r = vt::run(VISION_DETECT_EXE, img + " --json --detector haar");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"neighbors\":"));
+  CHECK(vt::has(r.out, "\"detector\":\"haar\""));
+  CHECK_FALSE(vt::has(r.out, "landmarks"));
+  r = vt::run(VISION_DETECT_EXE, img + " --json --min-score 1");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"faces\":[]"));
+  const std::string ann = vt::tmp_dir() + "/cnn_annot.png";
+  r = vt::run(VISION_DETECT_EXE, img + " --annotate " + ann);
+  CHECK(r.rc == 0);
+  CHECK(load_image(ann).width() == 512);
+  for (const char* f : {"--detector dnn", "--min-score 1.5", "--min-score -0.1", "--detector cnn --cascade x.xml",
+                        "--detector haar --weights w.safetensors", "--max-input 4"}) {
+    CAPTURE(f);
+    r = vt::run(VISION_DETECT_EXE, img + " " + f);
+    CHECK(r.rc == 2);
+    CHECK(vt::has(r.err, "detect: "));
+  }
+  r = vt::run(VISION_DETECT_EXE, img + " --weights " + vt::repo("weights/agegender-vgg16bn.safetensors"));
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "agegender-vgg16bn.safetensors: not a face detector"));
+}
+#endif
