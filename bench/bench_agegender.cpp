@@ -5,11 +5,16 @@
 //   BM_network/<model>/threads     the network alone on a prepared input
 //   BM_align/threads               alignment of the detected face on its five landmarks
 //   BM_photo/<model>/threads       the whole photo: detect (YuNet), align, classify (ms_per_photo)
+//   BM_photo_12mp/threads          a 4000x3000 group photo (a WIDER photo with 10 faces, enlarged; needs
+//                                  ../shared): detect, align, classify every face, ResNet model
+//   BM_decode_12mp                 decoding that photo from a JPEG (quality 90) in memory
 #include <benchmark/benchmark.h>
 #include <cnn/cnn.hpp>
 #include <vision/vision.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -21,6 +26,8 @@ const char* kModels[] = {"agegender-resnet18.safetensors", "agegender-vgg16bn.sa
 std::string g_weights;
 vision::Image g_photo, g_grey, g_face;
 std::unique_ptr<vision::FacePipeline> g_pipe[2];
+vision::Image g_big;              // the 12-megapixel photo (empty without ../shared)
+std::vector<uint8_t> g_big_jpeg;
 vision::Face g_det;
 
 void set_threads(benchmark::State& st, int arg) { cnn::set_num_threads(int(st.range(arg))); }
@@ -56,12 +63,30 @@ void BM_photo(benchmark::State& st) {
   st.SetLabel(kModels[st.range(0)]);
 }
 
+void BM_photo_12mp(benchmark::State& st) {
+  if (g_big.empty()) return st.SkipWithError("../shared/data/wider-dev is missing");
+  set_threads(st, 0);
+  std::size_t faces = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : st) faces += g_pipe[0]->analyse(g_big).size();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  st.counters["ms_per_photo"] = ms / double(st.iterations());
+  st.counters["faces"] = double(faces) / double(st.iterations());
+}
+
+void BM_decode_12mp(benchmark::State& st) {
+  if (g_big.empty()) return st.SkipWithError("../shared/data/wider-dev is missing");
+  for (auto _ : st) benchmark::DoNotOptimize(vision::decode_image(g_big_jpeg.data(), g_big_jpeg.size(), "12mp.jpg").data());
+}
+
 }  // namespace
 
 BENCHMARK(BM_classify)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_network)->ArgsProduct({{0, 1}, {1}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_align)->Arg(1)->ArgName("threads")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_photo)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_photo_12mp)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_decode_12mp)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
@@ -84,6 +109,17 @@ int main(int argc, char** argv) {
       return 1;
     }
     g_face = faces[0].aligned;
+    const std::string group = root + "/../shared/data/wider-dev/images/12--Group/12_Group_Group_12_Group_Group_12_578.jpg";
+    if (std::FILE* f = std::fopen(group.c_str(), "rb")) {  // enlarged to 4000 wide, centred in 4000x3000
+      std::fclose(f);
+      const vision::Image src = vision::to_rgb(vision::load_image(group));
+      const int h = int(std::lround(4000.0 * src.height() / src.width()));
+      const vision::Image wide = vision::resize(src, 4000, h, vision::Interp::Linear);
+      g_big = vision::Image(4000, 3000, 3, 128);
+      const int top = (3000 - std::min(h, 3000)) / 2, skip = (h - std::min(h, 3000)) / 2;
+      for (int y = 0; y < std::min(h, 3000); ++y) std::copy(wide.row(y + skip), wide.row(y + skip) + 4000 * 3, g_big.row(y + top));
+      g_big_jpeg = vision::encode_jpeg(g_big, 90);
+    }
     g_det = faces[0].face;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_agegender: %s\n", e.what());

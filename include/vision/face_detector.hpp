@@ -209,7 +209,7 @@ class YuNetDetector : public FaceDetector {
     const int w = std::max(1, int(std::lround(photo.width() * s))), h = std::max(1, int(std::lround(photo.height() * s)));
     const double sx = double(w) / photo.width(), sy = double(h) / photo.height();
     const Image rgb = photo.channels() == 3 ? photo : to_rgb(photo);
-    const Image& scaled = (w == photo.width() && h == photo.height()) ? rgb : resize(rgb, w, h, Interp::Area);
+    const Image scaled = shrink(rgb, w, h);
     const std::vector<cnn::Tensor> out = model_.graph.forward(input_tensor(scaled).view());
     std::vector<Face> faces;
     for (const detail::Candidate& c : decode(out)) {
@@ -224,6 +224,19 @@ class YuNetDetector : public FaceDetector {
       faces.push_back(f);
     }
     return faces;
+  }
+
+  // The photo at w x h (never larger): halved while that stays at least twice the target, then
+  // area-resized the rest of the way.
+  static Image shrink(const Image& rgb, int w, int h) {
+    if (w == rgb.width() && h == rgb.height()) return rgb;
+    const Image* src = &rgb;
+    Image half;
+    while (src->width() >= 2 * w && src->height() >= 2 * h) {
+      half = halve(*src);
+      src = &half;
+    }
+    return resize(*src, w, h, Interp::Area);
   }
 
   // The network's input: the image as B, G, R planes of 0..255 values, zero-padded on the right
