@@ -208,7 +208,8 @@ class YuNetDetector : public FaceDetector {
     const double s = input_scale(photo.width(), photo.height(), p);
     const int w = std::max(1, int(std::lround(photo.width() * s))), h = std::max(1, int(std::lround(photo.height() * s)));
     const double sx = double(w) / photo.width(), sy = double(h) / photo.height();
-    const Image rgb = photo.channels() == 3 ? photo : to_rgb(photo);
+    Image converted;
+    const Image& rgb = photo.channels() == 3 ? photo : (converted = to_rgb(photo));
     const Image scaled = shrink(rgb, w, h);
     const std::vector<cnn::Tensor> out = model_.graph.forward(input_tensor(scaled).view());
     std::vector<Face> faces;
@@ -227,7 +228,7 @@ class YuNetDetector : public FaceDetector {
   }
 
   // The photo at w x h (never larger): halved while that stays at least twice the target, then
-  // area-resized the rest of the way.
+  // resized the rest of the way (area averaging; bilinear after halving, where less than 2x is left).
   static Image shrink(const Image& rgb, int w, int h) {
     if (w == rgb.width() && h == rgb.height()) return rgb;
     const Image* src = &rgb;
@@ -236,7 +237,7 @@ class YuNetDetector : public FaceDetector {
       half = halve(*src);
       src = &half;
     }
-    return resize(*src, w, h, Interp::Area);
+    return resize(*src, w, h, src == &rgb ? Interp::Area : Interp::Linear);
   }
 
   // The network's input: the image as B, G, R planes of 0..255 values, zero-padded on the right

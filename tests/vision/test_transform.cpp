@@ -93,3 +93,27 @@ TEST_CASE("warp_affine: identity, translation and a quarter turn") {
   CHECK(ox == doctest::Approx(7));
   CHECK(oy == doctest::Approx(4));
 }
+
+TEST_CASE("halve: each pixel the rounded mean of its 2x2 block, as an area resize by one half") {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 20; ++trial) {
+    const int w = 2 + int(rng() % 40), h = 2 + int(rng() % 30), cn = trial % 2 ? 3 : 1;
+    Image s(w, h, cn);
+    for (size_t i = 0; i < s.size_bytes(); ++i) s.data()[i] = uint8_t(rng());
+    const Image d = halve(s);
+    REQUIRE(d.width() == w / 2);
+    REQUIRE(d.height() == h / 2);
+    for (int y = 0; y < d.height(); ++y)
+      for (int x = 0; x < d.width(); ++x)
+        for (int c = 0; c < cn; ++c) {
+          const int sum = s.at(2 * x, 2 * y, c) + s.at(2 * x + 1, 2 * y, c) + s.at(2 * x, 2 * y + 1, c) + s.at(2 * x + 1, 2 * y + 1, c);
+          CHECK(d.at(x, y, c) == (sum + 2) / 4);
+        }
+    // Even sizes: the area resize gives the same within 1 (it rounds halves to even).
+    if (w % 2 == 0 && h % 2 == 0) {
+      const Image a = resize(s, w / 2, h / 2, Interp::Area);
+      for (size_t i = 0; i < a.size_bytes(); ++i) CHECK(std::abs(int(a.data()[i]) - int(d.data()[i])) <= 1);
+    }
+  }
+  CHECK_THROWS_AS(halve(Image(1, 5, 1)), Error);
+}
