@@ -60,6 +60,81 @@ TEST_CASE("small VGG, ResNet and MobileNet V2 models equal PyTorch to 1e-4") {
   }
 }
 
+TEST_CASE("a network described by its file's metadata (the converted YuNet) equals PyTorch running the same file") {
+  // golden/models/yunet_graph.safetensors: tools/graph_torch.py --golden, PyTorch on
+  // weights/yunet.safetensors's own graph description, a 64x96 input of 0..255 values.
+  Model m = load_model(std::string(FACECNN_SOURCE_DIR) + "/weights/yunet.safetensors");
+  CHECK(m.config.arch == "graph");
+  const SafeTensors g = SafeTensors::open(test::golden("models/yunet_graph.safetensors"));
+  std::vector<float> in;
+  g.read("input", in);
+  const auto d = g.dims("input");
+  Tensor x(Shape{d[0], d[1], d[2], d[3]});
+  std::copy(in.begin(), in.end(), x.data());
+  for (int threads : {1, 2}) {
+    test::ThreadScope t(threads);
+    const std::vector<Tensor> out = m.graph.forward(x.view());
+    const auto names = m.graph.output_names();
+    REQUIRE(names.size() == 12);
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      std::vector<float> want;
+      g.read(names[k], want);
+      REQUIRE(int64_t(want.size()) == out[k].numel());
+      const double err = test::rel_error(out[k].data(), want.data(), out[k].numel());
+      INFO(names[k] << " threads " << threads << " error " << err);
+      CHECK(err < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("graph descriptions that do not hold together are refused with the node named") {
+  auto error = [](const std::string& graph) {
+    try {
+      build_graph_from_json(graph, "g.safetensors");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string in = R"("inputs":[{"name":"x","channels":3}],)";
+  const std::string out = R"(,"outputs":[["y","c"]]})";
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"Conv2d","in_channels":3,"out_channels":4,"kernel":3}])" + out).empty());
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"Mish"}])" + out).find("uses op 'Mish'") != std::string::npos);
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"Conv2d","in_channels":3,"out_channels":4}])" + out).find(
+            "graph node 'c' (Conv2d): needs \"kernel\"") != std::string::npos);
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"Add","inputs":["x","z"]}])" + out).find(
+            "reads 'z', which no earlier node defines") != std::string::npos);
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"Add","inputs":["x"]}])" + out).find("takes 2 input(s), given 1") !=
+        std::string::npos);
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"Upsample","scale":2,"mode":"bilinear"}])" + out).find(
+            "only mode \"nearest\"") != std::string::npos);
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"ReLU"},{"name":"c","op":"ReLU"}])" + out).find("used twice") !=
+        std::string::npos);
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"MaxPool2d","kernel":-2}])" + out).find("non-negative integer") !=
+        std::string::npos);
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"ReLU"}],"outputs":[["y","nope"]]})").find("unknown node 'nope'") !=
+        std::string::npos);
+  CHECK(error(R"({"nodes":[]})").find("needs one entry in \"inputs\"") != std::string::npos);
+  CHECK(error("{ not json").find("metadata 'graph' is not valid JSON") != std::string::npos);
+}
+
+TEST_CASE("nearest upsampling equals its definition on every ISA") {
+  std::mt19937 rng(9);
+  for (Isa isa : test::available_isas())
+    for (int scale : {1, 2, 3}) {
+      test::IsaScope scope(isa);
+      Tensor x(Shape{2, 3, 5, 37});
+      test::fill_random(x.data(), x.numel(), rng);
+      Upsample2d up("up", scale);
+      const Shape s = up.output_shape({x.shape()});
+      Tensor y(s), ref(s);
+      up.forward({x.view()}, y.view(), nullptr);
+      upsample_nearest_reference(x.view(), scale, ref.view());
+      INFO(isa_name(isa) << " scale " << scale);
+      CHECK(std::equal(y.data(), y.data() + y.numel(), ref.data()));
+    }
+}
+
 TEST_CASE("MobileNet V2 has torchvision's parameter counts, at width 1 and at width 0.35") {
   // Both counts are PyTorch's sum(p.numel() for p in parameters()), written by tools/make_golden.py:
   // num_params for the golden model, torchvision_num_params for torchvision.models.mobilenet_v2().

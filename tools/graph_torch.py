@@ -4,6 +4,8 @@ tools/convert_yunet.py) in PyTorch: the reference the engine's graph loader is c
 
   /usr/bin/python3 tools/graph_torch.py MODEL.safetensors --input x.npy -o OUT_PREFIX
       writes OUT_PREFIX.<output name>.npy for every graph output
+  /usr/bin/python3 tools/graph_torch.py MODEL.safetensors --golden OUT.safetensors [--shape 1,3,64,96]
+      a golden for the tests: a seeded input of 0..255 values ("input") and every output, one file
 
 The ops and their attributes are those include/cnn/models/graph_json.hpp reads; each maps to the
 torch.nn.functional call of the same meaning.
@@ -68,11 +70,25 @@ def run_graph(graph, weights, x):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model")
-    p.add_argument("--input", required=True)
-    p.add_argument("-o", "--output", required=True, help="prefix of the output .npy files")
+    p.add_argument("--input")
+    p.add_argument("-o", "--output", help="prefix of the output .npy files")
+    p.add_argument("--golden", help="write the input and every output into this .safetensors")
+    p.add_argument("--shape", default="1,3,64,96")
     a = p.parse_args()
     weights, meta = safetensors_io.load(a.model)
     graph = json.loads(meta["graph"])
+    if a.golden:
+        shape = tuple(int(v) for v in a.shape.split(","))
+        x = torch.from_numpy(np.random.default_rng(17).uniform(0, 255, shape).astype(np.float32))
+        with torch.no_grad():
+            outs = run_graph(graph, weights, x)
+        tensors = {"input": x.numpy(), **{k: v.numpy() for k, v in outs.items()}}
+        safetensors_io.save(a.golden, tensors, {"generator": "tools/graph_torch.py " + os.path.basename(a.model) +
+                                                " --golden (PyTorch " + torch.__version__ + ")"})
+        print(f"{a.golden}: input {shape}, {len(outs)} outputs")
+        return
+    if not a.input or not a.output:
+        p.error("give --input and -o, or --golden")
     x = torch.from_numpy(np.load(a.input).astype(np.float32))
     with torch.no_grad():
         outs = run_graph(graph, weights, x)
