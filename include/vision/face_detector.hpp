@@ -44,8 +44,8 @@ struct Face {
 };
 
 struct FaceDetectParams {
-  // Faces scoring below this are dropped. 0.5 keeps 0.3 false boxes per wider-pool photo or fewer
-  // while finding most faces (docs/vision.md, "Choosing the threshold").
+  // Faces scoring below this are dropped (the pipeline's report threshold, chosen on wider-pool:
+  // docs/face_detection.md, "Scores and thresholds").
   float min_score = 0.5f;
   int min_face = 20;           // smallest face wanted (height in photo pixels); larger = faster CNN
   int max_face = 0;            // largest, 0 = no limit
@@ -318,11 +318,23 @@ class YuNetDetector : public FaceDetector {
 
 // ---------------------------------------------------------------------------------------------
 // The crop the age/gender models see for a detected face: aligned on its five landmarks when the
-// detector gives them, else on the eyes the eye cascade finds inside the box (align.hpp).
-inline Image align_detected_face(const Image& photo, const Image& grey, const Face& f,
-                                 const CascadeClassifier& eye_cascade, const AlignParams& ap = {}) {
-  if (f.has_landmarks) return warp_affine(photo, five_point_transform(f.landmarks, ap), ap.size, ap.size, 0, true);
-  return align_face(photo, find_eyes(grey, f.box, eye_cascade, ap), ap);
+// detector gives them, else on the eyes the eye cascade finds inside the box (align.hpp). `eyes`,
+// if given, receives where the eyes were taken to be.
+inline Image align_detected_face(const Image& photo, const Image& grey, const Face& f, const CascadeClassifier& eye_cascade,
+                                 const AlignParams& ap = {}, Eyes* eyes = nullptr) {
+  Eyes e;
+  Image crop;
+  if (f.has_landmarks) {
+    e.lx = f.landmarks[kEyeLeft].x, e.ly = f.landmarks[kEyeLeft].y;
+    e.rx = f.landmarks[kEyeRight].x, e.ry = f.landmarks[kEyeRight].y;
+    e.left_found = e.right_found = true;
+    crop = warp_affine(photo, five_point_transform(f.landmarks, ap), ap.size, ap.size, 0, true);
+  } else {
+    e = find_eyes(grey, f.box, eye_cascade, ap);
+    crop = align_face(photo, e, ap);
+  }
+  if (eyes) *eyes = e;
+  return crop;
 }
 
 // "0.93" for a score.

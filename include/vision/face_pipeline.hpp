@@ -200,20 +200,13 @@ class FacePipeline {
     return faces;
   }
 
-  // Aligns and classifies one detected face of `photo` (`grey` is its grey version).
+  // Aligns and classifies one detected face of `photo` (`grey`: its grey version, read only for a
+  // face without landmarks).
   FaceResult analyse_face(const Image& photo, const Image& grey, const Face& f) {
     FaceResult r;
     r.face = f;
     r.box = f.box;
-    if (f.has_landmarks) {
-      r.eyes.lx = f.landmarks[kEyeLeft].x, r.eyes.ly = f.landmarks[kEyeLeft].y;
-      r.eyes.rx = f.landmarks[kEyeRight].x, r.eyes.ry = f.landmarks[kEyeRight].y;
-      r.eyes.left_found = r.eyes.right_found = true;
-      r.aligned = warp_affine(photo, five_point_transform(f.landmarks, opt_.align), opt_.align.size, opt_.align.size, 0, true);
-    } else {
-      r.eyes = find_eyes(grey, f.box, eyes_, opt_.align);
-      r.aligned = align_face(photo, r.eyes, opt_.align);
-    }
+    r.aligned = align_detected_face(photo, grey, f, eyes_, opt_.align, &r.eyes);
     r.classified = f.score >= opt_.classify_score;
     if (r.classified) r.pred = clf_.classify(r.aligned);
     return r;
