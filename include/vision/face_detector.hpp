@@ -205,26 +205,29 @@ class YuNetDetector : public FaceDetector {
 
   std::vector<Face> detect(const Image& photo, const FaceDetectParams& p) override {
     if (photo.empty()) throw Error("face detection: empty image");
-    const double s = input_scale(photo.width(), photo.height(), p);
-    const int w = std::max(1, int(std::lround(photo.width() * s))), h = std::max(1, int(std::lround(photo.height() * s)));
-    const double sx = double(w) / photo.width(), sy = double(h) / photo.height();
     Image converted;
     const Image& rgb = photo.channels() == 3 ? photo : (converted = to_rgb(photo));
-    const Image scaled = shrink(rgb, w, h);
-    const std::vector<cnn::Tensor> out = model_.graph.forward(input_tensor(scaled).view());
+    const double s = input_scale(photo.width(), photo.height(), p);
+    std::vector<detail::Candidate> cands = look(rgb, s);
     std::vector<Face> faces;
-    for (const detail::Candidate& c : decode(out)) {
+    for (const detail::Candidate& c : nms(std::move(cands))) {
       if (c.score < p.min_score) continue;
       Face f;
       f.score = c.score;
-      const float x0 = float(c.box[0] / sx), y0 = float(c.box[1] / sy), x1 = float(c.box[2] / sx), y1 = float(c.box[3] / sy);
-      f.box = Rect{int(x0), int(y0), int(x1 - x0), int(y1 - y0)};  // truncated, as libfacedetection
+      f.box = Rect{int(c.box[0]), int(c.box[1]), int(c.box[2] - c.box[0]), int(c.box[3] - c.box[1])};  // truncated, as libfacedetection
       f.has_landmarks = true;
-      for (int k = 0; k < 5; ++k) f.landmarks[std::size_t(k)] = {float(c.lm[2 * k] / sx), float(c.lm[2 * k + 1] / sy)};
+      for (int k = 0; k < 5; ++k) f.landmarks[std::size_t(k)] = {c.lm[2 * k], c.lm[2 * k + 1]};
       if (f.box.h < p.min_face || (p.max_face > 0 && f.box.h > p.max_face)) continue;
       faces.push_back(f);
     }
     return faces;
+  }
+
+  // The network on the photo scaled by s: its candidates in photo pixels, before NMS.
+  std::vector<detail::Candidate> look(const Image& rgb, double s) {
+    const int w = std::max(1, int(std::lround(rgb.width() * s))), h = std::max(1, int(std::lround(rgb.height() * s)));
+    const Image scaled = shrink(rgb, w, h);
+    return candidates(model_.graph.forward(input_tensor(scaled).view()), double(w) / rgb.width(), double(h) / rgb.height());
   }
 
   // The photo at w x h (never larger): halved while that stays at least twice the target, then
@@ -260,8 +263,9 @@ class YuNetDetector : public FaceDetector {
     return t;
   }
 
-  // Candidates from the twelve outputs, after NMS, best first (network-input pixels).
-  std::vector<detail::Candidate> decode(const std::vector<cnn::Tensor>& out) const {
+  // Candidates from the twelve outputs of an input that was the photo scaled by (sx, sy), in photo
+  // pixels, before NMS.
+  std::vector<detail::Candidate> candidates(const std::vector<cnn::Tensor>& out, double sx, double sy) const {
     std::vector<detail::Candidate> cands;
     for (int level = 0; level < 3; ++level) {
       const float stride = float(8 << level);
@@ -279,14 +283,20 @@ class YuNetDetector : public FaceDetector {
           const float* b = reg.data();
           const float cx = b[i] * stride + px, cy = b[plane + i] * stride + py;
           const float bw = std::exp(b[2 * plane + i]) * stride, bh = std::exp(b[3 * plane + i]) * stride;
-          k.box[0] = cx - bw / 2.f, k.box[1] = cy - bh / 2.f, k.box[2] = cx + bw / 2.f, k.box[3] = cy + bh / 2.f;
+          const float box[4] = {cx - bw / 2.f, cy - bh / 2.f, cx + bw / 2.f, cy + bh / 2.f};
+          for (int m = 0; m < 4; ++m) k.box[m] = float(box[m] / (m % 2 ? sy : sx));
           for (int m = 0; m < 5; ++m) {
-            k.lm[2 * m] = kps.data()[(2 * m) * plane + i] * stride + px;
-            k.lm[2 * m + 1] = kps.data()[(2 * m + 1) * plane + i] * stride + py;
+            k.lm[2 * m] = float((kps.data()[(2 * m) * plane + i] * stride + px) / sx);
+            k.lm[2 * m + 1] = float((kps.data()[(2 * m + 1) * plane + i] * stride + py) / sy);
           }
           cands.push_back(k);
         }
     }
+    return cands;
+  }
+
+  // Best first (stable), the best top_k, greedy NMS, the first keep_top_k.
+  std::vector<detail::Candidate> nms(std::vector<detail::Candidate> cands) const {
     std::stable_sort(cands.begin(), cands.end(),
                      [](const detail::Candidate& a, const detail::Candidate& b) { return a.score > b.score; });
     if (decode_.top_k >= 0 && cands.size() > std::size_t(decode_.top_k)) cands.resize(std::size_t(decode_.top_k));
