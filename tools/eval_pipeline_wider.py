@@ -14,7 +14,7 @@ Runs `agegender --json` on every photo that has a labelled face (demographics.cs
       included) at IoU >= 0.5, per photo; "false reported/photo" counts every reported face;
   ms: agegender's own time per photo (detect, align, classify; not decoding), median and mean.
 --sweep re-scores one run (made with --min-score 0 --classify-score 0) at several
-(min_score, classify_score) pairs, to choose the defaults on wider-pool.
+(min_score, classify_score[, classify_min_height]) settings, to choose the defaults on wider-pool.
 """
 import argparse
 import csv
@@ -50,11 +50,11 @@ def labelled_faces(base, gt, min_h):
     return out
 
 
-def score(results, gt, labelled, min_score, classify_score):
+def score(results, gt, labelled, min_score, classify_score, classify_min_h=0):
     found = reported = total = false_cls = false_rep = 0
     for name, faces in results.items():
         rep = [f for f in faces if f["score"] >= min_score]
-        cls = [f for f in rep if f["score"] >= classify_score and f.get("classified", True)]
+        cls = [f for f in rep if f["score"] >= classify_score and f["h"] >= classify_min_h and f.get("classified", True)]
         box = lambda f: [f["x"], f["y"], f["w"], f["h"]]  # noqa: E731
         for g in labelled.get(name, []):
             total += 1
@@ -74,7 +74,8 @@ def main():
     p.add_argument("--args", default="", help="extra agegender flags, e.g. \"--detector haar\"")
     p.add_argument("--every", type=int, default=1)
     p.add_argument("--min-h", type=int, default=40)
-    p.add_argument("--sweep", default="", help="min_score:classify_score pairs, comma-separated")
+    p.add_argument("--sweep", default="",
+                   help="min_score:classify_score[:classify_min_height] settings, comma-separated")
     a = p.parse_args()
     base = os.path.join(a.shared, "data", a.set)
     gt = read_gt(os.path.join(base, "gt.txt"))
@@ -95,9 +96,10 @@ def main():
     print("| min score | classify score | found | reported | false/photo | false reported/photo | labelled faces | ms median | ms mean |")
     print("|---|---|---|---|---|---|---|---|---|")
     pairs = [tuple(map(float, s.split(":"))) for s in a.sweep.split(",")] if a.sweep else [(0.0, 0.0)]
-    for ms_, cs in pairs:
-        f, r, fc, fr, total = score(results, gt, {n: labelled[n] for n in names}, ms_, cs)
-        label = (f"{ms_:.2f}", f"{cs:.2f}") if a.sweep else ("app default", "app default")
+    for pair in pairs:
+        ms_, cs, mh = (pair + (0.0,))[:3]
+        f, r, fc, fr, total = score(results, gt, {n: labelled[n] for n in names}, ms_, cs, mh)
+        label = (f"{ms_:.2f}", f"{cs:.2f}" + (f", h >= {mh:.0f}" if mh else "")) if a.sweep else ("app default", "app default")
         print(f"| {label[0]} | {label[1]} | {f:.3f} | {r:.3f} | {fc:.2f} | {fr:.2f} | {total} | "
               f"{statistics.median(ms):.1f} | {statistics.mean(ms):.1f} |")
 

@@ -33,8 +33,8 @@ const char* kUsage =
     "  --detector cnn|haar   face detector: YuNet CNN with landmarks (default; with --cascade: haar)\n"
     "                        or a Viola-Jones cascade\n"
     "  --min-score S         report faces scoring at least S, 0..1 (default 0.5)\n"
-    "  --classify-score S    give age and gender to faces scoring at least S (default 0.7); the\n"
-    "                        others are listed as faces the detector is unsure of\n"
+    "  --classify-score S    give age and gender to faces scoring at least S (default 0.65) and at\n"
+    "                        least 32 px tall; the others are listed without\n"
     "  --detector-weights F  CNN detector weights (default: bundled yunet.safetensors)\n"
     "  --cascade FILE        haar: face cascade (default: bundled haarcascade_frontalface_alt2.xml)\n"
     "  --eye-cascade FILE    eye cascade to align faces without landmarks (default: bundled haarcascade_eye.xml)\n"
@@ -62,7 +62,7 @@ struct Options {
   std::string manifest, root, predictions, report;
   bool json = false, aligned = false, quiet = false;
   int threads = 0, min_size = 24;
-  double min_score = 0.5, classify_score = 0.7;
+  double min_score = 0.5, classify_score = vision::PipelineOptions().classify_score;
   vision::LoadOptions load;
 };
 
@@ -257,8 +257,9 @@ int run_photos(const Options& o, vision::FacePipeline& pipe) {
                     faces.size() == 1 ? "" : "s", ms);
         for (const auto& f : faces) {
           if (!f.classified) {
-            std::printf("  face at x=%d y=%d w=%d h=%d  (detector unsure: score %.2f; no age or gender)\n", f.box.x,
-                        f.box.y, f.box.w, f.box.h, f.face.score);
+            const bool small = f.box.h < pipe.options().classify_min_face;
+            std::printf("  face at x=%d y=%d w=%d h=%d  (%s: score %.2f; no age or gender)\n", f.box.x, f.box.y, f.box.w,
+                        f.box.h, small ? "too small to judge" : "detector unsure", f.face.score);
             continue;
           }
           std::printf("  face at x=%d y=%d w=%d h=%d  Age: %s  %.0f years  Gender: %c  (p=%.2f; group p=%.2f)\n",

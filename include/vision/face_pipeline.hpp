@@ -157,17 +157,18 @@ struct FaceResult {
   Rect box;         // = face.box
   Eyes eyes;        // where alignment put the eyes (landmarks, the eye cascade, or the box's defaults)
   Image aligned;    // the 200x200 crop the classifier saw (before resizing)
-  bool classified = false;  // false: the detector was unsure of this face (score < classify_score)
+  bool classified = false;  // false: the detector was unsure of it, or it is too small (PipelineOptions)
   AgeGender pred;
 };
 
 struct PipelineOptions {
   FaceDetectParams detect;   // min_score, smallest face (24 px), the CNN's input size
   AlignParams align;
-  // Faces the detector scores below this get no age and gender: they are reported as faces it is
-  // unsure of. The CNN's scores are well calibrated (docs/vision.md); the cascade's come from its
-  // neighbour count.
-  float classify_score = 0.7f;
+  // Faces the detector scores below classify_score get no age and gender (they are reported as
+  // faces it is unsure of), nor do faces shorter than classify_min_face (too small to judge; most
+  // boxes that are not faces are that small). Chosen on wider-pool: docs/face_detection.md.
+  float classify_score = 0.65f;
+  int classify_min_face = 32;
   // Border for the second look when a photo gives no face, as a fraction of its longer side
   // (UTKFace's val crops through the cascade pipeline: 71.5% -> 98.2% found). 0: no second look.
   float retry_border = 0.125f;
@@ -207,7 +208,7 @@ class FacePipeline {
     r.face = f;
     r.box = f.box;
     r.aligned = align_detected_face(photo, grey, f, eyes_, opt_.align, &r.eyes);
-    r.classified = f.score >= opt_.classify_score;
+    r.classified = f.score >= opt_.classify_score && f.box.h >= opt_.classify_min_face;
     if (r.classified) r.pred = clf_.classify(r.aligned);
     return r;
   }
