@@ -13,6 +13,8 @@
 // pixels are. At scale 1 it gives libfacedetection's own boxes, scores and landmarks (decoding,
 // NMS and rounding as its detection_output(); tests/vision/test_face_detector.cpp checks this
 // against the library's output).
+//
+// A detector keeps its network's buffers between calls: use one per thread.
 #pragma once
 #include <algorithm>
 #include <array>
