@@ -354,7 +354,28 @@ TEST_CASE("agegender app: photos") {
   CHECK(r.rc == 0);
   CHECK(vt::has(r.out, "\"faces\":[{\"x\":"));
   CHECK(vt::has(r.out, "\"age_group\":\"("));
+  CHECK(vt::has(r.out, "\"score\":0.9"));
+  CHECK(vt::has(r.out, "\"landmarks\":[["));
+  CHECK(vt::has(r.out, "\"classified\":true"));
   CHECK(load_image(ann).width() == 512);
+  // A face the detector is unsure of is listed without an age or gender.
+  r = agegender(astronaut + " --classify-score 1 --json");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"classified\":false}"));
+  CHECK(!vt::has(r.out, "age_group"));
+  r = agegender(astronaut + " --classify-score 1");
+  CHECK(vt::has(r.out, "detector unsure: score 0.9"));
+  // The cascade behind the same app.
+  r = agegender(astronaut + " --detector haar --json");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"classified\":true"));
+  CHECK(!vt::has(r.out, "landmarks"));
+  for (const char* f : {"--detector dnn", "--min-score 2", "--classify-score -1", "--detector cnn --cascade x.xml"}) {
+    CAPTURE(f);
+    r = agegender(astronaut + " " + f);
+    CHECK(r.rc == 2);
+    CHECK(vt::has(r.err, "agegender: "));
+  }
   // a directory is walked; a bad file among good ones: reported, the rest processed, exit 1
   const std::string dir = vt::tmp_dir() + "/agdir";
   ::mkdir(dir.c_str(), 0755);
