@@ -10,7 +10,7 @@ TEST_CASE("depth-wise kernels equal conv2d_reference on random shapes, epilogues
   auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const Activation acts[] = {Activation::None, Activation::ReLU, Activation::ReLU6, Activation::LeakyReLU,
                              Activation::Sigmoid};
-  int vectorised = 0, strided = 0, ragged = 0;
+  int vectorised = 0, strided = 0, ragged = 0, blocks_of_four = 0;
   for (int trial = 0; trial < 120; ++trial) {
     Conv2dOptions o;
     o.in_channels = o.out_channels = o.groups = r(1, 5);
@@ -19,7 +19,9 @@ TEST_CASE("depth-wise kernels equal conv2d_reference on random shapes, epilogues
     o.stride_h = o.stride_w = s;
     o.dilation_h = o.dilation_w = trial % 9 == 8 ? 2 : 1;
     o.pad_h = r(0, std::min(3, o.kh)), o.pad_w = r(0, std::min(3, o.kw));
-    const int64_t h = r(1, 12) + o.dilation_h * (o.kh - 1), w = r(1, trial % 3 ? 70 : 17) + o.dilation_w * (o.kw - 1);
+    // Narrow rows (edge strips only), and rows wide enough for interior strips, four at a time.
+    const int64_t wide = trial % 3 == 0 ? r(1, 17) : trial % 3 == 1 ? r(1, 70) : r(80, 200);
+    const int64_t h = r(1, 12) + o.dilation_h * (o.kh - 1), w = wide + o.dilation_w * (o.kw - 1);
     const int64_t n = r(1, 2);
     const Shape xs{n, o.in_channels, h, w}, ys{n, o.out_channels, o.out_h(h), o.out_w(w)};
     Tensor x(xs), res(ys);
@@ -33,6 +35,7 @@ TEST_CASE("depth-wise kernels equal conv2d_reference on random shapes, epilogues
     vectorised += g.vectorised();
     strided += g.vectorised() && s == 2;
     ragged += g.vectorised() && ys.w % 16 != 0 && ys.w > 16;
+    blocks_of_four += g.vectorised() && ys.w >= 6 * 16;
 
     Epilogue ep;
     ep.bias = r(0, 1) ? bias.data() : nullptr;
@@ -67,6 +70,7 @@ TEST_CASE("depth-wise kernels equal conv2d_reference on random shapes, epilogues
   CHECK(vectorised > 60);
   CHECK(strided > 20);
   CHECK(ragged > 10);
+  CHECK(blocks_of_four >= 8);
 }
 
 TEST_CASE("a residual written over in place: the depth-wise output may share the residual's buffer") {

@@ -13,6 +13,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "../parallel.hpp"
 #include "cpu.hpp"
@@ -26,11 +27,15 @@ struct Geometry {
   int64_t oh = 0, ow = 0;  // output plane
   int kh = 3, kw = 3, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
   // Whether the vector kernels take it: strides 1 or 2 (equal in both directions), no dilation,
-  // kernels up to 16 wide; the rest runs the portable loop.
-  bool vectorised() const {
-    return stride_h == stride_w && (stride_h == 1 || stride_h == 2) && dilation_h == 1 && dilation_w == 1 && kw <= 16;
-  }
+  // kernels of up to kMaxTaps taps; the rest runs the portable loop.
+  bool vectorised() const;
 };
+
+constexpr int kMaxTaps = 64;  // kernel taps (kh * kw) the vector kernels keep in registers or on the stack
+inline bool Geometry::vectorised() const {
+  return stride_h == stride_w && (stride_h == 1 || stride_h == 2) && dilation_h == 1 && dilation_w == 1 &&
+         kh * kw <= kMaxTaps;
+}
 
 // The epilogues the vector code applies itself; others (Sigmoid) are applied per element after.
 inline bool vector_activation(Activation a) {
@@ -66,44 +71,103 @@ CNN_TARGET_AVX512 inline __mmask16 row_mask16(int64_t x0, int64_t w) {
   return __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
+// N strips of 16 output pixels of one output row, side by side: N independent accumulators keep
+// the FMA unit busy (one chain of dependent FMAs per strip would wait on each one's latency).
+template <int N, int Stride, bool Interior>
+CNN_TARGET_AVX512 inline void strips_avx512(const float* const* rows, const Geometry& g, const __m512* wv, float bias,
+                                            const int64_t* start, const __mmask16* m0, const __mmask16* m1, int64_t s0,
+                                            float* yrow, const Epilogue& ep, bool vec_act, __m512 slope) {
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512 acc[N];  // in registers: the loops over j are unrolled
+#pragma GCC unroll 4
+  for (int j = 0; j < N; ++j) acc[j] = _mm512_set1_ps(bias);
+  for (int ky = 0; ky < g.kh; ++ky) {
+    if (!rows[ky]) continue;
+    for (int kx = 0; kx < g.kw; ++kx) {
+      const __m512 w = wv[ky * g.kw + kx];
+#pragma GCC unroll 4
+      for (int j = 0; j < N; ++j) {
+        __m512 v;
+        if (Interior) {  // every lane inside the row: plain loads, no table
+          const float* p = rows[ky] + (s0 + j) * 16 * Stride - g.pad_w + kx;
+          v = _mm512_loadu_ps(p);
+          if (Stride == 2) v = _mm512_permutex2var_ps(v, evens, _mm512_loadu_ps(p + 16));
+        } else {
+          const std::size_t i = std::size_t((s0 + j) * g.kw + kx);
+          // Masked lanes are neither read nor faulted on, so the pointer may point before the row.
+          const float* p = rows[ky] + start[i];
+          v = _mm512_maskz_loadu_ps(m0[i], p);
+          if (Stride == 2) v = _mm512_permutex2var_ps(v, evens, _mm512_maskz_loadu_ps(m1[i], p + 16));
+        }
+        acc[j] = _mm512_fmadd_ps(v, w, acc[j]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < N; ++j) {
+    const int64_t ox = (s0 + j) * 16, n = std::min<int64_t>(16, g.ow - ox);
+    const __mmask16 out_mask = __mmask16((1u << n) - 1u);
+    float* d = yrow + ox;
+    if (ep.residual) acc[j] = _mm512_add_ps(acc[j], _mm512_maskz_loadu_ps(out_mask, ep.residual + (d - ep.out_base)));
+    if (vec_act) acc[j] = activate_avx512(acc[j], ep.act, slope);
+    _mm512_mask_storeu_ps(d, out_mask, acc[j]);
+    if (!vec_act)
+      for (int64_t q = 0; q < n; ++q) d[q] = ep.activate(d[q]);
+  }
+}
+
+// One output row: the edge strips with masked loads, the interior four strips at a time.
+template <int Stride>
+CNN_TARGET_AVX512 inline void row_avx512(const float* const* rows, const Geometry& g, const __m512* wv, float bias,
+                                         const int64_t* st, const __mmask16* k0, const __mmask16* k1, int64_t strips,
+                                         int64_t lo, int64_t hi, float* yrow, const Epilogue& ep, bool vec_act,
+                                         __m512 slope) {
+  for (int64_t s = 0; s < lo; ++s) strips_avx512<1, Stride, false>(rows, g, wv, bias, st, k0, k1, s, yrow, ep, vec_act, slope);
+  int64_t s = lo;
+  for (; s + 4 <= hi; s += 4) strips_avx512<4, Stride, true>(rows, g, wv, bias, st, k0, k1, s, yrow, ep, vec_act, slope);
+  for (; s < hi; ++s) strips_avx512<1, Stride, true>(rows, g, wv, bias, st, k0, k1, s, yrow, ep, vec_act, slope);
+  for (s = std::max(hi, lo); s < strips; ++s)
+    strips_avx512<1, Stride, false>(rows, g, wv, bias, st, k0, k1, s, yrow, ep, vec_act, slope);
+}
+
 CNN_TARGET_AVX512 inline void plane_avx512(const float* x, const float* k, float bias, const Geometry& g, float* y,
                                            const Epilogue& ep) {
   const bool vec_act = vector_activation(ep.act);
   const __m512 slope = _mm512_set1_ps(ep.slope);
-  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  constexpr int kMaxTaps = 16;  // kernel widths beyond this take the portable path
-  for (int64_t ox = 0; ox < g.ow; ox += 16) {
-    const int64_t n = std::min<int64_t>(16, g.ow - ox);
-    const __mmask16 out_mask = __mmask16((1u << n) - 1u);
-    // Per kernel column: where its loads start in a row, and which lanes lie inside the row.
-    int64_t start[kMaxTaps];
-    __mmask16 m0[kMaxTaps], m1[kMaxTaps];
+  // Per 16-pixel strip of an output row and kernel column: where its loads start in an input row
+  // and which lanes lie inside the row (the same for every row).
+  const int64_t strips = (g.ow + 15) / 16;
+  thread_local std::vector<int64_t> start;
+  thread_local std::vector<__mmask16> m0, m1;
+  start.resize(std::size_t(strips * g.kw));
+  m0.resize(start.size());
+  m1.resize(start.size());
+  for (int64_t s = 0; s < strips; ++s)
     for (int kx = 0; kx < g.kw; ++kx) {
-      start[kx] = ox * g.stride_w - g.pad_w + kx;
-      m0[kx] = row_mask16(start[kx], g.w);
-      m1[kx] = g.stride_w == 2 ? row_mask16(start[kx] + 16, g.w) : 0;
+      const std::size_t i = std::size_t(s * g.kw + kx);
+      start[i] = s * 16 * g.stride_w - g.pad_w + kx;
+      m0[i] = row_mask16(start[i], g.w);
+      m1[i] = g.stride_w == 2 ? row_mask16(start[i] + 16, g.w) : 0;
     }
-    for (int64_t oy = 0; oy < g.oh; ++oy) {
-      __m512 acc = _mm512_set1_ps(bias);
-      for (int ky = 0; ky < g.kh; ++ky) {
-        const int64_t iy = oy * g.stride_h - g.pad_h + ky;
-        if (iy < 0 || iy >= g.h) continue;
-        const float* row = x + iy * g.w;
-        for (int kx = 0; kx < g.kw; ++kx) {
-          // Masked lanes are neither read nor faulted on, so the pointer may point before the row.
-          const float* p = row + start[kx];
-          __m512 v = _mm512_maskz_loadu_ps(m0[kx], p);
-          if (g.stride_w == 2) v = _mm512_permutex2var_ps(v, evens, _mm512_maskz_loadu_ps(m1[kx], p + 16));
-          acc = _mm512_fmadd_ps(v, _mm512_set1_ps(k[ky * g.kw + kx]), acc);
-        }
-      }
-      float* d = y + oy * g.ow + ox;
-      if (ep.residual) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(out_mask, ep.residual + (d - ep.out_base)));
-      if (vec_act) acc = activate_avx512(acc, ep.act, slope);
-      _mm512_mask_storeu_ps(d, out_mask, acc);
-      if (!vec_act)
-        for (int64_t j = 0; j < n; ++j) d[j] = ep.activate(d[j]);
+  // Strips [lo, hi) are whole and read only inside the row: they need no masks.
+  const int64_t span = 16 * g.stride_w;
+  int64_t lo = 0, hi = strips;
+  while (lo < strips && lo * span - g.pad_w < 0) ++lo;
+  while (hi > lo && ((hi - 1) * span - g.pad_w + g.kw - 1 + span > g.w || hi * 16 > g.ow)) --hi;
+  __m512 wv[kMaxTaps];
+  for (int t = 0; t < g.kh * g.kw; ++t) wv[t] = _mm512_set1_ps(k[t]);
+  const float* rows[kMaxTaps];
+  // Row by row, so that the input rows under an output row stay in L1 across its strips.
+  for (int64_t oy = 0; oy < g.oh; ++oy) {
+    for (int ky = 0; ky < g.kh; ++ky) {
+      const int64_t iy = oy * g.stride_h - g.pad_h + ky;
+      rows[ky] = iy < 0 || iy >= g.h ? nullptr : x + iy * g.w;
     }
+    float* yrow = y + oy * g.ow;
+    const int64_t* st = start.data();
+    const __mmask16 *k0 = m0.data(), *k1 = m1.data();
+    if (g.stride_w == 1) row_avx512<1>(rows, g, wv, bias, st, k0, k1, strips, lo, hi, yrow, ep, vec_act, slope);
+    else row_avx512<2>(rows, g, wv, bias, st, k0, k1, strips, lo, hi, yrow, ep, vec_act, slope);
   }
 }
 
@@ -118,34 +182,46 @@ CNN_TARGET_AVX2 inline __m256i row_mask8(int64_t x0, int64_t w) {
 
 CNN_TARGET_AVX2 inline void plane_avx2(const float* x, const float* k, float bias, const Geometry& g, float* y,
                                        const Epilogue& ep) {
-  constexpr int kMaxTaps = 16;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int64_t ox = 0; ox < g.ow; ox += 8) {
-    const int64_t n = std::min<int64_t>(8, g.ow - ox);
-    const __m256i out_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane);
-    int64_t start[kMaxTaps];
-    __m256i m0[kMaxTaps], m1[kMaxTaps];
+  const int64_t strips = (g.ow + 7) / 8;
+  thread_local std::vector<int64_t> start;
+  thread_local std::vector<int32_t> m0, m1;  // 8 lanes per strip and kernel column (maskload's sign bits)
+  start.resize(std::size_t(strips * g.kw));
+  m0.resize(start.size() * 8);
+  m1.resize(start.size() * 8);
+  for (int64_t s = 0; s < strips; ++s)
     for (int kx = 0; kx < g.kw; ++kx) {
-      start[kx] = ox * g.stride_w - g.pad_w + kx;
-      m0[kx] = row_mask8(start[kx], g.w);
-      m1[kx] = g.stride_w == 2 ? row_mask8(start[kx] + 8, g.w) : _mm256_setzero_si256();
+      const std::size_t i = std::size_t(s * g.kw + kx);
+      start[i] = s * 8 * g.stride_w - g.pad_w + kx;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(&m0[8 * i]), row_mask8(start[i], g.w));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(&m1[8 * i]),
+                          g.stride_w == 2 ? row_mask8(start[i] + 8, g.w) : _mm256_setzero_si256());
     }
-    for (int64_t oy = 0; oy < g.oh; ++oy) {
+  __m256 wv[kMaxTaps];
+  for (int t = 0; t < g.kh * g.kw; ++t) wv[t] = _mm256_set1_ps(k[t]);
+  const float* rows[kMaxTaps];
+  for (int64_t oy = 0; oy < g.oh; ++oy) {
+    for (int ky = 0; ky < g.kh; ++ky) {
+      const int64_t iy = oy * g.stride_h - g.pad_h + ky;
+      rows[ky] = iy < 0 || iy >= g.h ? nullptr : x + iy * g.w;
+    }
+    for (int64_t s = 0; s < strips; ++s) {
+      const int64_t ox = s * 8, n = std::min<int64_t>(8, g.ow - ox);
+      const std::size_t i0 = std::size_t(s * g.kw);
       __m256 acc = _mm256_set1_ps(bias);
       for (int ky = 0; ky < g.kh; ++ky) {
-        const int64_t iy = oy * g.stride_h - g.pad_h + ky;
-        if (iy < 0 || iy >= g.h) continue;
-        const float* row = x + iy * g.w;
+        if (!rows[ky]) continue;
         for (int kx = 0; kx < g.kw; ++kx) {
-          const float* p = row + start[kx];
-          __m256 v = _mm256_maskload_ps(p, m0[kx]);
+          const float* p = rows[ky] + start[i0 + kx];
+          __m256 v = _mm256_maskload_ps(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&m0[8 * (i0 + kx)])));
           if (g.stride_w == 2) {  // the even lanes of 16 loaded floats, in order
-            const __m256 hi = _mm256_maskload_ps(p + 8, m1[kx]);
+            const __m256 hi = _mm256_maskload_ps(p + 8, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&m1[8 * (i0 + kx)])));
             v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(v, hi, 0x88)), 0xD8));
           }
-          acc = _mm256_fmadd_ps(v, _mm256_set1_ps(k[ky * g.kw + kx]), acc);
+          acc = _mm256_fmadd_ps(v, wv[ky * g.kw + kx], acc);
         }
       }
+      const __m256i out_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane);
       float* d = y + oy * g.ow + ox;
       if (ep.residual) acc = _mm256_add_ps(acc, _mm256_maskload_ps(ep.residual + (d - ep.out_base), out_mask));
       const __m256 zero = _mm256_setzero_ps();
