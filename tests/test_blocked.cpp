@@ -121,6 +121,11 @@ TEST_CASE("blocked 1x1 with weights past 512 KiB (items by panel) equals conv2d_
 
 TEST_CASE("the direct stride-2 kernel reads and writes either layout, equal to conv2d_reference") {
   if (detect_isa() != Isa::AVX512) return;
+  // Few-tap shapes would take the row kernel (tested in test_depthwise.cpp); this tests the direct one.
+  struct RowconvOff {
+    RowconvOff() { set_rowconv(false); }
+    ~RowconvOff() { set_rowconv(true); }
+  } rowconv_off;
   std::mt19937 rng(47);
   auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   int border_in_kernel = 0, padded_copy = 0;  // blocked inputs by how their padding was applied

@@ -92,3 +92,50 @@ TEST_CASE("a residual written over in place: the depth-wise output may share the
     CHECK(std::equal(apart.data(), apart.data() + apart.numel(), inplace.data()));
   }
 }
+
+TEST_CASE("the row kernel (few input taps) equals conv2d_reference, with every epilogue and thread count") {
+  if (detect_isa() != Isa::AVX512) return;  // AVX-512 only; other ISAs keep the GEMM path
+  std::mt19937 rng(31);
+  auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  const Activation acts[] = {Activation::None, Activation::ReLU, Activation::ReLU6, Activation::LeakyReLU,
+                             Activation::Sigmoid};
+  int taken = 0, edges_only = 0, interior = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    Conv2dOptions o;
+    o.in_channels = r(1, 3);
+    o.kh = r(1, 3), o.kw = r(1, 3);
+    o.out_channels = trial % 4 == 0 ? r(1, 40) : 16 * r(1, 2);  // whole blocks of 16 and ragged ones
+    o.stride_h = o.stride_w = r(1, 2);
+    o.pad_h = r(0, o.kh - 1), o.pad_w = r(0, o.kw - 1);
+    o.bias = r(0, 1);
+    const int64_t h = r(1, 9) + o.kh, w = (trial % 2 ? r(16, 40) : r(60, 150)) * o.stride_w + o.kw;
+    Graph g;
+    g.add_output(g.add<Conv2d>({Graph::kInput}, "c", o), "y");
+    g.init_random(uint32_t(trial));
+    auto* conv = static_cast<Conv2d*>(g.layer(1));
+    conv->set_activation(acts[trial % 5], 0.1f);
+    const Shape xs{r(1, 2), o.in_channels, h, w};
+    const Shape ys{xs.n, o.out_channels, o.out_h(h), o.out_w(w)};
+    if (!conv->use_rowconv(xs, ys)) continue;
+    ++taken;
+    (ys.w >= 16 * 6 ? interior : edges_only)++;
+    Tensor x(xs);
+    test::fill_random(x.data(), x.numel(), rng);
+    Tensor ref(ys);
+    Epilogue post = conv->epilogue();
+    post.bias = nullptr;  // conv2d_reference adds the bias itself
+    conv2d_reference(x.view(), conv->weight().values.data(), conv->bias_data(), o, ref.view(), post);
+    Tensor first(ys);
+    for (int threads : {1, 2}) {
+      test::ThreadScope ts(threads);
+      Tensor y = g.forward_single(x.view());
+      INFO("trial " << trial << " " << conv->describe() << " in " << xs.str() << " threads " << threads);
+      CHECK(test::rel_error(y.data(), ref.data(), y.numel()) < 1e-5);
+      if (threads == 1) first = std::move(y);
+      else CHECK(std::equal(y.data(), y.data() + y.numel(), first.data()));
+    }
+  }
+  CHECK(taken > 40);
+  CHECK(interior > 10);
+  CHECK(edges_only > 10);
+}

@@ -155,6 +155,11 @@ TEST_CASE("Conv2d fast paths equal conv2d_reference on random shapes, on every I
 
 TEST_CASE("the direct stride-2 kernel equals conv2d_reference, with every epilogue and thread count") {
   if (detect_isa() != Isa::AVX512) return;  // the kernel is AVX-512 only; other ISAs keep the GEMM path
+  // Few-tap shapes would take the row kernel (tested in test_depthwise.cpp); this tests the direct one.
+  struct RowconvOff {
+    RowconvOff() { set_rowconv(false); }
+    ~RowconvOff() { set_rowconv(true); }
+  } rowconv_off;
   std::mt19937 rng(17);
   auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const int saved = num_threads();

@@ -53,13 +53,15 @@ class WeightSource {
 // made where a producer and a consumer run on different layouts (see Layer::runs_blocked()).
 struct MemoryPlan {
   // The kernel settings the layouts and the workspace were chosen under: which kernel a layer runs
-  // decides both (set_isa(), set_blocked(), set_direct(), set_winograd()).
+  // decides both (set_isa(), set_blocked(), set_direct(), set_winograd(), set_rowconv()).
   struct Settings {
     Isa isa = Isa::Generic;
-    bool blocked = false, direct = false, winograd = false;
-    static Settings current() { return {active_isa(), blocked_enabled(), direct_enabled(), winograd_enabled()}; }
+    bool blocked = false, direct = false, winograd = false, rowconv = false;
+    static Settings current() {
+      return {active_isa(), blocked_enabled(), direct_enabled(), winograd_enabled(), rowconv_enabled()};
+    }
     bool operator==(const Settings& o) const {
-      return isa == o.isa && blocked == o.blocked && direct == o.direct && winograd == o.winograd;
+      return isa == o.isa && blocked == o.blocked && direct == o.direct && winograd == o.winograd && rowconv == o.rowconv;
     }
   };
   Shape input;

@@ -96,6 +96,14 @@ inline bool& direct_setting() {
 inline void set_direct(bool on) { direct_setting() = on; }
 inline bool direct_enabled() { return direct_setting(); }
 
+// Whether convolutions with few input taps (a first layer on an RGB image) may use the row kernel
+// (kernels/rowconv.hpp) with AVX-512. Default on; CNN_ROWCONV=0 keeps them on the direct kernel or GEMM.
+inline bool& rowconv_setting() {
+  static bool on = env_switch("CNN_ROWCONV");
+  return on;
+}
+inline void set_rowconv(bool on) { rowconv_setting() = on; }
+inline bool rowconv_enabled() { return rowconv_setting(); }
 // Whether convolutions may run on the channel-blocked layout (kernels/blocked.hpp) where it pays,
 // with AVX-512. Default on; CNN_BLOCKED=0 keeps every tensor NCHW.
 inline bool& blocked_setting() {

@@ -23,6 +23,7 @@
 #include "../kernels/depthwise.hpp"
 #include "../kernels/direct_conv.hpp"
 #include "../kernels/linear.hpp"
+#include "../kernels/rowconv.hpp"
 #include "../kernels/winograd.hpp"
 #include "layer.hpp"
 
@@ -258,7 +259,7 @@ class Conv2d : public Layer {
     if (o_.groups != 1 || o_.dilation_h != 1 || o_.dilation_w != 1) return false;
     if (o_.in_channels % kernels::blocked::kLanes || o_.out_channels % kernels::blocked::kLanes) return false;
     const Shape& s = in[0];
-    if (s.h * s.w < 56 * 56) return false;
+    if (s.h * s.w < 56 * 56 || use_rowconv(s, output_shape_of(s))) return false;
     if (is_blocked_pointwise()) return kernels::blocked::pointwise_supports(pointwise_geometry(s));
     if (use_direct(s, output_shape_of(s))) return true;
     return winograd_shape() && winograd_enabled() && o_.in_channels <= 64 && o_.out_channels <= 64;
@@ -294,6 +295,13 @@ class Conv2d : public Layer {
     if (residual_) ep.residual = in[1].data, ep.out_base = y.data;
     if (x.blocked || y.blocked) return forward_blocked(x, y, ep, workspace);
     if (is_depthwise()) return forward_depthwise(x, y, ep);
+#ifdef CNN_X86
+    if (use_rowconv(x.shape, y.shape)) {
+      for (int64_t n = 0; n < x.shape.n; ++n)
+        kernels::rowconv::run(x.sample(n), weight_.values.data(), rowconv_geometry(x.shape, y.shape), y.sample(n), ep);
+      return;
+    }
+#endif
     if (const int m = winograd_tile(y.shape)) {
       const kernels::winograd::Weights& U = winograd_weights(m);
       const kernels::winograd::Geometry g(m, o_.in_channels, x.shape.h, x.shape.w, o_.pad_h, o_.pad_w,
@@ -347,9 +355,24 @@ class Conv2d : public Layer {
   // where the GEMM's im2col gathers cost 20-40%. A 1x1 kernel stays on the GEMM (measured faster:
   // the direct tile reads a new channel plane for every multiply-add step).
   bool use_direct(const Shape& in, const Shape& out) const {
-    return direct_enabled() && active_isa() == Isa::AVX512 && o_.groups == 1 && o_.dilation_h == 1 &&
+    return !use_rowconv(in, out) && direct_enabled() && active_isa() == Isa::AVX512 && o_.groups == 1 && o_.dilation_h == 1 &&
            o_.dilation_w == 1 && o_.stride_h == 2 && o_.stride_w == 2 && o_.kh * o_.kw > 1 &&
            !small_map(out.h * out.w) && kernels::direct::supports(direct_geometry(in, out));
+  }
+  // Whether this runs on the row kernel (kernels/rowconv.hpp): few input taps (in_channels x kh x kw
+  // <= 32 and a kernel larger than 1x1: a first layer on an RGB image), AVX-512, strides 1-2, NCHW.
+  // The GEMM spends more on packing than on arithmetic there, and the direct kernel's 32-channel
+  // panels are mostly empty (YuNet's 3x3/2 stem: 5.5 ms by GEMM, 7.5 direct, 3.2 here, 1 thread).
+  // 1x1 layers with few input channels stayed faster on the GEMM.
+  bool use_rowconv(const Shape& in, const Shape& out) const {
+#ifdef CNN_X86
+    return rowconv_enabled() && active_isa() == Isa::AVX512 && o_.groups == 1 && o_.dilation_h == 1 &&
+           o_.dilation_w == 1 && o_.stride_h == o_.stride_w && o_.kh * o_.kw > 1 && !residual_ &&
+           kernels::rowconv::supports(rowconv_geometry(in, out));
+#else
+    (void)in, (void)out;
+    return false;
+#endif
   }
   // Whether the direct kernel reads this input as it lies, applying the padding itself (ResNet's 3x3/2
   // layers), rather than a zero-padded copy of it (the 7x7/2 stem).
@@ -358,6 +381,9 @@ class Conv2d : public Layer {
   }
 
  private:
+  kernels::rowconv::Geometry rowconv_geometry(const Shape& in, const Shape& out) const {
+    return {o_.in_channels, in.h, in.w, o_.out_channels, out.h, out.w, o_.kh, o_.kw, o_.stride_h, o_.pad_h, o_.pad_w};
+  }
   kernels::direct::Geometry direct_geometry(const Shape& in, const Shape& out) const {
     if (direct_pads_itself(in, out))
       return {o_.in_channels, in.h, in.w, o_.kh, o_.kw, o_.stride_h, out.h, out.w, o_.pad_h, o_.pad_w};
