@@ -115,6 +115,8 @@ TEST_CASE("graph descriptions that do not hold together are refused with the nod
   CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"ReLU"}],"outputs":[["y","nope"]]})").find("unknown node 'nope'") !=
         std::string::npos);
   CHECK(error(R"({"nodes":[]})").find("needs one entry in \"inputs\"") != std::string::npos);
+  CHECK(error("{" + in + R"("nodes":[{"name":"c","op":"Conv2d","in_channels":3,"out_channels":4,"kernel":3,"groups":2}])" +
+              out).find("g.safetensors: graph node 'c': Conv2d 'c': groups must divide") != std::string::npos);
   CHECK(error("{ not json").find("metadata 'graph' is not valid JSON") != std::string::npos);
 }
 

@@ -174,7 +174,12 @@ class YuNetDetector : public FaceDetector {
     number("nms_iou", d.decode_.nms_iou);
     // Every output the decoding reads, with its channel count, at strides 8, 16 and 32.
     const auto names = d.model_.graph.output_names();
-    const auto shapes = d.model_.graph.output_shapes(cnn::Shape{1, 3, 64, 64});
+    std::vector<cnn::Shape> shapes;
+    try {  // a graph whose layers do not fit together fails here, on a 64x64 input
+      shapes = d.model_.graph.output_shapes(cnn::Shape{1, 3, 64, 64});
+    } catch (const cnn::Error& e) {
+      cnn::fail(path, ": ", e.what());
+    }
     for (int level = 0; level < 3; ++level)
       for (int k = 0; k < 4; ++k) {
         static const char* kind[4] = {"cls", "bbox", "obj", "kps"};

@@ -160,6 +160,14 @@ TEST_CASE("detector files of the wrong kind, cut short or using an op the engine
   });
   CHECK(vt::has(err(no_tensor), "missing tensor 'neck.lateral_convs.0.pw.weight'"));
 
+  const std::string misfit = edited_copy("yunet_misfit.safetensors", [](cnn::SafeTensorsWriter& w) {
+    std::string& g = w.metadata["graph"];  // the first upsampling doubles nothing: the add's shapes differ
+    const std::string up = "\"scale\":2";
+    g.replace(g.find(up), up.size(), "\"scale\":1");
+  });
+  const std::string m = err(misfit);
+  CHECK(vt::has(m, "yunet_misfit.safetensors: Add 'neck.add1': input shapes differ"));
+
   const std::string not_json = edited_copy("yunet_badgraph.safetensors", [](cnn::SafeTensorsWriter& w) {
     w.metadata["graph"] = "{\"inputs\": [";
   });

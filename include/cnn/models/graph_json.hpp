@@ -119,53 +119,59 @@ inline Graph build_graph_from_json(const std::string& text, const std::string& o
 
     const std::string& o = op->string;
     LayerPtr layer;
-    if (o == "Conv2d") {
-      Conv2dOptions c;
-      c.in_channels = int_attr("in_channels", 0, true);
-      c.out_channels = int_attr("out_channels", 0, true);
-      std::tie(c.kh, c.kw) = pair_attr("kernel", 1, true);
-      std::tie(c.stride_h, c.stride_w) = pair_attr("stride", 1);
-      std::tie(c.pad_h, c.pad_w) = pair_attr("padding", 0);
-      std::tie(c.dilation_h, c.dilation_w) = pair_attr("dilation", 1);
-      c.groups = int(int_attr("groups", 1));
-      c.bias = bool_attr("bias", true);
-      layer = std::make_unique<Conv2d>(nm, c);
-    } else if (o == "BatchNorm2d") {
-      layer = std::make_unique<BatchNorm2d>(nm, int_attr("num_features", 0, true), num_attr("eps", 1e-5));
-    } else if (o == "Linear") {
-      layer = std::make_unique<Linear>(nm, int_attr("in_features", 0, true), int_attr("out_features", 0, true),
-                                       bool_attr("bias", true));
-    } else if (o == "MaxPool2d" || o == "AvgPool2d") {
-      Pool2dOptions p;
-      std::tie(p.kh, p.kw) = pair_attr("kernel", 1, true);
-      std::tie(p.stride_h, p.stride_w) = pair_attr("stride", 0);
-      std::tie(p.pad_h, p.pad_w) = pair_attr("padding", 0);
-      p.ceil_mode = bool_attr("ceil_mode", false);
-      p.count_include_pad = bool_attr("count_include_pad", true);
-      layer = std::make_unique<Pool2d>(nm, o == "MaxPool2d" ? PoolKind::Max : PoolKind::Avg, p);
-    } else if (o == "AdaptiveAvgPool2d") {
-      const auto [h, w] = pair_attr("output", 1, true);
-      layer = std::make_unique<AdaptiveAvgPool2d>(nm, h, w);
-    } else if (o == "Upsample") {
-      const json::Value* mode = field("mode");
-      if (mode && !(mode->is_string() && mode->string == "nearest")) bad("only mode \"nearest\" is supported");
-      layer = std::make_unique<Upsample2d>(nm, int(int_attr("scale", 0, true)));
-    } else if (o == "ReLU" || o == "ReLU6" || o == "Sigmoid" || o == "LeakyReLU") {
-      const Activation a = o == "ReLU" ? Activation::ReLU : o == "ReLU6" ? Activation::ReLU6
-                           : o == "Sigmoid" ? Activation::Sigmoid : Activation::LeakyReLU;
-      layer = std::make_unique<ActivationLayer>(nm, a, float(num_attr("slope", 0.01)));
-    } else if (o == "Add") {
-      layer = std::make_unique<Add>(nm);
-    } else if (o == "Flatten") {
-      layer = std::make_unique<Flatten>(nm);
-    } else if (o == "Dropout") {
-      layer = std::make_unique<Dropout>(nm);
-    } else if (o == "Softmax") {
-      layer = std::make_unique<Softmax>(nm);
-    } else {
-      std::string known;
-      for (auto& k : graph_ops()) known += " " + k;
-      fail(origin, ": graph node '", nm, "' uses op '", o, "', which this engine does not have (it has:", known, ")");
+    try {  // a layer's own checks (groups dividing the channels...) name the file too
+      if (o == "Conv2d") {
+        Conv2dOptions c;
+        c.in_channels = int_attr("in_channels", 0, true);
+        c.out_channels = int_attr("out_channels", 0, true);
+        std::tie(c.kh, c.kw) = pair_attr("kernel", 1, true);
+        std::tie(c.stride_h, c.stride_w) = pair_attr("stride", 1);
+        std::tie(c.pad_h, c.pad_w) = pair_attr("padding", 0);
+        std::tie(c.dilation_h, c.dilation_w) = pair_attr("dilation", 1);
+        c.groups = int(int_attr("groups", 1));
+        c.bias = bool_attr("bias", true);
+        layer = std::make_unique<Conv2d>(nm, c);
+      } else if (o == "BatchNorm2d") {
+        layer = std::make_unique<BatchNorm2d>(nm, int_attr("num_features", 0, true), num_attr("eps", 1e-5));
+      } else if (o == "Linear") {
+        layer = std::make_unique<Linear>(nm, int_attr("in_features", 0, true), int_attr("out_features", 0, true),
+                                         bool_attr("bias", true));
+      } else if (o == "MaxPool2d" || o == "AvgPool2d") {
+        Pool2dOptions p;
+        std::tie(p.kh, p.kw) = pair_attr("kernel", 1, true);
+        std::tie(p.stride_h, p.stride_w) = pair_attr("stride", 0);
+        std::tie(p.pad_h, p.pad_w) = pair_attr("padding", 0);
+        p.ceil_mode = bool_attr("ceil_mode", false);
+        p.count_include_pad = bool_attr("count_include_pad", true);
+        layer = std::make_unique<Pool2d>(nm, o == "MaxPool2d" ? PoolKind::Max : PoolKind::Avg, p);
+      } else if (o == "AdaptiveAvgPool2d") {
+        const auto [h, w] = pair_attr("output", 1, true);
+        layer = std::make_unique<AdaptiveAvgPool2d>(nm, h, w);
+      } else if (o == "Upsample") {
+        const json::Value* mode = field("mode");
+        if (mode && !(mode->is_string() && mode->string == "nearest")) bad("only mode \"nearest\" is supported");
+        layer = std::make_unique<Upsample2d>(nm, int(int_attr("scale", 0, true)));
+      } else if (o == "ReLU" || o == "ReLU6" || o == "Sigmoid" || o == "LeakyReLU") {
+        const Activation a = o == "ReLU" ? Activation::ReLU : o == "ReLU6" ? Activation::ReLU6
+                             : o == "Sigmoid" ? Activation::Sigmoid : Activation::LeakyReLU;
+        layer = std::make_unique<ActivationLayer>(nm, a, float(num_attr("slope", 0.01)));
+      } else if (o == "Add") {
+        layer = std::make_unique<Add>(nm);
+      } else if (o == "Flatten") {
+        layer = std::make_unique<Flatten>(nm);
+      } else if (o == "Dropout") {
+        layer = std::make_unique<Dropout>(nm);
+      } else if (o == "Softmax") {
+        layer = std::make_unique<Softmax>(nm);
+      } else {
+        std::string known;
+        for (auto& k : graph_ops()) known += " " + k;
+        fail(origin, ": graph node '", nm, "' uses op '", o, "', which this engine does not have (it has:", known, ")");
+      }
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      if (m.rfind(origin, 0) == 0) throw;
+      fail(origin, ": graph node '", nm, "': ", m);
     }
     if (int(in.size()) != layer->num_inputs())
       bad("takes " + std::to_string(layer->num_inputs()) + " input(s), given " + std::to_string(in.size()));
