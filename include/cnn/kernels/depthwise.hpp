@@ -42,6 +42,14 @@ inline bool vector_activation(Activation a) {
   return a == Activation::None || a == Activation::ReLU || a == Activation::LeakyReLU || a == Activation::ReLU6;
 }
 
+// The input rows under output row oy, one per kernel row (nullptr where it falls outside the image).
+inline void rows_under(const float* x, const Geometry& g, int64_t oy, const float** rows) {
+  for (int ky = 0; ky < g.kh; ++ky) {
+    const int64_t iy = oy * g.stride_h - g.pad_h + ky;
+    rows[ky] = iy < 0 || iy >= g.h ? nullptr : x + iy * g.w;
+  }
+}
+
 // One plane, the portable way (the same order of operations as the vector kernels).
 inline void plane_generic(const float* x, const float* k, float bias, const Geometry& g, float* y,
                           const Epilogue& ep) {
@@ -159,10 +167,7 @@ CNN_TARGET_AVX512 inline void plane_avx512(const float* x, const float* k, float
   const float* rows[kMaxTaps];
   // Row by row, so that the input rows under an output row stay in L1 across its strips.
   for (int64_t oy = 0; oy < g.oh; ++oy) {
-    for (int ky = 0; ky < g.kh; ++ky) {
-      const int64_t iy = oy * g.stride_h - g.pad_h + ky;
-      rows[ky] = iy < 0 || iy >= g.h ? nullptr : x + iy * g.w;
-    }
+    rows_under(x, g, oy, rows);
     float* yrow = y + oy * g.ow;
     const int64_t* st = start.data();
     const __mmask16 *k0 = m0.data(), *k1 = m1.data();
@@ -201,10 +206,7 @@ CNN_TARGET_AVX2 inline void plane_avx2(const float* x, const float* k, float bia
   for (int t = 0; t < g.kh * g.kw; ++t) wv[t] = _mm256_set1_ps(k[t]);
   const float* rows[kMaxTaps];
   for (int64_t oy = 0; oy < g.oh; ++oy) {
-    for (int ky = 0; ky < g.kh; ++ky) {
-      const int64_t iy = oy * g.stride_h - g.pad_h + ky;
-      rows[ky] = iy < 0 || iy >= g.h ? nullptr : x + iy * g.w;
-    }
+    rows_under(x, g, oy, rows);
     for (int64_t s = 0; s < strips; ++s) {
       const int64_t ox = s * 8, n = std::min<int64_t>(8, g.ow - ox);
       const std::size_t i0 = std::size_t(s * g.kw);
