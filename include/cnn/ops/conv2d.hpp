@@ -184,7 +184,8 @@ class Conv2d : public Layer {
   }
 
   // Scratch: a zero-padded copy of one image when the GEMM path unfolds a padded input.
-  // Or, for a small output map, the unfolded and transposed operands of forward_small_map().
+  // Or, for a small output map, the unfolded and transposed operands of forward_small_map(). None
+  // for the depth-wise and row kernels.
   int64_t workspace_floats(const std::vector<Shape>& in) const override {
     if (is_depthwise()) return 0;
     const int64_t P = o_.out_h(in[0].h) * o_.out_w(in[0].w);
@@ -192,6 +193,7 @@ class Conv2d : public Layer {
     const int64_t small = small_map(P) ? 2 * K * P + P * cout_g : 0;
     if (is_pointwise() || (o_.pad_h == 0 && o_.pad_w == 0)) return small;
     const Shape out = output_shape_of(in[0]);
+    if (use_rowconv(in[0], out)) return 0;  // reads the image as it lies
     if (use_direct(in[0], out) && direct_pads_itself(in[0], out)) return small;  // no padded copy
     return std::max(small, in[0].c * (in[0].h + 2 * o_.pad_h) * (in[0].w + 2 * o_.pad_w));
   }
