@@ -8,7 +8,7 @@ this engine's .safetensors, the network described as a graph in the metadata
                                             --out weights/faceapi-recognition.safetensors [--dtype F16|F32]
 
 Plain Python + numpy; the output is byte-for-byte the same on every run. F16 (the default, 11.3 MB,
-the committed file) gives descriptors within 2.6e-4 of face-api's (max |diff| / max |value| 6.5e-4);
+the committed file) gives descriptors within 2.5e-4 of face-api's (max |diff| / max |value| 6.5e-4);
 F32 (22.6 MB) within 3e-7. What the tensors mean follows face-api's src/faceRecognitionNet/*.ts:
   - dequantisation as tfjs's io.decodeWeights: value = q * scale + min in double, stored as float32;
   - a "conv layer" is conv2d(filters HWIO) + bias, then a per-channel scale layer x * w + b, then
