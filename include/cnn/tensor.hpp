@@ -12,16 +12,23 @@
 #include <string>
 #include <vector>
 
+#include "checked.hpp"
 #include "error.hpp"
 
 namespace cnn {
 
 constexpr std::size_t kTensorAlignment = 64;  // one cache line, one AVX-512 register
+constexpr int64_t kMaxTensorElements = int64_t(1) << 38;  // 1 TiB of float32
 
 struct Shape {
   int64_t n = 0, c = 0, h = 0, w = 0;
 
+  // Plain products for shapes already validated (every Tensor's, every planned shape). A shape
+  // read from a file goes through checked_numel first (cnn/checked.hpp).
   int64_t numel() const { return n * c * h * w; }
+  int64_t checked_numel(const std::string& context, int64_t limit = kMaxFileElements) const {
+    return checked_product(context, {n, c, h, w}, limit);
+  }
   int64_t plane() const { return h * w; }               // elements of one channel
   int64_t sample() const { return c * h * w; }          // elements of one batch item
   bool operator==(const Shape& o) const { return n == o.n && c == o.c && h == o.h && w == o.w; }
@@ -71,8 +78,7 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(Shape s) : shape_(s) {
     if (s.n < 0 || s.c < 0 || s.h < 0 || s.w < 0) fail("negative tensor shape ", s.str());
-    const uint64_t n = uint64_t(s.numel());
-    if (n > (uint64_t(1) << 38)) fail("tensor of shape ", s.str(), " is too large");
+    const uint64_t n = uint64_t(s.checked_numel("tensor of shape " + s.str(), kMaxTensorElements));
     data_ = allocate_floats(static_cast<std::size_t>(n));
     std::memset(data_.get(), 0, static_cast<std::size_t>(n) * sizeof(float));
   }
@@ -113,7 +119,7 @@ struct Param {
   std::vector<int64_t> dims;
   std::vector<float> values;  // plain storage; kernels repack what they need at load time
 
-  int64_t numel() const {
+  int64_t numel() const {  // dims are checked where they are read (checked_product)
     int64_t n = 1;
     for (auto d : dims) n *= d;
     return n;

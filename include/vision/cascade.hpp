@@ -36,6 +36,7 @@
 #include "transform.hpp"
 #include "xml.hpp"
 
+#include "../cnn/checked.hpp"
 #include "../cnn/parallel.hpp"
 
 namespace vision {
@@ -477,44 +478,93 @@ class CascadeClassifier {
     return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
   }
 
+  // Limits on what a cascade file may hold (OpenCV's largest bundled cascade has 2913 features and
+  // 25 stages); the geometry must also fit the 4096x4096 window limit.
+  static constexpr int64_t kMaxWindow = 4096;
+  static constexpr int64_t kMaxStages = 1 << 12;
+  static constexpr int64_t kMaxNodes = 1 << 20;     // internal nodes (and so features used)
+  static constexpr int64_t kMaxFeatures = 1 << 20;
+
+  // A rectangle's far edge x + k*w (k = 1 or 3), checked in 64 bits (cnn/checked.hpp): values from
+  // the file are ints, and near INT_MAX their plain sum wraps negative and passed the bounds test.
+  bool edge_within(int64_t x, int64_t w, int64_t k, int64_t limit, const std::string& where) const {
+    int64_t kw = 0;
+    if (!cnn::checked::mul(w, k, kMaxWindow, kw) || x < 0) return false;
+    return cnn::checked_sum<Error>(src_ + ": " + where, x, kw, int64_t(1) << 40) <= limit;
+  }
+  std::string rect_text(const Rect& r) const {
+    return std::to_string(r.x) + " " + std::to_string(r.y) + " " + std::to_string(r.w) + " " + std::to_string(r.h);
+  }
+
   // Validate everything a window evaluation relies on, then build the stump table.
   void finish() {
-    if (win_w_ < 3 || win_h_ < 3 || win_w_ > 4096 || win_h_ > 4096)
+    if (win_w_ < 3 || win_h_ < 3 || win_w_ > kMaxWindow || win_h_ > kMaxWindow)
       fail("bad window size " + std::to_string(win_w_) + "x" + std::to_string(win_h_));
     if (stages_.empty()) fail("cascade has no stages");
+    if (int64_t(stages_.size()) > kMaxStages)
+      fail(std::to_string(stages_.size()) + " stages, above the limit of " + std::to_string(kMaxStages));
+    if (int64_t(nodes_.size()) > kMaxNodes)
+      fail(std::to_string(nodes_.size()) + " tree nodes, above the limit of " + std::to_string(kMaxNodes));
+    if (int64_t(feature_count()) > kMaxFeatures)
+      fail(std::to_string(feature_count()) + " features, above the limit of " + std::to_string(kMaxFeatures));
     const int nf = int(feature_count());
     if (nf == 0) fail("cascade has no features");
-    for (const auto& f : haar_) {
+    const std::string wintext = std::to_string(win_w_) + "x" + std::to_string(win_h_) + " window";
+    for (size_t fi = 0; fi < haar_.size(); ++fi) {
+      HaarFeature& f = haar_[fi];
       for (int k = 0; k < 3; ++k) {
-        const Rect& r = f.r[k];
-        if (f.wt[k] == 0.f && r.w == 0 && r.h == 0) continue;
+        Rect& r = f.r[k];
+        if (!std::isfinite(f.wt[k]))
+          fail("Haar feature " + std::to_string(fi) + " rectangle " + std::to_string(k) + " has weight out of float range");
+        // An unused rectangle (weight 0, size 0): the kernels still read its corners, so it is
+        // placed at the window origin whatever its coordinates were.
+        if (f.wt[k] == 0.f && r.w == 0 && r.h == 0) {
+          r = Rect{};
+          continue;
+        }
+        const std::string where = "Haar feature " + std::to_string(fi) + " rectangle " + std::to_string(k);
         bool ok = r.w >= 0 && r.h >= 0 && r.y >= 0;
-        if (f.tilted) ok = ok && r.x - r.h >= 0 && r.x + r.w <= win_w_ && r.y + r.w + r.h <= win_h_;
-        else ok = ok && r.x >= 0 && r.x + r.w <= win_w_ && r.y + r.h <= win_h_;
-        if (!ok) fail("Haar feature rectangle " + std::to_string(r.x) + " " + std::to_string(r.y) + " " +
-                      std::to_string(r.w) + " " + std::to_string(r.h) + " lies outside the " + std::to_string(win_w_) +
-                      "x" + std::to_string(win_h_) + " window");
+        if (ok && f.tilted) {
+          // corners (x, y), (x - h, y + h), (x + w, y + w), (x + w - h, y + w + h)
+          int64_t wh = 0;
+          ok = int64_t(r.x) >= int64_t(r.h) && edge_within(r.x, r.w, 1, win_w_, where) &&
+               cnn::checked::add(r.w, r.h, kMaxWindow, wh) && edge_within(r.y, wh, 1, win_h_, where);
+        } else if (ok) {
+          ok = edge_within(r.x, r.w, 1, win_w_, where) && edge_within(r.y, r.h, 1, win_h_, where);
+        }
+        if (!ok) fail(where + " (" + rect_text(r) + (f.tilted ? ", tilted" : "") + ") lies outside the " + wintext);
       }
       if (f.tilted) tilted_ = true;
     }
-    for (const auto& r : lbp_)
-      if (r.x < 0 || r.y < 0 || r.w <= 0 || r.h <= 0 || r.x + 3 * r.w > win_w_ || r.y + 3 * r.h > win_h_)
-        fail("LBP feature rectangle lies outside the window");
+    for (size_t fi = 0; fi < lbp_.size(); ++fi) {
+      const Rect& r = lbp_[fi];
+      const std::string where = "LBP feature " + std::to_string(fi);
+      if (r.w <= 0 || r.h <= 0 || !edge_within(r.x, r.w, 3, win_w_, where) || !edge_within(r.y, r.h, 3, win_h_, where))
+        fail(where + " rectangle (" + rect_text(r) + ", 3x3 blocks) lies outside the " + wintext);
+    }
+    for (size_t si = 0; si < stages_.size(); ++si)
+      if (!std::isfinite(stages_[si].threshold)) fail("stage " + std::to_string(si) + " threshold out of float range");
+    for (size_t i = 0; i < leaves_.size(); ++i)
+      if (!std::isfinite(leaves_[i])) fail("leaf value " + std::to_string(i) + " out of float range");
     max_nodes_ = 0;
+    size_t si = 0;
     for (size_t ti = 0; ti < trees_.size(); ++ti) {
       const Tree& t = trees_[ti];
+      while (si + 1 < stages_.size() && int(ti) >= stages_[si].first_tree + stages_[si].ntrees) ++si;
+      const std::string where = "stage " + std::to_string(si) + " tree " + std::to_string(int(ti) - stages_[si].first_tree);
       if (t.nleaves != t.nnodes + 1)
-        fail("a tree has " + std::to_string(t.nnodes) + " internal nodes but " + std::to_string(t.nleaves) +
+        fail(where + " has " + std::to_string(t.nnodes) + " internal nodes but " + std::to_string(t.nleaves) +
              " leaf values (expected " + std::to_string(t.nnodes + 1) + ")");
       max_nodes_ = std::max(max_nodes_, t.nnodes);
       for (int k = 0; k < t.nnodes; ++k) {
         const Node& n = nodes_[size_t(t.first_node) + k];
+        if (!std::isfinite(n.threshold)) fail(where + " node " + std::to_string(k) + " threshold out of float range");
         if (n.feature < 0 || n.feature >= nf)
           fail("feature index " + std::to_string(n.feature) + " out of range (the cascade has " + std::to_string(nf) +
-               " features)");
+               " features) in " + where);
         for (int ch : {n.left, n.right}) {
-          if (ch > 0 && (ch <= k || ch >= t.nnodes)) fail("tree node child " + std::to_string(ch) + " out of range");
-          if (ch <= 0 && -ch >= t.nleaves) fail("leaf index " + std::to_string(-ch) + " out of range");
+          if (ch > 0 && (ch <= k || ch >= t.nnodes)) fail("tree node child " + std::to_string(ch) + " out of range in " + where);
+          if (ch <= 0 && -int64_t(ch) >= t.nleaves) fail("leaf index " + std::to_string(-int64_t(ch)) + " out of range in " + where);
         }
       }
     }

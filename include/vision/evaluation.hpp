@@ -67,6 +67,10 @@ struct ManifestRow {
   double age_mid() const { return 0.5 * (age_lo + age_hi); }
 };
 
+// Face box coordinates a manifest may hold (any real photo is far smaller): x + w and y + h fit
+// in int, and w * h in int64.
+constexpr int kMaxManifestCoordinate = 1 << 28;
+
 struct Manifest {
   std::string path;
   std::vector<ManifestRow> rows;
@@ -79,10 +83,9 @@ inline bool parse_number(const std::string& s, double& v) {
   return end && *end == 0 && std::isfinite(v);
 }
 
-// Throws vision::Error listing every malformed line ("M.csv:LINE: problem"), at most 20.
-inline Manifest read_manifest(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open manifest");
+// Parses a manifest from a stream; `path` names it in errors. Throws vision::Error listing every
+// malformed line ("M.csv:LINE: problem"), at most 20.
+inline Manifest parse_manifest(std::istream& in, const std::string& path) {
   Manifest m;
   m.path = path;
   std::string line;
@@ -145,8 +148,17 @@ inline Manifest read_manifest(const std::string& path) {
       bool ok = true;
       for (int k = 0; k < 4; ++k) ok = ok && parse_number(f[std::size_t(col_box[k])], v[k]);
       if (!ok || v[2] <= 0 || v[3] <= 0) { bad(ln, "face box x,y,w,h must be numbers with w,h > 0"); continue; }
+      // Bounded before rounding to int, so that x + w and w * h stay exact (cnn/checked.hpp's rule).
+      const double lim = double(kMaxManifestCoordinate);
+      if (std::fabs(v[0]) > lim || std::fabs(v[1]) > lim || v[2] > lim || v[3] > lim) {
+        bad(ln, "face box x,y,w,h beyond +-" + std::to_string(kMaxManifestCoordinate) + " pixels");
+        continue;
+      }
       r.has_box = true;
       r.box = Rect{int(std::lround(v[0])), int(std::lround(v[1])), int(std::lround(v[2])), int(std::lround(v[3]))};
+      if (r.box.w <= 0 || r.box.h <= 0) { bad(ln, "face box w,h round to 0"); continue; }
+      int64_t unused = 0;
+      if (!cnn::checked::mul(r.box.w, r.box.h, int64_t(1) << 62, unused)) { bad(ln, "face box too large"); continue; }
     }
     m.rows.push_back(r);
   }
@@ -159,6 +171,12 @@ inline Manifest read_manifest(const std::string& path) {
   return m;
 }
 
+inline Manifest read_manifest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open manifest");
+  return parse_manifest(in, path);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Predictions: one per manifest row, same order.
 
@@ -169,21 +187,24 @@ struct Prediction {
   AgeGender pred;
 };
 
-// Header `image,pred_age,pred_gender,pred_group,gender_prob`: pred_age in years, pred_gender m|f,
-// pred_group the Adience label, gender_prob the probability of pred_gender. Empty when no face.
+// Header `image,pred_age,pred_gender,pred_group,gender_prob,group_prob,age_low,age_high`: pred_age
+// in whole years (inside pred_group's label), pred_gender m|f, pred_group the Adience label,
+// gender_prob the probability of pred_gender, group_prob that of pred_group, age_low..age_high the
+// plausible range (10th..90th percentile; decode_age). Empty when no face.
 inline std::string predictions_csv(const Manifest& m, const std::vector<Prediction>& p) {
-  std::string s = "image,pred_age,pred_gender,pred_group,gender_prob\n";
+  std::string s = "image,pred_age,pred_gender,pred_group,gender_prob,group_prob,age_low,age_high\n";
   char buf[64];
   for (std::size_t i = 0; i < m.rows.size(); ++i) {
     s += csv_field(m.rows[i].image);
     if (p[i].found) {
-      std::snprintf(buf, sizeof buf, ",%.1f,%c,", p[i].pred.age_years, p[i].pred.gender_char());
+      std::snprintf(buf, sizeof buf, ",%.0f,%c,", p[i].pred.age_years, p[i].pred.gender_char());
       s += buf;
       s += csv_field(age_group_label(p[i].pred.group));
-      std::snprintf(buf, sizeof buf, ",%.4f", p[i].pred.gender_confidence());
+      std::snprintf(buf, sizeof buf, ",%.4f,%.4f,%.0f,%.0f", p[i].pred.gender_confidence(), p[i].pred.group_prob(),
+                    p[i].pred.age_low, p[i].pred.age_high);
       s += buf;
     } else {
-      s += ",,,,";
+      s += ",,,,,,,";
     }
     s += "\n";
   }
@@ -212,11 +233,23 @@ struct GenderMetrics {
   }
 };
 
-// Age bins: the 8 Adience groups, or the manifest's own ranges when its ages are ranges.
+// Age bins: the 8 Adience groups, or the manifest's own ranges when its ages are ranges. A
+// manifest with more than kMaxAgeRanges distinct ranges is scored on the Adience groups instead
+// (the confusion matrix, its table and its image grow with the square of the bin count: 1500
+// ranges made a 5.6 GB image); `distinct_ranges` keeps the count for the report's note.
+constexpr int kMaxAgeRanges = 32;
+
 struct AgeBins {
   std::vector<std::string> labels;
   std::vector<std::pair<double, double>> ranges;  // empty: Adience groups
+  std::size_t distinct_ranges = 0;                // > kMaxAgeRanges: fell back to the Adience groups
   bool adience() const { return ranges.empty(); }
+  bool too_many_ranges() const { return distinct_ranges > std::size_t(kMaxAgeRanges); }
+  std::string fallback_note() const {
+    return "The manifest has " + std::to_string(distinct_ranges) + " distinct age ranges, more than " +
+           std::to_string(kMaxAgeRanges) + " (kMaxAgeRanges): ages are scored on the 8 Adience groups instead, each " +
+           "range by its middle.";
+  }
   int size() const { return int(labels.size()); }
 
   int of_truth(const ManifestRow& r) const {
@@ -250,6 +283,12 @@ struct AgeBins {
       if (r.has_age) b.ranges.push_back({r.age_lo, r.age_hi});
     std::sort(b.ranges.begin(), b.ranges.end());
     b.ranges.erase(std::unique(b.ranges.begin(), b.ranges.end()), b.ranges.end());
+    b.distinct_ranges = b.ranges.size();
+    if (b.too_many_ranges()) {
+      b.ranges.clear();
+      for (int g = 0; g < kAgeGroups; ++g) b.labels.push_back(age_group_label(g));
+      return b;
+    }
     for (auto& rg : b.ranges) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%g-%g", rg.first, rg.second);
@@ -400,6 +439,7 @@ inline std::string report_markdown(const Evaluation& ev, const std::string& titl
   else {
     o << "\n## Age, " << a.age.n << " faces with an age ("
       << (ev.bins.adience() ? "the 8 Adience groups" : "the manifest's own ranges") << ")\n\n";
+    if (ev.bins.too_many_ranges()) o << ev.bins.fallback_note() << "\n\n";
     o << "| exact | 1-off | MAE (years) |\n|---:|---:|---:|\n";
     o << "| " << fmt_pct(a.age.exact_acc()) << " | " << fmt_pct(a.age.one_off_acc()) << " | " << fmt_num(a.age.mae(), "%.2f")
       << " |\n\n";
@@ -437,6 +477,9 @@ inline std::string report_markdown(const Evaluation& ev, const std::string& titl
 // The confusion matrix as a heat map: row-normalised shades, counts written in the cells.
 inline Image confusion_image(const Evaluation& ev) {
   const int K = ev.bins.size(), cell = 44, left = 84, top = 40;
+  if (K > std::max(kMaxAgeRanges, kAgeGroups))  // AgeBins never makes more; a hand-made one is refused
+    throw Error("confusion_image: " + std::to_string(K) + " age bins, above the limit of " +
+                std::to_string(std::max(kMaxAgeRanges, kAgeGroups)));
   Image img(left + K * cell + 10, top + K * cell + 30, 3);
   fill_rect(img, Rect{0, 0, img.width(), img.height()}, Color{255, 255, 255});
   draw_text(img, 4, 4, "true (rows) vs predicted (columns)", Color{0, 0, 0});

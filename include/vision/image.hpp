@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "../cnn/checked.hpp"
+
 namespace vision {
 
 // Every vision error is a vision::Error whose message names the input and the problem.
@@ -16,7 +18,7 @@ struct Error : std::runtime_error {
 
 struct Rect {
   int x = 0, y = 0, w = 0, h = 0;
-  int area() const { return w * h; }
+  int64_t area() const { return int64_t(w) * h; }  // 64-bit: a box from a file may be huge
   bool operator==(const Rect& o) const { return x == o.x && y == o.y && w == o.w && h == o.h; }
   bool operator!=(const Rect& o) const { return !(*this == o); }
 };
@@ -25,14 +27,19 @@ struct Point2f {
   float x = 0, y = 0;
 };
 
+// Intersection over union, in 64-bit arithmetic (boxes from manifests may lie anywhere in int).
 inline double iou(const Rect& a, const Rect& b) {
-  int x0 = a.x > b.x ? a.x : b.x, y0 = a.y > b.y ? a.y : b.y;
-  int x1 = (a.x + a.w) < (b.x + b.w) ? (a.x + a.w) : (b.x + b.w);
-  int y1 = (a.y + a.h) < (b.y + b.h) ? (a.y + a.h) : (b.y + b.h);
+  const int64_t ax1 = int64_t(a.x) + a.w, ay1 = int64_t(a.y) + a.h, bx1 = int64_t(b.x) + b.w, by1 = int64_t(b.y) + b.h;
+  const int64_t x0 = a.x > b.x ? a.x : b.x, y0 = a.y > b.y ? a.y : b.y;
+  const int64_t x1 = ax1 < bx1 ? ax1 : bx1, y1 = ay1 < by1 ? ay1 : by1;
   if (x1 <= x0 || y1 <= y0) return 0.0;
-  double inter = double(x1 - x0) * (y1 - y0);
-  return inter / (double(a.area()) + b.area() - inter);
+  const double inter = double(x1 - x0) * double(y1 - y0);
+  return inter / (double(a.area()) + double(b.area()) - inter);
 }
+
+// Largest image the library allocates (16 GiB of pixels); decoders refuse far smaller ones first
+// (LoadOptions::max_pixels).
+constexpr int64_t kMaxImageBytes = int64_t(1) << 34;
 
 // An 8-bit image with 1 (grey), 3 (RGB) or 4 (RGBA) channels.
 class Image {
@@ -44,10 +51,13 @@ class Image {
     if (width < 0 || height < 0 || channels < 1 || channels > 4)
       throw Error("vision::Image: invalid size " + std::to_string(width) + "x" + std::to_string(height) + "x" +
                   std::to_string(channels));
+    const int64_t bytes = cnn::checked_product<Error>(
+        "vision::Image: " + std::to_string(width) + "x" + std::to_string(height) + "x" + std::to_string(channels),
+        {width, height, channels}, kMaxImageBytes);
+    px_.assign(size_t(bytes), fill);
     w_ = width;
     h_ = height;
     c_ = channels;
-    px_.assign(size_t(width) * size_t(height) * size_t(channels), fill);
   }
 
   int width() const { return w_; }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cctype>
 
+#include "../checked.hpp"
 #include "../tensor.hpp"
 #include "file.hpp"
 
@@ -27,11 +28,9 @@ inline std::string npy_field(const std::string& header, const std::string& key, 
 }
 }  // namespace detail
 
-// Reads a float32 .npy file. Refuses other dtypes, Fortran order, and truncated or padded data.
-inline NpyArray read_npy(const std::string& path) {
-  auto f = FileBytes::open(path);
-  const uint8_t* b = f->data();
-  const std::size_t size = f->size();
+// Parses the bytes of a float32 .npy file; `path` names it in errors. Refuses other dtypes,
+// Fortran order, shapes whose element count overflows, and truncated or padded data.
+inline NpyArray parse_npy(const uint8_t* b, std::size_t size, const std::string& path) {
   if (size < 10 || std::memcmp(b, "\x93NUMPY", 6) != 0) fail(path, ": not a .npy file (bad magic)");
   const int major = b[6];
   std::size_t hlen, hstart;
@@ -58,7 +57,6 @@ inline NpyArray read_npy(const std::string& path) {
   if (close == std::string::npos) fail(path, ": .npy header has a malformed 'shape'");
   NpyArray a;
   std::size_t p = 1;
-  uint64_t numel = 1;
   while (p < close) {
     while (p < close && (sh[p] == ' ' || sh[p] == ',')) ++p;
     if (p >= close) break;
@@ -66,12 +64,13 @@ inline NpyArray read_npy(const std::string& path) {
     int64_t d = 0;
     while (p < close && std::isdigit(static_cast<unsigned char>(sh[p]))) {
       d = d * 10 + (sh[p++] - '0');
-      if (d > (int64_t(1) << 40)) fail(path, ": .npy shape is implausibly large");
+      if (d > kMaxFileElements) fail(path, ": .npy shape is implausibly large");
     }
     a.dims.push_back(d);
-    numel *= uint64_t(d);
-    if (numel > (uint64_t(1) << 40)) fail(path, ": .npy shape is implausibly large");
+    if (a.dims.size() > 32) fail(path, ": .npy shape has more than 32 dimensions");
   }
+  // The element count, checked: a shape whose product overflows is refused, never wrapped.
+  const uint64_t numel = uint64_t(checked_product(path + ": .npy shape", a.dims));
   const std::size_t data_bytes = size - hstart - hlen;
   if (data_bytes != numel * 4)
     fail(path, ": shape ", dims_str(a.dims), " needs ", numel * 4, " bytes of data but the file has ", data_bytes,
@@ -81,15 +80,25 @@ inline NpyArray read_npy(const std::string& path) {
   return a;
 }
 
-// Reads an (N, C, H, W) float32 array as a Tensor.
-inline Tensor read_npy_nchw(const std::string& path) {
-  NpyArray a = read_npy(path);
+// Reads a float32 .npy file.
+inline NpyArray read_npy(const std::string& path) {
+  auto f = FileBytes::open(path);
+  return parse_npy(f->data(), f->size(), path);
+}
+
+// An (N, C, H, W) float32 array as a Tensor.
+inline Tensor npy_to_nchw(const NpyArray& a, const std::string& path) {
   if (a.dims.size() != 4)
     fail(path, ": expected a 4-D array (N, C, H, W), got shape ", dims_str(a.dims));
   for (auto d : a.dims)
     if (d == 0) fail(path, ": empty array of shape ", dims_str(a.dims));
-  return Tensor::from(Shape{a.dims[0], a.dims[1], a.dims[2], a.dims[3]}, a.values.data());
+  const Shape shape{a.dims[0], a.dims[1], a.dims[2], a.dims[3]};
+  shape.checked_numel(path + ": .npy shape", kMaxTensorElements);
+  return Tensor::from(shape, a.values.data());
 }
+
+// Reads an (N, C, H, W) float32 array as a Tensor.
+inline Tensor read_npy_nchw(const std::string& path) { return npy_to_nchw(read_npy(path), path); }
 
 inline std::string npy_bytes(const std::vector<int64_t>& dims, const float* data) {
   std::string shape;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <map>
 
+#include "../checked.hpp"
 #include "../graph.hpp"
 #include "file.hpp"
 #include "json.hpp"
@@ -182,13 +183,13 @@ class SafeTensors : public WeightSource {
       e.dtype = dt->string;
       const int esize = dtype_size(e.dtype);
       if (!esize) bad("tensor '" + name + "' has unknown dtype '" + e.dtype + "'");
-      uint64_t numel = 1;
+      if (sh->array.size() > 32) bad("tensor '" + name + "' has more than 32 dimensions");
       for (auto& d : sh->array) {
         if (!d.is_index() || d.number > 1e12) bad("tensor '" + name + "' has an invalid shape entry");
         e.shape.push_back(int64_t(d.number));
-        numel *= uint64_t(d.number);
-        if (numel > (uint64_t(1) << 40)) bad("tensor '" + name + "' is implausibly large");
       }
+      // Checked element count: a shape whose product would wrap is refused here, by name.
+      const uint64_t numel = uint64_t(checked_product(path_ + ": tensor '" + name + "' shape", e.shape));
       e.begin = uint64_t(off->array[0].number);
       e.end = uint64_t(off->array[1].number);
       if (e.begin > e.end) bad("tensor '" + name + "' has data_offsets with begin after end");
