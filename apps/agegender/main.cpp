@@ -51,7 +51,8 @@ const char* kUsage =
     "  --root DIR            directory the manifest's image paths are relative to (default: the manifest's)\n"
     "  --aligned             images are face crops (UTKFace-like), used as they are; in a crop\n"
     "                        framed much more loosely the face is found and aligned first\n"
-    "  --predictions P.csv   write image,pred_age,pred_gender,pred_group,gender_prob per row\n"
+    "  --predictions P.csv   write image,pred_age,pred_gender,pred_group,gender_prob,group_prob,age_low,age_high\n"
+    "                        per row\n"
     "  --report R.md         write the analysis as Markdown, with R_confusion.png beside it\n"
     "  -h, --help            this text\n";
 
@@ -199,9 +200,10 @@ std::string face_json(const vision::FaceResult& f) {
   }
   if (!f.classified) return s + ",\"classified\":false}";
   std::snprintf(b, sizeof b,
-                ",\"classified\":true,\"age_group\":\"%s\",\"age_group_index\":%d,\"age_group_prob\":%.4f,\"age\":%.1f,"
+                ",\"classified\":true,\"age_group\":\"%s\",\"age_group_index\":%d,\"age_group_prob\":%.4f,\"age\":%.0f,"
+                "\"age_range\":[%.0f,%.0f],"
                 "\"gender\":\"%c\",\"gender_prob\":%.4f,\"p_male\":%.4f,\"eyes\":[%.1f,%.1f,%.1f,%.1f],\"eyes_found\":%d}",
-                vision::age_group_label(p.group), p.group, p.group_probs[std::size_t(p.group)], p.age_years, p.gender_char(),
+                vision::age_group_label(p.group), p.group, p.group_prob(), p.age_years, p.age_low, p.age_high, p.gender_char(),
                 p.gender_confidence(), p.p_male, f.eyes.lx, f.eyes.ly, f.eyes.rx, f.eyes.ry,
                 int(f.eyes.left_found) + int(f.eyes.right_found));
   return s + b;
@@ -262,9 +264,10 @@ int run_photos(const Options& o, vision::FacePipeline& pipe) {
                         f.box.h, small ? "too small to judge" : "detector unsure", f.face.score);
             continue;
           }
-          std::printf("  face at x=%d y=%d w=%d h=%d  Age: %s  %.0f years  Gender: %c  (p=%.2f; group p=%.2f)\n",
-                      f.box.x, f.box.y, f.box.w, f.box.h, vision::age_group_label(f.pred.group), f.pred.age_years,
-                      f.pred.gender_char(), f.pred.gender_confidence(), f.pred.group_probs[std::size_t(f.pred.group)]);
+          std::printf("  face at x=%d y=%d w=%d h=%d  Age: %s  Gender: %c  (%.0f years, likely %.0f-%.0f; group p=%.2f; "
+                      "gender p=%.2f)\n",
+                      f.box.x, f.box.y, f.box.w, f.box.h, vision::age_group_label(f.pred.group), f.pred.gender_char(),
+                      f.pred.age_years, f.pred.age_low, f.pred.age_high, f.pred.group_prob(), f.pred.gender_confidence());
         }
       }
       std::fflush(stdout);

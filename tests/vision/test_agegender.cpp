@@ -4,6 +4,7 @@
 #include <cnn/io/npy.hpp>
 
 #include <cmath>
+#include <random>
 
 #include "common.hpp"
 
@@ -59,7 +60,7 @@ void check_model_against_torch(const std::string& weights_name, const std::strin
     CHECK(max_rel_diff(out[2].data(), std::vector<float>(age.values.begin() + long(age_outputs * i),
                                                          age.values.begin() + long(age_outputs * (i + 1)))) < 1e-4);
     // The head read as years (x100, or the mean of the age distribution), as the app reports it.
-    CHECK(std::fabs(clf.classify_input(golden_in).age_years - years.values[i]) <= 1e-3 * std::max(1.f, years.values[i]));
+    CHECK(std::fabs(clf.classify_input(golden_in).age_head_years - years.values[i]) <= 1e-3 * std::max(1.f, years.values[i]));
   }
 }
 
@@ -71,6 +72,56 @@ TEST_CASE("shipped ResNet age/gender model equals PyTorch on real face crops") {
 
 TEST_CASE("shipped VGG16 age/gender model equals PyTorch on real face crops") {
   check_model_against_torch("agegender-vgg16bn.safetensors", "vgg16bn");
+}
+
+TEST_CASE("one answer per face: the age lies in the group's label and in the range") {
+  // Each group's label names years inside the years the group takes.
+  for (int g = 0; g < kAgeGroups; ++g) {
+    const auto [l0, l1] = age_group_label_years(g);
+    const auto [y0, y1] = age_group_years(g);
+    CHECK(std::string(age_group_label(g)) == "(" + std::to_string(l0) + ", " + std::to_string(l1) + ")");
+    CHECK((y0 <= l0 && l1 <= y1 && age_group_of_years(y0) == g && age_group_of_years(y1) == g));
+  }
+  // By hand: the group head is sure of (25, 32) (23..35 years), the age head puts everything on 34:
+  // the age is held inside the label at 32, the range is 34..34 widened to hold it.
+  std::array<double, 101> years{};
+  years[34] = 1;
+  std::array<float, kAgeGroups> groups{};
+  groups[4] = 1;
+  AgeGender r;
+  decode_age(groups, years.data(), r);
+  CHECK(r.group == 4);
+  CHECK(r.age_years == 32);
+  CHECK(r.age_low == 32);
+  CHECK(r.age_high == 34);
+  // Half the mass on (4, 6), the age head silent there (spread evenly over 4..7), the other half on
+  // 60 (group (60, 100)): the group head's argmax is (4, 6) by a hair; the median is in 4..7.
+  years.fill(0);
+  years[60] = 1;
+  groups.fill(0);
+  groups[1] = 0.51f, groups[7] = 0.49f;
+  decode_age(groups, years.data(), r);
+  CHECK(r.group == 1);
+  CHECK(r.age_years == 6);  // 4, 5, 6, 7 hold 0.1275 each: the cumulative share reaches 0.5 at 7, held at 6
+  CHECK(r.age_low == 4);
+  CHECK(r.age_high == 60);
+  // Random heads: every answer agrees with itself.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> n(0.f, 3.f);
+  for (int t = 0; t < 2000; ++t) {
+    double sum = 0;
+    for (auto& y : years) y = std::exp(double(n(rng))), sum += y;
+    for (auto& y : years) y /= sum;
+    float gs = 0;
+    for (auto& g : groups) g = std::exp(n(rng)), gs += g;
+    for (auto& g : groups) g /= gs;
+    decode_age(groups, years.data(), r);
+    const auto [l0, l1] = age_group_label_years(r.group);
+    CHECK((r.group == int(std::max_element(groups.begin(), groups.end()) - groups.begin())));
+    CHECK((l0 <= r.age_years && r.age_years <= l1));
+    CHECK((r.age_low <= r.age_years && r.age_years <= r.age_high && 0 <= r.age_low && r.age_high <= 100));
+    CHECK(r.age_years == std::floor(r.age_years));
+  }
 }
 
 TEST_CASE("an age head with one output per year reads as the mean of its distribution") {
@@ -94,7 +145,7 @@ TEST_CASE("an age head with one output per year reads as the mean of its distrib
     for (int64_t y = 0; y < bins; ++y) sum += std::exp(logits[y] - mx), mean += double(y) * std::exp(logits[y] - mx);
     mean /= sum;
     CHECK(mean > 1.0);  // random weights still spread the mass over many years
-    CHECK(std::fabs(r.age_years - mean) <= 1e-3 * mean);
+    CHECK(std::fabs(r.age_head_years - mean) <= 1e-3 * mean);
     const double p_male = 1 / (1 + std::exp(double(gender.values[2 * i + 1]) - gender.values[2 * i]));
     CHECK(std::fabs(r.p_male - p_male) <= 1e-4);
   }
@@ -157,7 +208,7 @@ TEST_CASE("a loosely framed face crop is aligned on its face, a UTKFace-like one
     const FaceResult l = pipe.analyse_crop(loose);
     CHECK(l.box.w < loose.width() * 6 / 10);
     CHECK(std::fabs(l.pred.p_male - faces[0].pred.p_male) < 0.1f);
-    CHECK(std::fabs(l.pred.age_years - faces[0].pred.age_years) < 5.f);
+    CHECK(std::fabs(l.pred.age_head_years - faces[0].pred.age_head_years) < 5.f);
     // UTKFace-like: the photo's own aligned crop is classified as it is.
     const FaceResult t = pipe.analyse_crop(faces[0].aligned);
     CHECK(t.box.w == faces[0].aligned.width());
@@ -231,7 +282,9 @@ Prediction pred(char gender, float p, float age, int group) {
   r.found = true;
   r.pred.p_male = gender == 'm' ? p : 1 - p;
   r.pred.age_years = age;
+  r.pred.age_low = age - 5, r.pred.age_high = age + 5;
   r.pred.group = group;
+  r.pred.group_probs[std::size_t(group)] = 0.6f;
   return r;
 }
 }  // namespace
@@ -282,8 +335,9 @@ TEST_CASE("performance analysis counts by hand") {
   CHECK(vt::has(md, "| 1 | 1 | 1 | 1 | 50.00% |"));
   CHECK(vt::has(md, "coverage (face found / image read) 80.00%"));
   const std::string csv = predictions_csv(m, p);
-  CHECK(vt::has(csv, "image,pred_age,pred_gender,pred_group,gender_prob\na/25_0_0_x.jpg,27.0,m,\"(25, 32)\",0.9500\n"));
-  CHECK(vt::has(csv, "\ne/60_0_4_x.jpg,,,,\n"));
+  CHECK(vt::has(csv, "image,pred_age,pred_gender,pred_group,gender_prob,group_prob,age_low,age_high\n"
+                     "a/25_0_0_x.jpg,27,m,\"(25, 32)\",0.9500,0.6000,22,32\n"));
+  CHECK(vt::has(csv, "\ne/60_0_4_x.jpg,,,,,,,\n"));
   CHECK(confusion_image(ev).width() > 8 * 40);
 }
 
@@ -406,8 +460,8 @@ TEST_CASE("agegender app: manifest evaluation and its bad inputs") {
   CHECK(vt::has(r.err, "2 of 3 images could not be read"));
   CHECK(vt::has(r.out, "unreadable 2"));
   const std::string p = vt::read_text(preds);
-  CHECK(vt::has(p, "image,pred_age,pred_gender,pred_group,gender_prob\nface.png,"));
-  CHECK(vt::has(p, "\nbroken.png,,,,\nmissing.png,,,,\n"));
+  CHECK(vt::has(p, "image,pred_age,pred_gender,pred_group,gender_prob,group_prob,age_low,age_high\nface.png,"));
+  CHECK(vt::has(p, "\nbroken.png,,,,,,,\nmissing.png,,,,,,,\n"));
   CHECK(vt::has(vt::read_text(report), "r_confusion.png"));
   CHECK(load_image(dir + "/r_confusion.png").width() > 100);
   // the full pipeline with a face box
@@ -415,7 +469,7 @@ TEST_CASE("agegender app: manifest evaluation and its bad inputs") {
   r = agegender("--manifest " + dir + "/box.csv --predictions " + preds + " --quiet");
   CHECK(r.rc == 0);
   CHECK(vt::has(r.out, "no face found 1"));
-  CHECK(vt::has(vt::read_text(preds), "\nphoto.png,,,,\n"));
+  CHECK(vt::has(vt::read_text(preds), "\nphoto.png,,,,,,,\n"));
   // malformed manifest: line number, nothing written
   std::remove(preds.c_str());
   vt::write_bytes(dir + "/bad.csv", "image,age,gender\nface.png,40,f\nface.png,forty,f\n");
