@@ -60,3 +60,17 @@ expect_error("expected a 4-D array" --weights ${M}.safetensors --input ${GOLDEN}
 expect_error("truncated" --weights ${M}.safetensors --input ${GOLDEN}/../bad/truncated.npy --output ${WORK}/out.npy)
 expect_error("truncated.safetensors: tensor '.*' data .* outside the data section" --weights ${GOLDEN}/../bad/truncated.safetensors --input ${M}.input.npy --output ${WORK}/out.npy)
 expect_error("holds a 'resnet18' model, not 'resnet34'" --arch resnet34 --weights ${M}.safetensors --input ${M}.input.npy --output ${WORK}/out.npy)
+# A shape whose element count overflows (regression: cnn-infer read it as empty, wrote nothing and
+# exited 0): one line on stderr naming the file, exit 1, no output.
+set(H ${GOLDEN}/../../data/hostile)
+expect_error("overflow_shape.npy: .npy shape: size 4294967296 x 4294967296 x 1 x 1 exceeds the limit" --weights ${M}.safetensors --input ${H}/overflow_shape.npy --output ${WORK}/out.npy)
+expect_error("overflow_shape.safetensors: tensor 'w' shape: size 4294967296 x 4294967296 exceeds the limit" --weights ${H}/overflow_shape.safetensors --input ${M}.input.npy --output ${WORK}/out.npy)
+foreach(args "--weights;${M}.safetensors;--input;${H}/overflow_shape.npy;--output;${WORK}/out.npy"
+             "--weights;${H}/overflow_shape.safetensors;--input;${M}.input.npy;--output;${WORK}/out.npy")
+  execute_process(COMMAND ${CNN_INFER} ${args} RESULT_VARIABLE rc ERROR_VARIABLE err)
+  string(STRIP "${err}" err)
+  string(REGEX MATCHALL "\n" newlines "${err}")
+  if(NOT rc EQUAL 1 OR newlines OR NOT err MATCHES "^cnn-infer: error: .*overflow_shape")
+    message(FATAL_ERROR "cnn-infer ${args}: expected exit 1 and one error line, got ${rc}:\n${err}")
+  endif()
+endforeach()
