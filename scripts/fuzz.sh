@@ -6,7 +6,8 @@
 # only read). Exits non-zero on any finding (crash, sanitizer report, leak, timeout, out-of-memory)
 # and prints the reproducer's path; rerun one with build-fuzz/fuzz_<target> <file>.
 # The image decoder (stb) is compiled in with the sanitizers (tests/fuzz/stb_instrumented.c);
-# FUZZ_STB=system links Debian's libstb.so instead, as the apps do.
+# FUZZ_STB=system links Debian's libstb.so instead, as the apps do. FUZZ_FLAGS adds libFuzzer
+# flags (e.g. FUZZ_FLAGS=-len_control=0 to try long inputs at once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=60
@@ -66,7 +67,7 @@ for t in "${TARGETS[@]}"; do
   set +e
   "$B/fuzz_$t" "$B/corpus/$t" "tests/fuzz/corpus/$t" "${dict[@]}" -max_total_time="$SECONDS_EACH" \
     -timeout=25 -rss_limit_mb=3072 -max_len=131072 -print_final_stats=1 \
-    -artifact_prefix="$B/artifacts/$t-" >"$log" 2>&1
+    -artifact_prefix="$B/artifacts/$t-" ${FUZZ_FLAGS:-} >"$log" 2>&1
   rc=$?
   set -e
   grep -E "^#[0-9]+.*(DONE|pulse)" "$log" | tail -1 || true
