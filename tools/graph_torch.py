@@ -58,6 +58,12 @@ def run_graph(graph, weights, x):
                              ceil_mode=n.get("ceil_mode", False), count_include_pad=n.get("count_include_pad", True))
         elif op == "Upsample":
             y = F.interpolate(ins[0], scale_factor=n["scale"], mode="nearest")
+        elif op == "AdaptiveAvgPool2d":
+            y = F.adaptive_avg_pool2d(ins[0], pair(n.get("output", 1)))
+        elif op == "Flatten":
+            y = torch.flatten(ins[0], 1)
+        elif op == "Linear":
+            y = F.linear(ins[0], W(name + ".weight"), W(name + ".bias") if n.get("bias", True) else None)
         elif op == "Add":
             y = ins[0] + ins[1]
         else:

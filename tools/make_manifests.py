@@ -5,7 +5,9 @@ for the shared data:
   utkface-val.csv   UTKFace val.txt: age in years, gender m/f (race stays in the file name);
                     root: the unpacked UTKFace folder (unpacked into --cache if not there yet)
   wider-dev.csv     wider-dev faces with a Male/Female label whose box is at least --min-face px
-                    tall (gt.txt box as x,y,w,h; no age: the labels are not years); root: wider-dev/
+                    tall (gt.txt box as x,y,w,h; age: the perceived-age label as a band of years,
+                    PERCEIVED_AGE, empty where the label is Not Sure); root: wider-dev/
+  wider-pool.csv    the same for wider-pool (model selection); root: wider-pool/
   wider-dev-loose.csv  the same faces as loosely framed crops: a square twice the box's longer
                     side around its centre, cut from the photo (clipped at its edges) and written
                     as OUT/wider-loose/NNNN.png; root: OUT/wider-loose (needs python3-opencv)
@@ -67,8 +69,13 @@ def read_gt(path):
     return boxes
 
 
-def wider(data, out, min_face):
-    base = os.path.join(data, "wider-dev")
+# The perceived-age labels as year bands (the labels name no years; these are the bands the age
+# figures on wider-dev are scored on: a predicted age agrees with the label when it falls inside).
+PERCEIVED_AGE = {"Young Adult": "18-29", "Adult": "30-44", "Middle age": "45-64", "Senior": "65-100"}
+
+
+def wider(data, out, min_face, name="wider-dev"):
+    base = os.path.join(data, name)
     gt = read_gt(os.path.join(base, "gt.txt"))
     rows = []
     with open(os.path.join(base, "demographics.csv")) as f:
@@ -81,8 +88,8 @@ def wider(data, out, min_face):
             x, y, w, h, invalid = faces[int(r["face"])]
             if invalid or h < min_face:
                 continue
-            rows.append((r["file"], "", g, x, y, w, h))
-    path = os.path.join(out, "wider-dev.csv")
+            rows.append((r["file"], PERCEIVED_AGE.get(r.get("perceived_age", ""), ""), g, x, y, w, h))
+    path = os.path.join(out, name + ".csv")
     write_manifest(path, ["image", "age", "gender", "x", "y", "w", "h"], rows)
     print(f"{path}: {len(rows)} labelled faces >= {min_face} px; --root {base}")
     return rows
@@ -119,6 +126,8 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     utkface(a.data, a.cache, a.out)
     wider_loose(a.data, a.out, wider(a.data, a.out, a.min_face))
+    if os.path.isdir(os.path.join(a.data, "wider-pool")):
+        wider(a.data, a.out, a.min_face, "wider-pool")
 
 
 if __name__ == "__main__":

@@ -69,11 +69,13 @@ def parse_name(name):
     return age, gender, race
 
 
-def load_split(data, split, cache, side, limit):
-    """Decodes a split once into uint8 [N, side, side, 3] (cached as .npz) plus labels."""
+def load_split(data, split, cache, side, limit, crops=""):
+    """Decodes a split once into uint8 [N, side, side, 3] (cached as .npz) plus labels. With
+    `crops`, each image is its app-aligned crop (`agegender DIR --crops CROPS` over the unpacked
+    UTKFace folder: CROPS/<name minus .jpg>_face0.png), the original where the detector found none."""
     from PIL import Image
     os.makedirs(cache, exist_ok=True)
-    npz = os.path.join(cache, f"{split}_{side}.npz")
+    npz = os.path.join(cache, f"{split}_{side}{'_app' if crops else ''}.npz")
     if os.path.exists(npz) and not limit:
         z = np.load(npz)
         return z["images"], z["ages"], z["genders"]
@@ -89,6 +91,9 @@ def load_split(data, split, cache, side, limit):
     for n in names:
         lab = parse_name(n)
         path = os.path.join(root, n)
+        aligned = os.path.join(crops, n[:-len(".jpg")] + "_face0.png") if crops else ""
+        if aligned and os.path.exists(aligned):
+            path = aligned
         if lab is None or not os.path.exists(path):
             skipped.append(n)
             continue
@@ -136,11 +141,81 @@ def degrade(x, gen, p, size):
     return x
 
 
-def augment(x, size, gen, scale_jitter=0.12, shift_jitter=0.08):
+def wild(x, gen, p):
+    """What photos do to faces, each with probability p (on a float batch [B,3,S,S] in [0,1]): down
+    to 20..48 px and back (one size per batch), JPEG at quality 20..70, sensor noise, gamma
+    0.6..1.6, a colour cast of +-15% per channel, a grey or noise patch over 10..30% of the face."""
+    import cv2
+    b, _, h, w = x.shape
+    pick = lambda: torch.nonzero(torch.rand(b, generator=gen) < p)[:, 0]  # noqa: E731
+    u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
+    i = pick()
+    if len(i):
+        s = int(20 + 29 * u(1))
+        small = F.interpolate(x[i], size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        x[i] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    for k in pick().tolist():
+        u8 = (x[k].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        _, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, int(20 + 51 * u(1))])
+        x[k] = torch.from_numpy(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)).permute(2, 0, 1).float() / 255
+    i = pick()
+    x[i] += torch.randn(len(i), 3, h, w, generator=gen) * 0.04 * u(len(i), 1, 1, 1)
+    i = pick()
+    x[i] = x[i].clamp(0, 1) ** (0.6 + u(len(i), 1, 1, 1))
+    i = pick()
+    x[i] *= 1 + (u(len(i), 3, 1, 1) - 0.5) * 0.3
+    for k in pick().tolist():
+        area = 0.1 + 0.2 * float(u(1))
+        ph = max(1, min(h, int(h * math.sqrt(area) * (0.7 + 0.6 * float(u(1))))))
+        pw = max(1, min(w, int(h * w * area / ph)))
+        y0, x0 = int((h - ph) * float(u(1))), int((w - pw) * float(u(1)))
+        x[k, :, y0:y0 + ph, x0:x0 + pw] = float(u(1)) if float(u(1)) < 0.5 else u(3, ph, pw)
+    return x.clamp(0, 1)
+
+
+def read_aligned(paths, side):
+    """uint8 [N, side, side, 3] RGB, INTER_AREA from the files (200x200 aligned crops)."""
+    import cv2
+    out = []
+    for pth in paths:
+        bgr = cv2.imread(pth, cv2.IMREAD_COLOR)
+        if bgr is None:
+            sys.exit(f"{pth}: cannot read")
+        out.append(cv2.cvtColor(cv2.resize(bgr, (side, side), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+    return np.stack(out)
+
+
+def model_file_targets(path, paths, batch=64):
+    """An age/gender model file's answers (a graph file: tools/graph_torch.py) on aligned crops:
+    gender [N,2] and group [N,8] probabilities and the age distribution [N,101], each the average
+    over the crop and its mirror image."""
+    import graph_torch
+    import safetensors_io
+    tensors, meta = safetensors_io.load(path)
+    if "graph" not in meta:
+        sys.exit(f"{path}: --teacher-model takes a graph file (tools/train_descriptor_heads.py's export)")
+    graph = json.loads(meta["graph"])
+    side = int(meta["input_size"].split(",")[1])
+    mean = torch.tensor([float(v) for v in meta["mean"].split(",")])[:, None, None]
+    std = torch.tensor([float(v) for v in meta["std"].split(",")])[:, None, None]
+    parts = [[], [], []]
+    with torch.no_grad():
+        for i in range(0, len(paths), batch):
+            x = torch.from_numpy(read_aligned(paths[i:i + batch], side)).permute(0, 3, 1, 2).float() / 255
+            x = (x - mean) / std
+            o1, o2 = graph_torch.run_graph(graph, tensors, x), graph_torch.run_graph(graph, tensors, x.flip(3))
+            for k, h in enumerate(("gender", "age_group", "age")):
+                parts[k].append((o1[h].softmax(1) + o2[h].softmax(1)) / 2)
+            if i % (batch * 50) == 0:
+                print(f"teacher {os.path.basename(path)}: {i}/{len(paths)}", flush=True)
+    return [torch.cat(p) for p in parts]
+
+
+def augment(x, size, gen, scale_jitter=0.12, shift_jitter=0.08, rotation=12):
     """Random scale/shift/rotation (covering what detection + alignment produce), flip, colour
     and blur, on a float batch [B,3,S,S] in [0,1]; returns [B,3,size,size]."""
     b = x.shape[0]
-    ang = (torch.rand(b, generator=gen) - 0.5) * 2 * math.radians(12)
+    ang = (torch.rand(b, generator=gen) - 0.5) * 2 * math.radians(rotation)
     scale = 1 + (torch.rand(b, generator=gen) - 0.5) * 2 * scale_jitter
     shift = (torch.rand(b, 2, generator=gen) - 0.5) * 2 * shift_jitter
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
@@ -296,6 +371,18 @@ def main():
                          "OUT/teacher_targets.pt, which --resume reuses)")
     ap.add_argument("--kd-alpha", type=float, default=0.5,
                     help="with --teachers: weight of the teachers' answers against the labels")
+    ap.add_argument("--crops", default="", help="train on UTKFace as the app aligns it: the folder "
+                    "`agegender UTKFACE_DIR --crops CROPS` wrote")
+    ap.add_argument("--rotation", type=float, default=12, help="random roll +-, degrees")
+    ap.add_argument("--wild-aug", type=float, default=0.0,
+                    help="probability of each photo degradation (wild(): low resolution, JPEG, noise, gamma, "
+                         "colour cast, occlusion)")
+    ap.add_argument("--teacher-model", default="",
+                    help="an age/gender graph file (e.g. tools/train_descriptor_heads.py's export): distil its "
+                         "answers (crop and mirror averaged) on the training crops and --wild-crops")
+    ap.add_argument("--wild-crops", default="",
+                    help="a folder of unlabelled aligned face crops (`agegender PHOTOS --crops DIR`), trained "
+                         "on the --teacher-model's answers alone")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke tests)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -306,7 +393,8 @@ def main():
     torch.set_num_threads(a.threads or os.cpu_count())  # Debian's torch defaults to 1 here
     os.makedirs(a.out, exist_ok=True)
     src_side = int(round(a.size * 1.25))  # margin for the geometric jitter
-    tr_img, tr_age, tr_gender = load_split(a.data, "train", a.cache, src_side, a.limit)
+    tr_img, tr_age, tr_gender = load_split(a.data, "train", a.cache, src_side, a.limit, a.crops)
+    n_labelled = len(tr_img)
     va_img, va_age, va_gender = load_val_like_app(a.data, a.cache, a.size, a.limit and max(200, a.limit // 4))
     print(f"train {len(tr_img)}, val {len(va_img)}, device {device}, threads {torch.get_num_threads()}", flush=True)
 
@@ -318,7 +406,8 @@ def main():
     model = torch_models.build(cfg).to(device)
     ema = copy.deepcopy(model) if a.ema > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
-    steps_per_epoch = math.ceil(len(tr_img) / a.batch)
+    n_wild = len([f for f in os.listdir(a.wild_crops) if f.endswith(".png")]) if a.wild_crops else 0
+    steps_per_epoch = math.ceil((len(tr_img) + n_wild) / a.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs * steps_per_epoch, pct_start=0.15)
     start, best = 0, -1e9
     last = os.path.join(a.out, "last.pt")
@@ -333,6 +422,28 @@ def main():
         print(f"resumed after epoch {ck['epoch']}", flush=True)
 
     soft = None
+    if a.teacher_model:
+        if a.teachers or not a.age_dist or a.mixup > 0:
+            sys.exit("--teacher-model needs --age-dist, and no --teachers or --mixup")
+        names = [n.strip() for n in open(os.path.join(a.data, "utkface", "train.txt")) if n.strip()]
+        names = [n for n in names if parse_name(n)][:len(tr_img)]
+        paths = []
+        for n in names:
+            crop = os.path.join(a.crops, n[:-len(".jpg")] + "_face0.png") if a.crops else ""
+            paths.append(crop if crop and os.path.exists(crop) else os.path.join(a.cache, "utkface", n))
+        wild_paths = sorted(os.path.join(a.wild_crops, f) for f in os.listdir(a.wild_crops)
+                            if f.endswith(".png")) if a.wild_crops else []
+        cached = os.path.join(a.out, "teacher_targets.pt")
+        if os.path.exists(cached) and a.resume:
+            soft = torch.load(cached)
+        else:
+            soft = model_file_targets(a.teacher_model, paths + wild_paths)
+            torch.save(soft, cached)
+        if wild_paths:  # unlabelled: no label loss (gender -1), the teacher's answers only
+            tr_img = np.concatenate([tr_img, read_aligned(wild_paths, src_side)])
+            tr_age = np.concatenate([tr_age, np.zeros(len(wild_paths), np.float32)])
+            tr_gender = np.concatenate([tr_gender, -np.ones(len(wild_paths), np.int64)])
+        print(f"teacher {a.teacher_model}: {n_labelled} labelled crops, {len(wild_paths)} unlabelled", flush=True)
     if a.teachers:
         if not a.age_dist or a.mixup > 0:
             sys.exit("--teachers needs --age-dist and no --mixup")
@@ -346,7 +457,7 @@ def main():
 
     log_path = os.path.join(a.out, "log.csv")
     gen = torch.Generator().manual_seed(0)
-    tr_groups = torch.tensor([age_group(x) for x in tr_age])
+    tr_groups = torch.tensor([age_group(x) if g >= 0 else -1 for x, g in zip(tr_age, tr_gender)])
     for epoch in range(start, a.epochs):
         model.train()
         t0, total, n = time.time(), 0.0, 0
@@ -354,9 +465,11 @@ def main():
         for i in range(0, len(order), a.batch):
             idx = order[i:i + a.batch]
             x = torch.from_numpy(tr_img[idx.numpy()]).permute(0, 3, 1, 2).float() / 255
-            x = augment(x, a.size, gen, a.scale_jitter, a.shift_jitter)
+            x = augment(x, a.size, gen, a.scale_jitter, a.shift_jitter, a.rotation)
             if a.degrade > 0:
                 x = degrade(x, gen, a.degrade, a.size)
+            if a.wild_aug > 0:
+                x = wild(x, gen, a.wild_aug)
             x = ((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]).to(device)
             g = torch.from_numpy(tr_gender[idx.numpy()]).to(device)
             grp = tr_groups[idx].to(device)
@@ -371,13 +484,20 @@ def main():
             out = model(x)
 
             def labels_loss(g, grp, age):
-                loss = (a.gender_weight * F.cross_entropy(out["gender"], g, label_smoothing=a.smoothing)
-                        + F.cross_entropy(out["age_group"], grp, label_smoothing=a.smoothing))
+                lab = g >= 0  # unlabelled (--wild-crops) images have none
+                if not bool(lab.any()):
+                    return out["gender"].sum() * 0
+                o = {k: v[lab] for k, v in out.items()}
+                g, grp, age = g[lab], grp[lab], age[lab]
+                loss = (a.gender_weight * F.cross_entropy(o["gender"], g, label_smoothing=a.smoothing)
+                        + F.cross_entropy(o["age_group"], grp, label_smoothing=a.smoothing))
                 if a.age_dist:  # DLDL: KL to the label distribution + L1 on its mean (in decades)
                     target = age_dist_targets(age * 100, a.age_sigma)
-                    return loss + F.kl_div(out["age"].log_softmax(1), target, reduction="batchmean") \
-                        + 0.1 * F.l1_loss(age_years(out["age"]), age * 100)
-                return loss + 4 * F.smooth_l1_loss(out["age"][:, 0], age, beta=0.05)
+                    loss = loss + F.kl_div(o["age"].log_softmax(1), target, reduction="batchmean") \
+                        + 0.1 * F.l1_loss(age_years(o["age"]), age * 100)
+                else:
+                    loss = loss + 4 * F.smooth_l1_loss(o["age"][:, 0], age, beta=0.05)
+                return loss * (float(lab.sum()) / len(lab))
 
             loss = labels_loss(g, grp, age)
             if soft is not None:  # distillation: KL from the teachers' answers, each head
@@ -424,7 +544,10 @@ def main():
                 labels={"gender": ["m", "f"], "age_group": AGE_GROUPS,
                         "age": [str(y) for y in range(AGE_BINS)] if a.age_dist else ["years/100"]},
                 extra={"training_data": "UTKFace train.txt (shared/data/utkface)"
-                       + (f"; distilled from {a.teachers}" if a.teachers else ""),
+                       + (" as the app aligns it" if a.crops else "")
+                       + (f"; distilled from {a.teachers}" if a.teachers else "")
+                       + (f"; distilled from {os.path.basename(a.teacher_model)}" if a.teacher_model else "")
+                       + (f", with {n_wild} unlabelled wild crops" if n_wild else ""),
                        "licence": "UTKFace: non-commercial research only; these weights inherit that",
                        "val_metrics": json.dumps(m)})
             final.to(device)

@@ -480,7 +480,15 @@ TEST_CASE("agegender app: manifest evaluation and its bad inputs") {
   // missing, corrupt or wrong weights and cascades, and a too large photo: exit 1 naming the problem
   const std::string whole = vt::read_text(vt::repo("weights/agegender-resnet18.safetensors"));
   vt::write_bytes(dir + "/cut.safetensors", whole.substr(0, whole.size() / 2));
+  // a graph file whose gender head is no longer an output (blanked in place: the header keeps its length)
+  std::string headless = vt::read_text(vt::repo("weights/agegender-faceapi.safetensors"));
+  const std::string gender_out = "[\\\"gender\\\",\\\"head.gender\\\"],";
+  const std::size_t at = headless.find(gender_out);
+  REQUIRE(at != std::string::npos);
+  headless.replace(at, gender_out.size(), std::string(gender_out.size(), ' '));
+  vt::write_bytes(dir + "/headless.safetensors", headless);
   const std::pair<std::string, std::string> failures[] = {
+      {"--weights " + dir + "/headless.safetensors", "headless.safetensors: not an age/gender model (no 'gender' head"},
       {"--weights " + dir + "/nope.safetensors", "nope.safetensors"},
       {"--cascade " + dir + "/nope.xml", "nope.xml"},
       {"--weights " + vt::golden("cascade_default7_new.xml"), "cascade_default7_new.xml"},
