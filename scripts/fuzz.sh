@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in tests/fuzz/ (clang++, -fsanitize=fuzzer,address,undefined) into
 # build-fuzz/ and runs each for N seconds (default 60) from its seed corpus and dictionary.
-#   scripts/fuzz.sh [--seconds N] [--build-only] [TARGET...]    targets: safetensors npy cascade image manifest
+#   scripts/fuzz.sh [--seconds N] [--build-only] [--replay] [TARGET...]
+#   targets: safetensors npy cascade image manifest; --replay runs each seed once, no fuzzing
 # New interesting inputs go to build-fuzz/corpus/<target>/ (the seeds in tests/fuzz/corpus/ are
 # only read). Exits non-zero on any finding (crash, sanitizer report, leak, timeout, out-of-memory)
 # and prints the reproducer's path; rerun one with build-fuzz/fuzz_<target> <file>.
@@ -12,12 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=60
 BUILD_ONLY=0
+REPLAY=0
 TARGETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_EACH="$2"; shift 2 ;;
     --build-only) BUILD_ONLY=1; shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --replay) REPLAY=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) TARGETS+=("$1"); shift ;;
   esac
@@ -63,11 +66,16 @@ for t in "${TARGETS[@]}"; do
   dict=()
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
   log="$B/fuzz_$t.log"
-  echo "fuzz.sh: fuzz_$t for ${SECONDS_EACH}s ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
   set +e
-  "$B/fuzz_$t" "$B/corpus/$t" "tests/fuzz/corpus/$t" "${dict[@]}" -max_total_time="$SECONDS_EACH" \
-    -timeout=25 -rss_limit_mb=3072 -max_len=131072 -print_final_stats=1 \
-    -artifact_prefix="$B/artifacts/$t-" ${FUZZ_FLAGS:-} >"$log" 2>&1
+  if [ "$REPLAY" = 1 ]; then
+    echo "fuzz.sh: fuzz_$t on its $(ls "tests/fuzz/corpus/$t" | wc -l) seeds"
+    "$B/fuzz_$t" -artifact_prefix="$B/artifacts/$t-" tests/fuzz/corpus/"$t"/* >"$log" 2>&1
+  else
+    echo "fuzz.sh: fuzz_$t for ${SECONDS_EACH}s ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
+    "$B/fuzz_$t" "$B/corpus/$t" "tests/fuzz/corpus/$t" "${dict[@]}" -max_total_time="$SECONDS_EACH" \
+      -timeout=25 -rss_limit_mb=3072 -max_len=131072 -print_final_stats=1 \
+      -artifact_prefix="$B/artifacts/$t-" ${FUZZ_FLAGS:-} >"$log" 2>&1
+  fi
   rc=$?
   set -e
   grep -E "^#[0-9]+.*(DONE|pulse)" "$log" | tail -1 || true
