@@ -10,7 +10,7 @@
 // the same transformed weights), whatever Conv2d would choose at that shape. Each blocked output is
 // compared with the NCHW one before anything is timed; a mismatch above 1e-4 of the output's
 // largest value exits 1. (Before the blocked stages existed this program timed stand-alone
-// prototypes of the same kernels.) Findings: docs/performance.md, "Sixth session" and "Seventh session".
+// prototypes of the same kernels.) Findings: docs/performance.md, "Channel-blocked stages" and "Weights from memory".
 #include <cnn/cnn.hpp>
 
 #include "cache_flush.hpp"

@@ -8,7 +8,7 @@
 // A model streams ~185 MB of weights per image here (Winograd's transformed weights are 4x / 1.8x
 // the plain ones), more than the share of the shared L3 it keeps between images; where the
 // in-model time sits near the cold one, the layer is waiting for memory, and no change to its
-// arithmetic will show in the model. Findings: docs/performance.md, "Seventh session".
+// arithmetic will show in the model. Findings: docs/performance.md, "Weights from memory".
 #include <cnn/cnn.hpp>
 
 #include "cache_flush.hpp"
