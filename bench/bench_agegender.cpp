@@ -16,16 +16,19 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace {
 
-const char* kModels[] = {"agegender-resnet18.safetensors", "agegender-vgg16bn.safetensors"};
+const char* kModels[] = {"agegender-resnet18.safetensors", "agegender-vgg16bn.safetensors",
+                         "agegender-faceapi.safetensors"};
+constexpr int kNumModels = int(std::size(kModels));
 std::string g_weights;
 vision::Image g_photo, g_grey, g_face;
-std::unique_ptr<vision::FacePipeline> g_pipe[2];
+std::unique_ptr<vision::FacePipeline> g_pipe[kNumModels];
 vision::Image g_big;              // the 12-megapixel photo (empty without ../shared)
 std::vector<uint8_t> g_big_jpeg;
 vision::Face g_det;
@@ -81,8 +84,8 @@ void BM_decode_12mp(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_classify)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_network)->ArgsProduct({{0, 1}, {1}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_classify)->ArgsProduct({{0, 1, 2}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_network)->ArgsProduct({{0, 1, 2}, {1}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_align)->Arg(1)->ArgName("threads")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_photo)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_photo_12mp)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
@@ -98,7 +101,7 @@ int main(int argc, char** argv) {
     for (int y = 0; y < 480; ++y)  // the top 480 rows of the portrait, centred
       std::copy(astronaut.row(y), astronaut.row(y) + 512 * 3, g_photo.row(y) + 64 * 3);
     g_grey = vision::to_grey(g_photo);
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < kNumModels; ++m)
       g_pipe[m] = std::make_unique<vision::FacePipeline>(
           std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(root + "/weights/yunet.safetensors")),
           vision::CascadeClassifier::load(root + "/weights/haarcascade_eye.xml"),
