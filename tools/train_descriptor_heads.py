@@ -54,7 +54,7 @@ def load_crops(data, crops, split, side):
         if lab is None:
             continue
         path = os.path.join(crops, n[:-len(".jpg")] + "_face0.png")
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.exists(path) else None
         if bgr is None:
             fallback += 1
             bgr = cv2.imread(os.path.join(T_CACHE, "utkface", n), cv2.IMREAD_COLOR)
