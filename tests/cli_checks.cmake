@@ -44,6 +44,11 @@ if(NOT OUT MATCHES "\"median_ms\":[0-9.]+" OR NOT OUT MATCHES "\"arch\":\"resnet
   message(FATAL_ERROR "bad --bench output: ${OUT}")
 endif()
 
+# --threads 0: all cores, as in detect and agegender.
+run_ok(--arch resnet18 --random-weights --input-shape 1,3,32,32 --bench 1 --threads 0)
+# An output into a missing folder is refused before the model is loaded or run.
+expect_error("--output: ${WORK}/missing/out.npy: directory ${WORK}/missing does not exist" --weights ${M}.safetensors --input ${M}.input.npy --output ${WORK}/missing/out.npy)
+
 # Bad flags.
 expect_error("unknown option '--frobnicate'" --frobnicate)
 expect_error("--threads expects an integer" --arch resnet18 --random-weights --bench 1 --threads zero)

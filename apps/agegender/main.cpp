@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <new>
 #include <string>
 #include <unistd.h>
@@ -107,25 +106,27 @@ Options parse_args(int argc, char** argv) {
   if (o.detector != "cnn" && o.detector != "haar") usage_error("--detector must be cnn or haar, got '" + o.detector + "'");
   if (o.detector == "cnn" && !o.cascade.empty()) usage_error("--cascade is for --detector haar");
   if (o.detector == "haar" && !o.detector_weights.empty()) usage_error("--detector-weights is for --detector cnn");
-  for (const std::string* d : {&o.annotate_dir, &o.crops_dir})
-    if (!d->empty() && !cli::dir_exists(*d)) usage_error(*d + " is not a directory");
   if (!o.manifest.empty()) {
     if (!o.inputs.empty()) usage_error("give photos or --manifest, not both");
     if (o.predictions.empty()) usage_error("--manifest needs --predictions P.csv");
-    if (!o.annotate.empty() || !o.annotate_dir.empty() || o.json) usage_error("--annotate/--json are for photos, not --manifest");
+    if (!o.annotate.empty() || !o.annotate_dir.empty() || !o.crops_dir.empty() || o.json)
+      usage_error("--annotate/--annotate-dir/--crops/--json are for photos, not --manifest");
     if (o.root.empty()) {
       const auto slash = o.manifest.rfind('/');
       o.root = slash == std::string::npos ? "." : o.manifest.substr(0, slash);
     }
     if (!cli::dir_exists(o.root)) usage_error("--root: " + o.root + " is not a directory");
-    for (const std::string* out : {&o.predictions, &o.report})  // fail before the run, not after
-      if (!out->empty() && !cli::dir_exists(cli::parent_dir(*out)))
-        usage_error(*out + ": directory " + cli::parent_dir(*out) + " does not exist");
+    cli::check_output_file("--predictions", o.predictions);  // fail before the run, not after
+    if (!o.report.empty()) cli::check_output_file("--report", o.report);
   } else {
     if (o.inputs.empty()) usage_error("no input photo");
     if (!o.root.empty() || !o.predictions.empty() || !o.report.empty())
       usage_error("--root, --predictions and --report need --manifest");
     if (o.aligned) usage_error("--aligned needs --manifest");
+    // Outputs are checked (and their folders made) before any photo is read, not at the end.
+    if (!o.annotate.empty()) cli::check_image_output("--annotate", o.annotate);
+    if (!o.annotate_dir.empty()) cli::make_output_dir("--annotate-dir", o.annotate_dir);
+    if (!o.crops_dir.empty()) cli::make_output_dir("--crops", o.crops_dir);
   }
   if (o.weights.empty())
     o.weights = cli::bundled_file(o.model == "resnet"  ? "agegender-resnet18.safetensors"
@@ -136,51 +137,6 @@ Options parse_args(int argc, char** argv) {
   if (o.eye_cascade.empty()) o.eye_cascade = cli::bundled_file("haarcascade_eye.xml");
   return o;
 }
-
-bool is_image_name(const std::string& n) {
-  for (const char* ext : {".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG", ".BMP"})
-    if (n.size() > std::strlen(ext) && n.compare(n.size() - std::strlen(ext), std::string::npos, ext) == 0) return true;
-  return false;
-}
-
-// Photos under a directory (recursively, sorted); throws if it cannot be read.
-void walk(const std::string& dir, std::vector<std::string>& out) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) throw vision::Error(dir + ": cannot read directory");
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') names.push_back(e->d_name);
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  for (auto& n : names) {
-    const std::string p = dir + "/" + n;
-    if (cli::dir_exists(p)) walk(p, out);
-    else if (is_image_name(n)) out.push_back(p);
-  }
-}
-
-// A one-line progress bar on stderr, only on a terminal.
-class Progress {
- public:
-  Progress(std::size_t total, bool enabled) : total_(total), on_(enabled && total > 1 && ::isatty(2)) {}
-  void update(std::size_t done) {
-    if (!on_) return;
-    const int width = 30, fill = int(width * done / total_);
-    std::fprintf(stderr, "\r[%s%s] %zu/%zu", std::string(std::size_t(fill), '#').c_str(),
-                 std::string(std::size_t(width - fill), '.').c_str(), done, total_);
-    if (done == total_) std::fputc('\n', stderr);
-    std::fflush(stderr);
-  }
-  // Messages go on their own line, not into the bar.
-  void message(const std::string& s) {
-    if (on_) std::fputs("\r\033[K", stderr);
-    std::fprintf(stderr, "%s\n", s.c_str());
-  }
-
- private:
-  std::size_t total_;
-  bool on_;
-};
 
 std::string face_label(const vision::AgeGender& p) {
   char b[64];
@@ -227,23 +183,10 @@ void annotate(const vision::Image& photo, const std::vector<vision::FaceResult>&
 }
 
 int run_photos(const Options& o, vision::FacePipeline& pipe) {
-  std::vector<std::string> photos;
-  int failures = 0;
-  bool walked = false;
-  for (const auto& in : o.inputs) {
-    if (cli::dir_exists(in)) {
-      walked = true;
-      try {
-        walk(in, photos);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "agegender: error: %s\n", e.what());
-        ++failures;
-      }
-    } else {
-      photos.push_back(in);
-    }
-  }
-  Progress bar(photos.size(), walked && !o.quiet);
+  const cli::Inputs in = cli::collect_inputs(o.inputs);
+  const std::vector<std::string>& photos = in.photos;
+  int failures = in.errors;
+  cli::Progress bar(photos.size(), !o.quiet);
   for (std::size_t i = 0; i < photos.size(); ++i) {
     const std::string& path = photos[i];
     try {
@@ -251,6 +194,7 @@ int run_photos(const Options& o, vision::FacePipeline& pipe) {
       const auto t0 = std::chrono::steady_clock::now();
       const std::vector<vision::FaceResult> faces = pipe.analyse(img);
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      bar.clear();
       if (o.json) {
         std::string s = "{\"image\":" + cnn::json::quote(path) + ",\"width\":" + std::to_string(img.width()) +
                         ",\"height\":" + std::to_string(img.height()) + ",\"faces\":[";
@@ -261,6 +205,8 @@ int run_photos(const Options& o, vision::FacePipeline& pipe) {
       } else {
         std::printf("%s: %dx%d, %zu face%s (%.1f ms)\n", path.c_str(), img.width(), img.height(), faces.size(),
                     faces.size() == 1 ? "" : "s", ms);
+        if (faces.empty())
+          std::printf("  %s\n", cli::no_face_hint(o.detector == "cnn", o.min_size, o.min_score).c_str());
         for (const auto& f : faces) {
           if (!f.classified) {
             const bool small = f.box.h < pipe.options().classify_min_face;
@@ -309,7 +255,7 @@ bool pick_face(const std::vector<vision::Face>& dets, const vision::ManifestRow&
 int run_manifest(const Options& o, vision::FacePipeline& pipe) {
   const vision::Manifest m = vision::read_manifest(o.manifest);
   std::vector<vision::Prediction> preds(m.rows.size());
-  Progress bar(m.rows.size(), !o.quiet);
+  cli::Progress bar(m.rows.size(), !o.quiet);
   // Consecutive rows often name the same photo (one row per face): decode and detect it once.
   struct Cached {
     std::string path;

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cnn/cnn.hpp>
 
@@ -28,7 +30,7 @@ const char* kUsage =
     "  --output OUT.npy      float32 output; (N,C,1,1) is written as (N,C). A model with several\n"
     "                        heads writes OUT.<head>.npy for each head\n"
     "  --input-shape N,C,H,W input shape when there is no --input (default 1,3,224,224)\n"
-    "  --threads T           worker threads (default: all cores)\n"
+    "  --threads T           worker threads, 0 = all cores (default 0)\n"
     "  --bench N             time N runs after a warm-up; prints one JSON line\n"
     "  --summary             print the layer table (layer, type, output shape, parameters)\n"
     "  --profile             time each layer (fastest of 5 runs), slowest first\n";
@@ -75,7 +77,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--num-classes") o.num_classes = parse_int(a, value(), 1, 1 << 24);
     else if (a == "--input") o.input = value();
     else if (a == "--output") o.output = value();
-    else if (a == "--threads") o.threads = int(parse_int(a, value(), 1, 1024));
+    else if (a == "--threads") o.threads = int(parse_int(a, value(), 0, 4096));
     else if (a == "--bench") o.bench = int(parse_int(a, value(), 1, 1000000));
     else if (a == "--summary") o.summary = true;
     else if (a == "--profile") o.profile = true;
@@ -97,6 +99,14 @@ Options parse_args(int argc, char** argv) {
   if (!o.weights.empty() && o.random_weights) usage_error("--weights and --random-weights exclude each other");
   if (o.random_weights && o.arch.empty()) usage_error("--random-weights needs --arch");
   if (!o.output.empty() && o.input.empty()) usage_error("--output needs --input");
+  if (!o.output.empty()) {  // before the model is loaded and run, not after
+    const std::size_t slash = o.output.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : o.output.substr(0, slash);
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      usage_error("--output: " + o.output + ": directory " + dir + " does not exist");
+    if (::access(dir.c_str(), W_OK) != 0) usage_error("--output: " + o.output + ": directory " + dir + " is not writable");
+  }
   if (!o.input.empty() && o.shape_given) usage_error("--input-shape and --input exclude each other");
   if (o.input.empty() && !o.bench && !o.summary && !o.profile) usage_error("nothing to do: give --input, --bench or --summary");
   return o;

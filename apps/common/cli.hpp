@@ -1,9 +1,14 @@
 // apps/common/cli.hpp - what the command-line apps share: flag value parsing with messages that
-// name the flag, usage errors (exit 2), file tests, and finding the bundled weights/cascades.
+// name the flag, usage errors (exit 2), file tests, output folders, walking photo folders, the
+// progress bar, and finding the bundled weights/cascades.
 #pragma once
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <dirent.h>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -106,6 +111,177 @@ inline std::string stem(const std::string& path) {
   std::string base = path.substr(slash == std::string::npos ? 0 : slash + 1);
   const auto dot = base.rfind('.');
   return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+}
+
+// An output folder: created with its parents when missing (mkdir -p); a usage error (exit 2)
+// naming FLAG when the path exists and is not a folder, or cannot be created.
+inline void make_output_dir(const std::string& flag, const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) usage_error(flag + ": " + dir + " exists and is not a directory");
+    if (::access(dir.c_str(), W_OK) != 0) usage_error(flag + ": directory " + dir + " is not writable");
+    return;
+  }
+  for (std::size_t at = 1; at <= dir.size(); ++at) {
+    if (at < dir.size() && dir[at] != '/') continue;
+    const std::string part = dir.substr(0, at);
+    if (::mkdir(part.c_str(), 0777) != 0 && errno != EEXIST)
+      usage_error(flag + ": cannot create directory " + part + ": " + std::strerror(errno));
+    if (!dir_exists(part)) usage_error(flag + ": " + part + " exists and is not a directory");
+  }
+}
+
+// An output file: checked before any work is done, so that a run does not fail at its end. Its
+// folder must exist and be writable, and the path must not be a folder (usage error, exit 2).
+inline void check_output_file(const std::string& flag, const std::string& path) {
+  const std::string dir = parent_dir(path);
+  if (!dir_exists(dir)) usage_error(flag + ": " + path + ": directory " + dir + " does not exist");
+  if (::access(dir.c_str(), W_OK) != 0) usage_error(flag + ": " + path + ": directory " + dir + " is not writable");
+  if (dir_exists(path)) usage_error(flag + ": " + path + " is a directory");
+}
+
+// An image output file (--annotate): as check_output_file, and a format save_image writes.
+inline void check_image_output(const std::string& flag, const std::string& path) {
+  check_output_file(flag, path);
+  const auto dot = path.rfind('.');
+  std::string ext = dot == std::string::npos ? "" : path.substr(dot);
+  for (auto& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (ext != ".png" && ext != ".jpg" && ext != ".jpeg")
+    usage_error(flag + ": " + path + ": unsupported output format (use .png, .jpg or .jpeg)");
+}
+
+// The photo formats the apps read, by extension (any case).
+inline bool is_image_name(const std::string& n) {
+  const auto dot = n.rfind('.');
+  if (dot == std::string::npos || dot == 0) return false;
+  std::string ext = n.substr(dot);
+  for (auto& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
+}
+
+// The photos named on the command line: a file is taken as it is (its errors come when it is read);
+// a folder is walked recursively in sorted order, skipping hidden entries (".name"). Every other
+// file in a folder is reported on stderr ("skipping DIR/x.txt: not an image (...)"), the first
+// kMaxSkipLines of a folder one per line and the rest as one count; skipped files do not change
+// the exit code. A folder that holds no photo, or cannot be read, is an error (counted in errors).
+struct Inputs {
+  std::vector<std::string> photos;
+  int errors = 0;
+};
+constexpr int kMaxSkipLines = 5;
+
+namespace detail {
+struct WalkState {
+  std::vector<std::string> photos, skipped;
+  std::vector<std::string> unreadable;
+};
+inline void walk(const std::string& dir, WalkState& w) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    w.unreadable.push_back(dir + ": cannot read directory: " + std::strerror(errno));
+    return;
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') names.push_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  const std::string prefix = dir.size() > 1 && dir.back() == '/' ? dir : dir + "/";
+  for (auto& n : names) {
+    const std::string p = prefix + n;
+    if (dir_exists(p)) walk(p, w);
+    else if (is_image_name(n)) w.photos.push_back(p);
+    else w.skipped.push_back(p);
+  }
+}
+}  // namespace detail
+
+inline Inputs collect_inputs(const std::vector<std::string>& args) {
+  Inputs in;
+  for (const auto& a : args) {
+    if (!dir_exists(a)) {
+      in.photos.push_back(a);
+      continue;
+    }
+    detail::WalkState w;
+    detail::walk(a, w);
+    for (const auto& u : w.unreadable) {
+      std::fprintf(stderr, "%s: error: %s\n", program().name, u.c_str());
+      ++in.errors;
+    }
+    for (std::size_t k = 0; k < w.skipped.size() && k < std::size_t(kMaxSkipLines); ++k)
+      std::fprintf(stderr, "skipping %s: not an image (.jpg .jpeg .png .bmp)\n", w.skipped[k].c_str());
+    if (w.skipped.size() > std::size_t(kMaxSkipLines))
+      std::fprintf(stderr, "skipping %zu more files under %s: not images (.jpg .jpeg .png .bmp)\n",
+                   w.skipped.size() - kMaxSkipLines, a.c_str());
+    if (w.photos.empty() && w.unreadable.empty()) {
+      std::fprintf(stderr, "%s: error: %s: no images (JPEG, PNG, BMP) found\n", program().name, a.c_str());
+      ++in.errors;
+    }
+    in.photos.insert(in.photos.end(), w.photos.begin(), w.photos.end());
+  }
+  return in;
+}
+
+// A one-line progress bar on stderr, drawn only when stderr is a terminal. Whatever else is
+// printed goes through clear() first (stdout lines) or message() (stderr lines), so that the bar
+// never shares a line with a result: results scroll above it, the bar stays on the last line.
+class Progress {
+ public:
+  Progress(std::size_t total, bool enabled) : total_(total), on_(enabled && total > 1 && ::isatty(2)) {}
+  bool on() const { return on_; }
+  // Erase the bar before printing to stdout.
+  void clear() {
+    if (!on_ || !drawn_) return;
+    std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+    drawn_ = false;
+  }
+  void update(std::size_t done) {
+    if (!on_) return;
+    std::fflush(stdout);
+    const int width = 30, fill = int(width * done / total_);
+    std::fprintf(stderr, "\r\033[K[%s%s] %zu/%zu", std::string(std::size_t(fill), '#').c_str(),
+                 std::string(std::size_t(width - fill), '.').c_str(), done, total_);
+    drawn_ = true;
+    if (done == total_) {
+      std::fputs("\r\033[K", stderr);  // done: leave no bar behind
+      drawn_ = false;
+    }
+    std::fflush(stderr);
+  }
+  // A stderr message on its own line, not in the bar.
+  void message(const std::string& s) {
+    std::fflush(stdout);
+    clear();
+    std::fprintf(stderr, "%s\n", s.c_str());
+  }
+
+ private:
+  std::size_t total_;
+  bool on_, drawn_ = false;
+};
+
+// The line printed for a photo in which no face was found: what the detector finds and which
+// flag to try.
+inline std::string no_face_hint(bool cnn, int min_size, double min_score) {
+  char b[320];
+  if (cnn) {
+    if (min_score > 0.05)
+      std::snprintf(b, sizeof b,
+                    "no face found (the CNN detector finds faces of at least %d px scoring at least %.2f; "
+                    "try --min-score %.1f or a smaller --min-size)",
+                    min_size, min_score, std::max(0.0, min_score - 0.2));
+    else
+      std::snprintf(b, sizeof b, "no face found (the CNN detector finds faces of at least %d px; try a smaller --min-size)",
+                    min_size);
+  } else {
+    std::snprintf(b, sizeof b,
+                  "no face found (--detector haar finds frontal, upright faces of at least %d px; "
+                  "--detector cnn also finds turned and tilted ones)",
+                  min_size);
+  }
+  return b;
 }
 
 }  // namespace cli

@@ -20,14 +20,14 @@
 
 namespace {
 
-using cli::dir_exists;
 using cli::numbered;
 using cli::parse_double;
 using cli::parse_int;
 using cli::usage_error;
 
 const char* kUsage =
-    "usage: detect IMAGE... [options]\n"
+    "usage: detect IMAGE|DIR... [options]\n"
+    "  a DIR is walked recursively for JPEG, PNG and BMP files\n"
     "  --detector cnn|haar   YuNet CNN (default; with --cascade: haar) or a Viola-Jones cascade\n"
     "  --min-score S         drop faces scoring below S, 0..1 (default: cnn 0.5, haar 0 = every box)\n"
     "  --min-size S          smallest face in pixels (default: cnn 16, haar 24)\n"
@@ -37,7 +37,7 @@ const char* kUsage =
     "  --cascade FILE        haar: cascade XML (default: bundled haarcascade_frontalface_default.xml)\n"
     "  --scale-factor F      haar: pyramid step, > 1 (default 1.1)\n"
     "  --min-neighbors N     haar: windows a face needs, >= 0 (default 3)\n"
-    "  --threads T           worker threads, 0 = all (default 0)\n"
+    "  --threads T           worker threads, 0 = all cores (default 0)\n"
     "  --max-pixels N        refuse larger images (default 100000000)\n"
     "  --json                one JSON object per image on stdout\n"
     "  --annotate OUT.png    write the image with boxes (several images: OUT_<i>.png)\n"
@@ -45,6 +45,7 @@ const char* kUsage =
     "  --align DIR           write each face aligned on its eyes as DIR/<image>_face<k>.png (200x200)\n"
     "  --eye-cascade FILE    eye cascade for --align (default: bundled haarcascade_eye.xml)\n"
     "  --dump-grey DIR       write the decoded grey image of input i as DIR/<iiii>.png\n"
+    "  --quiet               no progress bar\n"
     "  -h, --help            this text\n";
 
 }  // namespace
@@ -53,7 +54,7 @@ int main(int argc, char** argv) {
   cli::program() = {"detect", kUsage};
   std::vector<std::string> images;
   std::string detector, weights_path, cascade_path, annotate, dump_dir, align_dir, eye_path;
-  bool json = false, keypoints = false;
+  bool json = false, keypoints = false, quiet = false;
   long min_size = -1;
   double min_score = -1;
   vision::DetectParams p;
@@ -84,12 +85,14 @@ int main(int argc, char** argv) {
     else if (a == "--annotate") annotate = val();
     else if (a == "--dump-grey") dump_dir = val();
     else if (a == "--keypoints") keypoints = true;
+    else if (a == "--quiet") quiet = true;
     else if (a == "--align") align_dir = val();
     else if (a == "--eye-cascade") eye_path = val();
     else if (a.size() > 1 && a[0] == '-') usage_error("unknown option " + a);
     else images.push_back(a);
   }
   if (images.empty()) usage_error("no input image");
+  const std::vector<std::string> args = images;
   if (detector.empty()) detector = cascade_path.empty() ? "cnn" : "haar";  // --cascade alone means the cascade
   const bool cnn_detector = detector == "cnn";
   if (!cnn_detector && !weights_path.empty()) usage_error("--weights is for --detector cnn");
@@ -97,8 +100,10 @@ int main(int argc, char** argv) {
   fp.min_face = p.min_width = p.min_height = int(min_size >= 0 ? min_size : cnn_detector ? 16 : 24);
   fp.min_score = float(min_score >= 0 ? min_score : cnn_detector ? vision::FaceDetectParams{}.min_score : 0.0);
   if (p.max_width > 0 && p.max_width < p.min_width) usage_error("--max-size is below --min-size");
-  if (!dump_dir.empty() && !dir_exists(dump_dir)) usage_error("--dump-grey: " + dump_dir + " is not a directory");
-  if (!align_dir.empty() && !dir_exists(align_dir)) usage_error("--align: " + align_dir + " is not a directory");
+  // Outputs are checked (and their folders made) before any image is read, not at the end.
+  if (!annotate.empty()) cli::check_image_output("--annotate", annotate);
+  if (!dump_dir.empty()) cli::make_output_dir("--dump-grey", dump_dir);
+  if (!align_dir.empty()) cli::make_output_dir("--align", align_dir);
   if (cascade_path.empty()) cascade_path = cli::bundled_file("haarcascade_frontalface_default.xml");
   if (weights_path.empty()) weights_path = cli::bundled_file("yunet.safetensors");
   if (eye_path.empty()) eye_path = cli::bundled_file("haarcascade_eye.xml");
@@ -114,7 +119,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "detect: error: %s\n", e.what());
     return 1;
   }
-  int failures = 0;
+  const cli::Inputs in = cli::collect_inputs(args);
+  images = in.photos;
+  int failures = in.errors;
+  cli::Progress bar(images.size(), !quiet);
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string& path = images[i];
     try {
@@ -123,11 +131,13 @@ int main(int argc, char** argv) {
         char name[32];
         std::snprintf(name, sizeof name, "/%04zu.png", i);
         vision::save_image(dump_dir + name, vision::to_grey(img));
+        bar.update(i + 1);
         continue;
       }
       auto t0 = std::chrono::steady_clock::now();
       const std::vector<vision::Face> faces = det->detect(img, fp);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      bar.clear();
       if (json) {
         std::string s = "{\"image\":" + cnn::json::quote(path) + ",\"width\":" + std::to_string(img.width()) +
                         ",\"height\":" + std::to_string(img.height()) + ",\"faces\":[";
@@ -155,6 +165,7 @@ int main(int argc, char** argv) {
       } else {
         std::printf("%s: %dx%d, %zu face%s (%s, %.1f ms)\n", path.c_str(), img.width(), img.height(), faces.size(),
                     faces.size() == 1 ? "" : "s", det->name().c_str(), ms);
+        if (faces.empty()) std::printf("  %s\n", cli::no_face_hint(cnn_detector, fp.min_face, fp.min_score).c_str());
         for (const auto& f : faces) {
           std::printf("  x=%d y=%d w=%d h=%d score=%.3f", f.box.x, f.box.y, f.box.w, f.box.h, f.score);
           if (!f.has_landmarks) std::printf(" neighbors=%d", f.neighbors);
@@ -190,14 +201,13 @@ int main(int argc, char** argv) {
                              vision::align_detected_face(img, grey, faces[k], eyes));
       }
     } catch (const std::bad_alloc&) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "detect: error: %s: out of memory\n", path.c_str());
+      bar.message("detect: error: " + path + ": out of memory");
       ++failures;
     } catch (const std::exception& e) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "detect: error: %s\n", e.what());
+      bar.message(std::string("detect: error: ") + e.what());
       ++failures;
     }
+    bar.update(i + 1);
   }
   return failures ? 1 : 0;
 }

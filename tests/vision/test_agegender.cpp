@@ -441,8 +441,117 @@ TEST_CASE("agegender app: photos") {
   CHECK(r.rc == 1);
   CHECK(vt::has(r.out, "sub/a.png: 512x512, 1 face"));
   CHECK(vt::has(r.err, "b.jpg"));
-  CHECK(!vt::has(r.out + r.err, "notes.txt"));
+  CHECK(vt::has(r.err, "skipping " + dir + "/notes.txt: not an image (.jpg .jpeg .png .bmp)\n"));
 }
+
+// The rough edges a new user hits: folders without photos, other files in them, output folders
+// that do not exist yet, --threads 0, the progress bar, and a photo in which no face is found.
+TEST_CASE("agegender app: careless input") {
+  const std::string astronaut = vt::repo("samples/astronaut.png");
+  const std::string root = vt::tmp_dir() + "/agcareless";
+  ::mkdir(root.c_str(), 0755);
+  // a folder without photos: said so, exit 1
+  const std::string empty = root + "/empty", txt = root + "/textonly";
+  ::mkdir(empty.c_str(), 0755);
+  ::mkdir(txt.c_str(), 0755);
+  vt::write_bytes(txt + "/readme.txt", "x");
+  vt::Run r = agegender(empty);
+  CHECK(r.rc == 1);
+  CHECK(r.out.empty());
+  CHECK(vt::has(r.err, "agegender: error: " + empty + ": no images (JPEG, PNG, BMP) found"));
+  r = agegender(txt);
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "skipping " + txt + "/readme.txt: not an image"));
+  CHECK(vt::has(r.err, "agegender: error: " + txt + ": no images (JPEG, PNG, BMP) found"));
+  // other files beside photos: one line each (the first 5), then a count; the exit code stays 0;
+  // hidden files are passed over silently;
+  // upper-case extensions are photos
+  const std::string mixed = root + "/mixed";
+  ::mkdir(mixed.c_str(), 0755);
+  vt::write_bytes(mixed + "/A.PNG", vt::read_text(astronaut));
+  vt::write_bytes(mixed + "/b.png", vt::read_text(astronaut));
+  for (int k = 0; k < 7; ++k) vt::write_bytes(mixed + "/n" + std::to_string(k) + ".txt", "x");
+  vt::write_bytes(mixed + "/.hidden", "x");
+  r = agegender(mixed + " --threads 0");  // --threads 0: all cores
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "A.PNG: 512x512, 1 face"));
+  CHECK(vt::has(r.err, "skipping " + mixed + "/n0.txt: not an image (.jpg .jpeg .png .bmp)"));
+  CHECK(vt::has(r.err, "skipping " + mixed + "/n4.txt: not an image"));
+  CHECK(!vt::has(r.err, "n5.txt"));
+  CHECK(!vt::has(r.err, ".hidden"));
+  CHECK(vt::has(r.err, "skipping 2 more files under " + mixed + ": not images"));
+  // not a terminal: no progress bar
+  CHECK(!vt::has(r.err, "\r"));
+  CHECK(!vt::has(r.err, "] 1/2"));
+  // output folders are made (mkdir -p); a file in their place is refused before any work
+  const std::string ann_dir = root + "/new/annotated", crops = root + "/new/crops";
+  r = agegender(astronaut + " --annotate-dir " + ann_dir + " --crops " + crops);
+  CHECK(r.rc == 0);
+  CHECK(load_image(ann_dir + "/astronaut.png").width() == 512);
+  CHECK(vt::exists(crops + "/astronaut_face0.png"));
+  for (const char* flag : {"--annotate-dir", "--crops"}) {
+    CAPTURE(flag);
+    r = agegender(astronaut + " " + flag + " " + txt + "/readme.txt");
+    CHECK(r.rc == 2);
+    CHECK(vt::has(r.err, txt + "/readme.txt exists and is not a directory"));
+    CHECK(r.out.empty());
+  }
+  // --annotate into a missing folder: refused up front, naming the path, nothing written
+  r = agegender(astronaut + " --annotate " + root + "/missing/out.png");
+  CHECK(r.rc == 2);
+  CHECK(vt::has(r.err, root + "/missing/out.png: directory " + root + "/missing does not exist"));
+  CHECK(r.out.empty());
+  CHECK(!vt::exists(root + "/missing"));
+  // a photo without a face: a hint that fits the detector (text only; JSON unchanged)
+  const std::string blank = root + "/blank.png";
+  save_image(blank, vision::Image(64, 48, 3, 128));
+  r = agegender(blank);
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "blank.png: 64x48, 0 faces"));
+  CHECK(vt::has(r.out, "  no face found (the CNN detector finds faces of at least 24 px scoring at least 0.50; "
+                       "try --min-score 0.3 or a smaller --min-size)"));
+  r = agegender(blank + " --detector haar --min-size 30");
+  CHECK(vt::has(r.out, "no face found (--detector haar finds frontal, upright faces of at least 30 px; "
+                       "--detector cnn also finds turned and tilted ones)"));
+  r = agegender(blank + " --json");
+  CHECK(vt::has(r.out, "\"faces\":[]"));
+  CHECK(!vt::has(r.out, "no face"));
+}
+
+#ifdef __linux__
+TEST_CASE("agegender app: on a terminal the progress bar never shares a line with a result") {
+  if (std::system("script -V >/dev/null 2>&1") != 0) {
+    MESSAGE("SKIPPED: no script(1) to run the app on a terminal");
+    return;
+  }
+  const std::string dir = vt::tmp_dir() + "/agtty";
+  ::mkdir(dir.c_str(), 0755);
+  for (const char* n : {"a.png", "b.png", "c.png"}) vt::write_bytes(dir + "/" + n, vt::read_text(vt::repo("samples/astronaut.png")));
+  const std::string log = vt::tmp_dir() + "/agtty.log";
+  const std::string cmd = "script -qec '" + std::string(VISION_AGEGENDER_EXE) + " " + dir + "' " + log + " >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  const std::string raw = vt::read_text(log);
+  CHECK(vt::has(raw, "] 1/3"));  // the bar was drawn
+  // What the terminal shows of each line: the text after the last erase-line.
+  int results = 0;
+  std::size_t at = 0;
+  while (at < raw.size()) {
+    std::size_t end = raw.find('\n', at);
+    if (end == std::string::npos) end = raw.size();
+    std::string line = raw.substr(at, end - at);
+    at = end + 1;
+    const std::size_t erase = line.rfind("\r\033[K");
+    if (erase != std::string::npos) line = line.substr(erase + 4);
+    if (vt::has(line, "512x512")) {
+      ++results;
+      CHECK(line.rfind(dir, 0) == 0);  // the result starts its line
+    }
+    CHECK(!vt::has(line, "] 1/3"));
+    CHECK(!vt::has(line, "] 2/3"));
+  }
+  CHECK(results == 3);
+}
+#endif
 
 TEST_CASE("agegender app: manifest evaluation and its bad inputs") {
   const std::string dir = vt::tmp_dir() + "/agm";
@@ -503,7 +612,7 @@ TEST_CASE("agegender app: manifest evaluation and its bad inputs") {
   }
   // bad flags exit 2
   for (const char* f : {"--model alexnet", "--threads x", "--bogus", "--aligned", "--predictions p.csv",
-                        "--manifest m.csv", "--annotate-dir /nonexistent_dir"}) {
+                        "--manifest m.csv"}) {
     CAPTURE(f);
     r = agegender(vt::repo("samples/astronaut.png") + " " + f);
     CHECK(r.rc == 2);

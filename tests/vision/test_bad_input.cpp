@@ -214,13 +214,15 @@ TEST_CASE("detect app: bad inputs and flags") {
   r = run("");
   CHECK(r.rc == 2);
   CHECK(has(r.err, "no input image"));
-  // unwritable annotate target: error, nothing left behind
+  // unwritable annotate target: refused before any image is read (exit 2), nothing left behind
   r = run(vt::golden("synthetic.png") + casc + " --annotate /nonexistent_dir/x.png");
-  CHECK(r.rc == 1);
-  CHECK(has(r.err, "/nonexistent_dir/x.png: cannot create file"));
+  CHECK(r.rc == 2);
+  CHECK(has(r.err, "--annotate: /nonexistent_dir/x.png: directory /nonexistent_dir does not exist"));
+  CHECK(r.out.empty());
   r = run(vt::golden("synthetic.png") + casc + " --annotate " + vt::tmp_dir() + "/x.bmp");
-  CHECK(r.rc == 1);
-  CHECK(has(r.err, "unsupported output format"));
+  CHECK(r.rc == 2);
+  CHECK(has(r.err, "x.bmp: unsupported output format"));
+  CHECK(!vt::exists(vt::tmp_dir() + "/x.bmp"));
 }
 
 TEST_CASE("detect app: JSON output and annotation") {
@@ -249,8 +251,9 @@ TEST_CASE("detect app: --keypoints and --align") {
   Image a = load_image(dir + "/astronaut_face0.png");
   CHECK(a.width() == 200);
   CHECK(a.height() == 200);
-  r = run(vt::shared_dir() + "/samples/astronaut.png --align /nonexistent_dir");
+  r = run(vt::shared_dir() + "/samples/astronaut.png --align " + ann);  // a file, not a folder
   CHECK(r.rc == 2);
+  CHECK(has(r.err, "exists and is not a directory"));
 }
 #endif
 

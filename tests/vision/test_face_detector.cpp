@@ -204,4 +204,55 @@ TEST_CASE("detect app: the CNN by default, with scores and landmarks; --detector
   CHECK(r.rc == 1);
   CHECK(vt::has(r.err, "agegender-vgg16bn.safetensors: not a face detector"));
 }
+
+TEST_CASE("detect app: folders are walked like agegender's; outputs checked and their folders made up front") {
+  const std::string img = vt::repo("samples/astronaut.png");
+  const std::string root = vt::tmp_dir() + "/detwalk";
+  ::mkdir(root.c_str(), 0755);
+  ::mkdir((root + "/photos").c_str(), 0755);
+  ::mkdir((root + "/photos/sub").c_str(), 0755);
+  ::mkdir((root + "/none").c_str(), 0755);
+  vt::write_bytes(root + "/photos/sub/a.png", vt::read_text(img));
+  vt::write_bytes(root + "/photos/b.JPG", "not a jpeg");
+  vt::write_bytes(root + "/photos/list.csv", "x");
+  // a folder: its photos in order, other files named on stderr, a bad photo counted (exit 1)
+  vt::Run r = vt::run(VISION_DETECT_EXE, root + "/photos --threads 0");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.out, root + "/photos/sub/a.png: 512x512, 1 face"));
+  CHECK(vt::has(r.err, "b.JPG"));
+  CHECK(vt::has(r.err, "skipping " + root + "/photos/list.csv: not an image (.jpg .jpeg .png .bmp)"));
+  CHECK(!vt::has(r.err, "\r"));  // not a terminal: no progress bar
+  std::remove((root + "/photos/b.JPG").c_str());
+  r = vt::run(VISION_DETECT_EXE, root + "/photos --json");
+  CHECK(r.rc == 0);  // skipped files do not change the exit code
+  CHECK(vt::has(r.out, "\"image\":\"" + root + "/photos/sub/a.png\""));
+  // a folder without photos: an error, exit 1
+  r = vt::run(VISION_DETECT_EXE, root + "/none");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "detect: error: " + root + "/none: no images (JPEG, PNG, BMP) found"));
+  // --align makes its folder; a file in its place, or --annotate into a missing folder: exit 2
+  // before any image is read, nothing written
+  r = vt::run(VISION_DETECT_EXE, img + " --align " + root + "/out/aligned");
+  CHECK(r.rc == 0);
+  CHECK(vt::exists(root + "/out/aligned/astronaut_face0.png"));
+  r = vt::run(VISION_DETECT_EXE, img + " --align " + root + "/photos/list.csv");
+  CHECK(r.rc == 2);
+  CHECK(vt::has(r.err, "--align: " + root + "/photos/list.csv exists and is not a directory"));
+  r = vt::run(VISION_DETECT_EXE, img + " --annotate " + root + "/nowhere/a.png");
+  CHECK(r.rc == 2);
+  CHECK(vt::has(r.err, "--annotate: " + root + "/nowhere/a.png: directory " + root + "/nowhere does not exist"));
+  CHECK(r.out.empty());
+  CHECK(!vt::exists(root + "/nowhere"));
+  // no face: a one-line hint for the detector used (text only)
+  const std::string blank = root + "/blank.png";
+  save_image(blank, Image(64, 48, 3, 128));
+  r = vt::run(VISION_DETECT_EXE, blank);
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "0 faces"));
+  CHECK(vt::has(r.out, "  no face found (the CNN detector finds faces of at least 16 px scoring at least 0.50; try --min-score 0.3"));
+  r = vt::run(VISION_DETECT_EXE, blank + " --detector haar");
+  CHECK(vt::has(r.out, "  no face found (--detector haar finds frontal, upright faces of at least 24 px"));
+  r = vt::run(VISION_DETECT_EXE, blank + " --json");
+  CHECK(!vt::has(r.out, "no face"));
+}
 #endif
