@@ -2,7 +2,7 @@
 # compare_peers.sh — batch-1 fp32 inference time of our engine against peer CPU engines, in one run.
 #
 # Engines (each peer is optional; the script says which one it could not run, and why, and carries on):
-#   ours         build/apps/cnn-infer --arch A --random-weights --input-shape 1,3,224,224 --bench N --threads T
+#   ours         build/bin/cnn-infer --arch A --random-weights --input-shape 1,3,224,224 --bench N --threads T
 #   PyTorch      Debian's PyTorch 1.13 (/usr/bin/python3), torchvision model with random weights,
 #                torch.set_num_threads(T), torch.inference_mode()
 #   ONNX Runtime npm onnxruntime-node (native CPU provider), intraOpNumThreads=T, interOpNumThreads=1,
@@ -155,7 +155,7 @@ v=""
 want() { [[ ",$ENGINES," == *",$1,"* ]]; }
 skip() { SKIPPED[$1]=$2; say "$1: NOT RUN — $2"; }
 
-CNN_INFER="$BUILD_DIR/apps/cnn-infer"
+CNN_INFER="$BUILD_DIR/bin/cnn-infer"
 if want ours; then
   if ((REBUILD)) || [[ ! -x "$CNN_INFER" ]]; then
     say "ours: building cnn-infer in $BUILD_DIR (Release)..."

@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/build.sh agegender detect >/dev/null
 mkdir -p out/faces
 echo "== agegender (ResNet-18 model): samples/astronaut.png -> out/astronaut_agegender.png"
-build/apps/agegender/agegender samples/astronaut.png --annotate out/astronaut_agegender.png --crops out/faces
+build/bin/agegender samples/astronaut.png --annotate out/astronaut_agegender.png --crops out/faces
 echo "== agegender (VGG16-BN model), JSON"
-build/apps/agegender/agegender samples/astronaut.png --model vgg16 --json
+build/bin/agegender samples/astronaut.png --model vgg16 --json
 echo "== detect: boxes only -> out/astronaut_faces.png"
-build/apps/detect/detect samples/astronaut.png --annotate out/astronaut_faces.png
+build/bin/detect samples/astronaut.png --annotate out/astronaut_faces.png

@@ -5,7 +5,7 @@ by maximum likelihood on wider-pool photos (never wider-dev, which the figures a
 A box is a face when it overlaps a WIDER ground-truth box (any size, invalid ones included) at
 IoU >= 0.5.
 
-  /usr/bin/python3 tools/calibrate_cascade.py --detect build/apps/detect/detect
+  /usr/bin/python3 tools/calibrate_cascade.py --detect build/bin/detect
         [--cascade weights/haarcascade_frontalface_alt2.xml] [--shared ../shared] [--every 1]
 
 Prints the share of faces per neighbour count, the fitted a and b, and the fit's probabilities.

@@ -5,7 +5,7 @@ Builds the model in PyTorch (torchvision itself for full-size configs) with seed
 and non-trivial BatchNorm statistics, exports it with export_safetensors, runs PyTorch and
 `cnn-infer` on the same random input, and compares: max|a-b| / max|b| must be <= --tol.
 
-  /usr/bin/python3 tools/check_against_torch.py --cnn-infer build/apps/cnn-infer --arch vgg16
+  /usr/bin/python3 tools/check_against_torch.py --cnn-infer build/bin/cnn-infer --arch vgg16
   (architectures: tools/torch_models.py — VGG, ResNet, mobilenet_v2)
 Exit 0: match; 1: mismatch or error; 77: PyTorch is not installed (the test is skipped).
 """

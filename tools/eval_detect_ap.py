@@ -4,7 +4,7 @@
 minSize 24). Boxes are ranked by their neighbour count. Ground truth: WIDER's non-invalid boxes;
 "all" uses every face, ">=40" only faces at least 40 px tall (smaller faces and detections whose
 matched face is smaller are ignored, neither hits nor misses - WIDER's "ignore" convention).
-  /usr/bin/python3 tools/eval_detect_ap.py --detect BUILD/apps/detect/detect [--shared ../shared]
+  /usr/bin/python3 tools/eval_detect_ap.py --detect BUILD/bin/detect [--shared ../shared]
         [--cascades a.xml,b.xml] [--every N]
 Prints a Markdown table (used in docs/vision.md). The reader and AP are in tools/wider_eval.py.
 """

@@ -7,7 +7,7 @@ build-peers/yunet_peer --json). Boxes are ranked by "score", else by "neighbors"
 
   /usr/bin/python3 tools/eval_face_detect.py \\
       --engine yunet="build-peers/yunet_peer --json --threads 2" \\
-      --engine haar="build/apps/detect/detect --json --threads 2" \\
+      --engine haar="build/bin/detect --json --threads 2" \\
       [--set wider-dev|wider-pool] [--shared ../shared] [--every N] [--chunk 40]
       [--min-score S | --min-score NAME=S ...] [--sweep] [--json OUT.json]
 

@@ -2,7 +2,7 @@
 """The whole age/gender pipeline on WIDER photos (../shared/data/wider-dev, or --set wider-pool):
 how many of the labelled faces it finds and classifies, and how many of its boxes are not faces.
 
-  /usr/bin/python3 tools/eval_pipeline_wider.py --agegender build/apps/agegender/agegender
+  /usr/bin/python3 tools/eval_pipeline_wider.py --agegender build/bin/agegender
         [--set wider-dev] [--shared ../shared] [--args "--detector haar"] [--every N]
         [--sweep min_score:classify_score,...]
 

@@ -4,7 +4,7 @@
 Run with /usr/bin/python3 (the Debian interpreter that has cv2 and numpy):
 
   /usr/bin/python3 tools/opencv_golden.py fixtures            # resize / grey / integral fixtures
-  /usr/bin/python3 tools/opencv_golden.py detect --detect build/apps/detect/detect \
+  /usr/bin/python3 tools/opencv_golden.py detect --detect build/bin/detect \
         [--shared ../shared] [--count 30]                     # golden boxes
 
 `detect` first asks our `detect --dump-grey DIR` for the grey images our loader decodes (so both

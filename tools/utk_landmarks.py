@@ -3,7 +3,7 @@
 the framing vision::AlignParams::five_points aligns detected faces to, so that the age/gender
 models see faces from photos framed as they were trained.
 
-  /usr/bin/python3 tools/utk_landmarks.py --detect build/apps/detect/detect [--shared ../shared]
+  /usr/bin/python3 tools/utk_landmarks.py --detect build/bin/detect [--shared ../shared]
                                           [--count 2000] [--work /tmp/utk_landmarks]
 
 Takes every k-th name of UTKFace's train.txt (never val.txt), runs `detect --json` (YuNet) on the
