@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the apps and runs the demo on the bundled photo with the bundled weights: age group, age
 # and gender of the face (both models), the detector's boxes and the aligned crop. Outputs in out/.
+# Needs only what `scripts/setup.sh demo` installs (scripts/build.sh --apps: no test dependencies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh agegender detect >/dev/null
+scripts/build.sh --apps agegender detect >/dev/null
 mkdir -p out/faces
 echo "== agegender (ResNet-18 model): samples/astronaut.png -> out/astronaut_agegender.png"
 build/bin/agegender samples/astronaut.png --annotate out/astronaut_agegender.png --crops out/faces
