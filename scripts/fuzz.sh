@@ -6,9 +6,10 @@
 # New interesting inputs go to build-fuzz/corpus/<target>/ (the seeds in tests/fuzz/corpus/ are
 # only read). Exits non-zero on any finding (crash, sanitizer report, leak, timeout, out-of-memory)
 # and prints the reproducer's path; rerun one with build-fuzz/fuzz_<target> <file>.
-# The image decoder (stb) is compiled in with the sanitizers (tests/fuzz/stb_instrumented.c);
-# FUZZ_STB=system links Debian's libstb.so instead, as the apps do. FUZZ_FLAGS adds libFuzzer
-# flags (e.g. FUZZ_FLAGS=-len_control=0 to try long inputs at once).
+# JPEG and PNG decode through Debian's libjpeg-turbo and libpng (as in the apps); stb, which
+# decodes BMP/TGA/GIF, is compiled in with the sanitizers (tests/fuzz/stb_instrumented.c);
+# FUZZ_STB=system links Debian's libstb.so instead. FUZZ_FLAGS adds libFuzzer flags (e.g.
+# FUZZ_FLAGS=-len_control=0 to try long inputs at once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=60
@@ -38,14 +39,14 @@ for t in "${TARGETS[@]}"; do
   libs=()
   case "$t" in
     image|manifest|cascade)
-      if [ "${FUZZ_STB:-source}" = system ]; then libs=(-lstb)
+      if [ "${FUZZ_STB:-source}" = system ]; then libs=(-lstb -ljpeg -lpng)
       else
         # stb compiled in, instrumented (tests/fuzz/stb_instrumented.c)
         if [ ! -f "$B/stb_instrumented.o" ] || [ tests/fuzz/stb_instrumented.c -nt "$B/stb_instrumented.o" ]; then
           "${CC:-clang}" -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
             -fno-sanitize-recover=undefined -c tests/fuzz/stb_instrumented.c -o "$B/stb_instrumented.o"
         fi
-        libs=("$B/stb_instrumented.o" -lm)
+        libs=("$B/stb_instrumented.o" -ljpeg -lpng -lm)
       fi ;;
   esac
   # rebuild when the target, any header or the linked stb changed

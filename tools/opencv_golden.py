@@ -4,6 +4,7 @@
 Run with /usr/bin/python3 (the Debian interpreter that has cv2 and numpy):
 
   /usr/bin/python3 tools/opencv_golden.py fixtures            # resize / grey / integral fixtures
+  /usr/bin/python3 tools/opencv_golden.py decode              # JPEG decoding fixtures
   /usr/bin/python3 tools/opencv_golden.py detect --detect build/bin/detect \
         [--shared ../shared] [--count 30]                     # golden boxes
 
@@ -114,10 +115,33 @@ def detect(args):
     print(f"wrote {os.path.join(GOLD, 'detect.json')}")
 
 
+def decode():
+    """JPEGs and OpenCV's decoding of them (cv2.imread: libjpeg-turbo, ISLOW IDCT, fancy
+    upsampling), saved losslessly as PNG: vision::load_image must give the same pixels."""
+    d = os.path.join(GOLD, "decode")
+    os.makedirs(d, exist_ok=True)
+    src = cv2.imread(os.path.join(ROOT, "samples", "astronaut.png"), cv2.IMREAD_COLOR)
+    crop = src[101:101 + 97, 203:203 + 131]  # odd sizes: the chroma upsampler's right and bottom edges
+    made = {
+        "photo_420.jpg": [cv2.IMWRITE_JPEG_QUALITY, 85],
+        "photo_q100.jpg": [cv2.IMWRITE_JPEG_QUALITY, 100],
+        "photo_progressive.jpg": [cv2.IMWRITE_JPEG_QUALITY, 80, cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+    }
+    for name, params in made.items():
+        assert cv2.imwrite(os.path.join(d, name), crop, params), name
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    assert cv2.imwrite(os.path.join(d, "photo_grey.jpg"), grey, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    for name in sorted(made) + ["photo_grey.jpg"]:
+        px = cv2.imread(os.path.join(d, name), cv2.IMREAD_UNCHANGED)
+        assert cv2.imwrite(os.path.join(d, name[:-4] + ".opencv.png"), px), name
+        print(f"{name}: {px.shape} decoded by OpenCV {cv2.__version__}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("fixtures")
+    sub.add_parser("decode")
     d = sub.add_parser("detect")
     d.add_argument("--detect", required=True, help="path to our built detect app")
     d.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"))
@@ -125,6 +149,8 @@ def main():
     a = ap.parse_args()
     if a.cmd == "fixtures":
         fixtures()
+    elif a.cmd == "decode":
+        decode()
     else:
         detect(a)
 

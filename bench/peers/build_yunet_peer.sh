@@ -10,7 +10,8 @@
 # Flags: -O3 -march=native -fopenmp and -D_ENABLE_AVX512 when the CPU has AVX-512F, else
 # -D_ENABLE_AVX2 when it has AVX2 (libfacedetection's own kernels), else its scalar code; --simd
 # forces one of them.
-# Needs g++ with OpenMP and Debian's libstb (libstb-dev). Compiles at most 2 files at a time.
+# Needs g++ with OpenMP, Debian's libstb, libjpeg-turbo and libpng (libstb-dev libjpeg62-turbo-dev
+# libpng-dev). Compiles at most 2 files at a time.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +41,7 @@ fi
 CXX="${CXX:-g++}"
 stb=""
 for d in /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
-  if [ -e "$d/libstb.so" ] || [ -e "$d/libstb.a" ]; then stb="-L$d -lstb"; break; fi
+  if [ -e "$d/libstb.so" ] || [ -e "$d/libstb.a" ]; then stb="-L$d -lstb -ljpeg -lpng"; break; fi
 done
 [ -n "$stb" ] || { echo "build_yunet_peer.sh: libstb not found (apt-get install libstb-dev)" >&2; exit 1; }
 

@@ -1,9 +1,15 @@
-// vision/image_io.hpp - loading (JPEG, PNG, BMP, TGA, GIF first frame) and saving (PNG, JPEG)
-// through Debian's libstb (link with -lstb, headers in /usr/include/stb).
-// Every failure throws vision::Error("<file>: <problem>"); nothing is decoded before the pixel
-// limit is checked, and saving writes a temporary file renamed into place (no partial output).
+// vision/image_io.hpp - loading JPEG (libjpeg-turbo), PNG (libpng), BMP, TGA and GIF's first frame
+// (stb_image), saving PNG and JPEG (stb_image_write). Link with -ljpeg -lpng -lstb (the CMake
+// target facecnn::vision does). JPEG and PNG, the formats photos come in, go to the two decoders
+// that are fuzzed continuously upstream; other formats are refused by name.
+// Every failure throws vision::Error("<file>: <problem>"); nothing is allocated for pixels before
+// the image's size is checked against LoadOptions (pixels, and a memory budget that counts the
+// decoder's own working memory), and saving writes a temporary file renamed into place.
 #pragma once
+#include <algorithm>
 #include <cctype>
+#include <climits>
+#include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +17,10 @@
 #include <system_error>
 #include <string>
 #include <vector>
+
+#include <jpeglib.h>
+#include <jerror.h>  // the warning codes (JWRN_*)
+#include <png.h>
 
 #include "image.hpp"
 
@@ -35,6 +45,10 @@ struct LoadOptions {
   size_t max_file_bytes = size_t(1) << 30;  // refuse files above 1 GiB without reading them
   int channels = 0;                    // 0: as stored (1, 3 or 4), 1: grey (BT.601), 3: RGB
   bool apply_exif = true;              // rotate/flip JPEGs by their EXIF orientation tag
+  size_t max_decode_bytes = size_t(512) << 20;  // output + decoder working memory (default 512 MiB)
+  // A progressive JPEG may hold any number of scans, each a full pass over the image: a few
+  // kilobytes can ask for minutes of work. Real encoders write about ten.
+  int max_jpeg_scans = 500;
 };
 
 namespace detail {
@@ -119,69 +133,233 @@ inline Image apply_orientation(const Image& src, int o) {
   return dst;
 }
 
-// Width and height from a PNG IHDR or a JPEG SOF header without decoding; false if not found.
-inline bool sniff_size(const uint8_t* p, size_t n, uint32_t& w, uint32_t& h) {
-  auto be32 = [&](size_t o) { return (uint32_t(p[o]) << 24) | (uint32_t(p[o + 1]) << 16) | (uint32_t(p[o + 2]) << 8) | p[o + 3]; };
-  if (n >= 24 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 && std::memcmp(p + 12, "IHDR", 4) == 0) {
-    w = be32(16);
-    h = be32(20);
-    return true;
+// The formats decode_image reads, told apart by their leading bytes (TGA has no signature: it is
+// what stb_image accepts once every signature below has been ruled out).
+enum class ImageFormat { jpeg, png, bmp, gif, tga };
+
+// Signatures of formats that are refused by name rather than handed to a decoder.
+inline const char* refused_format(const uint8_t* p, size_t n) {
+  auto starts = [&](const char* s, size_t len) { return n >= len && std::memcmp(p, s, len) == 0; };
+  if (starts("#?RADIANCE", 10) || starts("#?RGBE", 6)) return "Radiance HDR";
+  if (starts("8BPS", 4)) return "Photoshop (PSD)";
+  if (starts("\x53\x80\xF6\x34", 4)) return "Softimage PIC";
+  if (n >= 3 && p[0] == 'P' && p[1] >= '1' && p[1] <= '7' && std::isspace(p[2])) return "PNM";
+  if (starts("II*\0", 4) || starts("MM\0*", 4)) return "TIFF";
+  if (n >= 12 && starts("RIFF", 4) && std::memcmp(p + 8, "WEBP", 4) == 0) return "WebP";
+  if (n >= 12 && std::memcmp(p + 4, "ftyp", 4) == 0) return "HEIF/AVIF";
+  if (starts("\0\0\0\x0CjP  ", 8) || starts("\xFF\x4F\xFF\x51", 4)) return "JPEG 2000";
+  return nullptr;
+}
+
+inline bool sniff_format(const uint8_t* p, size_t n, ImageFormat& f) {
+  auto starts = [&](const char* s, size_t len) { return n >= len && std::memcmp(p, s, len) == 0; };
+  if (starts("\xFF\xD8\xFF", 3)) f = ImageFormat::jpeg;
+  else if (starts("\x89PNG\r\n\x1a\n", 8)) f = ImageFormat::png;
+  else if (starts("BM", 2)) f = ImageFormat::bmp;
+  else if (starts("GIF87a", 6) || starts("GIF89a", 6)) f = ImageFormat::gif;
+  else return false;
+  return true;
+}
+
+[[noreturn]] inline void refuse_size(const std::string& name, uint64_t w, uint64_t h, const LoadOptions& opt) {
+  throw Error(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", above the limit of " +
+              std::to_string(opt.max_pixels) + " pixels");
+}
+
+// Refuses a w x h image whose decoding would need more than the budget: `per_pixel` bytes of
+// output and decoder state per pixel (the estimates are stated beside each decoder below).
+inline void check_budget(const std::string& name, uint64_t w, uint64_t h, uint64_t per_pixel, const LoadOptions& opt) {
+  if (w == 0 || h == 0) throw Error(name + ": image has no pixels (" + std::to_string(w) + "x" + std::to_string(h) + ")");
+  if (w * h > opt.max_pixels) refuse_size(name, w, h, opt);
+  const uint64_t need = w * h * per_pixel;
+  if (need > opt.max_decode_bytes)
+    throw Error(name + ": decoding " + std::to_string(w) + "x" + std::to_string(h) + " pixels needs " +
+                std::to_string(need >> 20) + " MiB, above the budget of " + std::to_string(opt.max_decode_bytes >> 20) +
+                " MiB");
+}
+
+// ---- JPEG: libjpeg-turbo ------------------------------------------------------------------------
+// libjpeg reports errors through a callback that must not return; it jumps back to decode_jpeg,
+// which then throws. Every object with a destructor is created before the setjmp, so the jump
+// skips none. Warnings that mean the entropy-coded data is damaged (truncation, bad codes) are
+// errors too: the decoder would otherwise fill the rest of the picture with grey.
+struct JpegState {
+  jpeg_error_mgr mgr;  // first: libjpeg's err pointer is also a pointer to this struct
+  jpeg_progress_mgr progress;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+  bool truncated;
+  int max_scans;
+};
+
+inline void jpeg_fail(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegState*>(c->err);
+  (*c->err->format_message)(c, e->message);
+  std::longjmp(e->jump, 1);
+}
+
+inline void jpeg_message(j_common_ptr c, int level) {
+  if (level >= 0) return;  // trace messages
+  const int code = c->err->msg_code;
+  if (code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE ||
+      code == JWRN_ARITH_BAD_CODE || code == JWRN_MUST_RESYNC || code == JWRN_NOT_SEQUENTIAL ||
+      code == JWRN_BOGUS_PROGRESSION) {
+    reinterpret_cast<JpegState*>(c->err)->truncated = code == JWRN_JPEG_EOF;
+    jpeg_fail(c);
   }
-  if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
-    size_t i = 2;
-    while (i + 9 < n) {
-      if (p[i] != 0xFF) return false;
-      uint8_t m = p[i + 1];
-      if (m == 0xFF) { ++i; continue; }
-      size_t len = (size_t(p[i + 2]) << 8) | p[i + 3];
-      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
-        h = (uint32_t(p[i + 5]) << 8) | p[i + 6];
-        w = (uint32_t(p[i + 7]) << 8) | p[i + 8];
-        return true;
+  // others (extraneous bytes between markers, unknown JFIF revision, a bad ICC marker) are harmless
+}
+
+inline void jpeg_count_scans(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegState*>(c->err);
+  if (c->is_decompressor && reinterpret_cast<j_decompress_ptr>(c)->input_scan_number > e->max_scans) {
+    std::snprintf(e->message, sizeof e->message, "more than %d progressive scans", e->max_scans);
+    std::longjmp(e->jump, 1);
+  }
+}
+
+// Colour JPEGs decode to RGB, grey ones to one channel, CMYK/YCCK (Adobe's inverted convention,
+// the one Photoshop writes) to RGB. Budget per pixel: the output, plus for progressive files the
+// coefficient buffer (2 bytes per component per pixel) that libjpeg keeps for the whole image.
+inline Image decode_jpeg(const uint8_t* data, size_t n, const std::string& name, const LoadOptions& opt) {
+  Image img;
+  std::vector<uint8_t> cmyk_row;
+  jpeg_decompress_struct cinfo;
+  JpegState err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_fail;
+  err.mgr.emit_message = jpeg_message;
+  err.message[0] = '\0';
+  err.truncated = false;
+  err.max_scans = opt.max_jpeg_scans;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    if (err.truncated) throw Error(name + ": truncated JPEG (" + err.message + ")");
+    throw Error(name + ": corrupt JPEG: " + err.message);
+  }
+  jpeg_create_decompress(&cinfo);
+  err.progress.progress_monitor = jpeg_count_scans;
+  cinfo.progress = &err.progress;
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(n));
+  jpeg_read_header(&cinfo, TRUE);
+  const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  const int channels = cinfo.num_components == 1 ? 1 : 3;
+  cinfo.out_color_space = cmyk ? JCS_CMYK : channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  const uint64_t per_pixel = uint64_t(channels) + (cinfo.progressive_mode ? 2u * uint64_t(cinfo.num_components) : 0u);
+  check_budget(name, cinfo.image_width, cinfo.image_height, per_pixel, opt);  // (throws before any allocation)
+  cinfo.mem->max_memory_to_use = long(std::min<size_t>(opt.max_decode_bytes, size_t(LONG_MAX)));
+  jpeg_start_decompress(&cinfo);
+  img.reset(int(cinfo.output_width), int(cinfo.output_height), channels);
+  if (cmyk) cmyk_row.resize(size_t(cinfo.output_width) * 4);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    uint8_t* row = img.row(int(cinfo.output_scanline));
+    JSAMPROW target = cmyk ? cmyk_row.data() : row;
+    jpeg_read_scanlines(&cinfo, &target, 1);
+    if (cmyk) {
+      const bool inverted = cinfo.saw_Adobe_marker;
+      for (size_t x = 0; x < cinfo.output_width; ++x) {
+        const uint8_t* q = &cmyk_row[4 * x];
+        for (int k = 0; k < 3; ++k) {
+          unsigned v = inverted ? unsigned(q[k]) * q[3] : (255u - q[k]) * (255u - q[3]);
+          row[3 * x + size_t(k)] = uint8_t((v + 127) / 255);
+        }
       }
-      if (m == 0xDA || len < 2) return false;
-      i += 2 + len;
     }
   }
-  return false;
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return img;
 }
 
-inline bool has_jpeg_eoi(const uint8_t* p, size_t n) {
-  // The end-of-image marker, allowing some trailing padding/garbage as common encoders leave.
-  size_t lo = n > 4096 ? n - 4096 : 0;
-  for (size_t i = n; i-- > lo + 1;)
-    if (p[i - 1] == 0xFF && p[i] == 0xD9) return true;
-  return false;
+// ---- PNG: libpng ----------------------------------------------------------------------------------
+// Same error discipline as JPEG. Checksums are verified (a damaged critical chunk is an error; a
+// damaged ancillary chunk is dropped). 16-bit samples keep their high byte, palettes and
+// transparency expand to RGB(A), grey+alpha widens to RGBA. Budget per pixel: the output (libpng
+// works a row at a time, interlaced files included, into the output image).
+struct PngReader {
+  const uint8_t* data;
+  size_t size, pos;
+  std::jmp_buf jump;
+  char message[256];
+};
+
+inline void png_fail(png_structp png, png_const_charp msg) {
+  auto* r = static_cast<PngReader*>(png_get_error_ptr(png));
+  std::snprintf(r->message, sizeof r->message, "%s", msg);
+  std::longjmp(r->jump, 1);
 }
 
-}  // namespace detail
+inline void png_quiet(png_structp, png_const_charp) {}
 
-// Decode an image held in memory; `name` is used in error messages.
-inline Image decode_image(const uint8_t* data, size_t n, const std::string& name, const LoadOptions& opt = {}) {
-  if (n == 0) throw Error(name + ": empty file");
+inline void png_read_bytes(png_structp png, png_bytep out, png_size_t len) {
+  auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
+  if (len > r->size - r->pos) png_error(png, "truncated PNG (file ends inside a chunk)");
+  std::memcpy(out, r->data + r->pos, len);
+  r->pos += len;
+}
+
+inline Image decode_png(const uint8_t* data, size_t n, const std::string& name, const LoadOptions& opt) {
+  Image img;
+  std::vector<png_bytep> rows;
+  PngReader reader{data, n, 0, {}, {}};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_fail, png_quiet);
+  if (!png) throw Error(name + ": cannot start the PNG decoder");
+  png_infop info = png_create_info_struct(png);
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    throw Error(name + ": cannot start the PNG decoder");
+  }
+  if (setjmp(reader.jump)) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw Error(name + ": " + (std::strncmp(reader.message, "truncated", 9) == 0 ? "" : "corrupt PNG: ") +
+                reader.message);
+  }
+  png_set_read_fn(png, &reader, png_read_bytes);
+  png_read_info(png, info);
+  const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  const int color = png_get_color_type(png, info);
+  png_set_strip_16(png);
+  png_set_packing(png);
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  int channels = png_get_channels(png, info);
+  if (channels == 2) {  // grey + alpha: as RGBA
+    png_set_gray_to_rgb(png);
+    png_read_update_info(png, info);
+    channels = png_get_channels(png, info);
+  }
+  check_budget(name, w, h, uint64_t(channels), opt);
+  img.reset(int(w), int(h), channels);
+  rows.resize(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.row(int(y));
+  png_read_image(png, rows.data());
+  png_read_end(png, nullptr);
+  png_destroy_read_struct(&png, &info, nullptr);
+  return img;
+}
+
+// ---- BMP, TGA, GIF (first frame): stb_image -----------------------------------------------------
+// Budget per pixel: stb's own buffer (up to 4 channels; GIF keeps two more frame-sized planes) and
+// our copy of it.
+inline Image decode_with_stb(const uint8_t* data, size_t n, const std::string& name, const LoadOptions& opt,
+                             const char* what) {
   if (n > size_t(0x7fffffff)) throw Error(name + ": file too large to decode");
-  uint32_t sw = 0, sh = 0;
-  if (detail::sniff_size(data, n, sw, sh) && uint64_t(sw) * sh > opt.max_pixels)
-    throw Error(name + ": image is " + std::to_string(sw) + "x" + std::to_string(sh) + ", above the limit of " +
-                std::to_string(opt.max_pixels) + " pixels");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, int(n), &w, &h, &comp)) {
     const char* why = stbi_failure_reason();
-    throw Error(name + ": not a readable image (JPEG, PNG, BMP, TGA, GIF)" + (why ? std::string(": ") + why : ""));
+    throw Error(name + ": " + (what ? std::string("corrupt ") + what : "not a readable image (JPEG, PNG, BMP, TGA, GIF)") +
+                (why ? std::string(": ") + why : ""));
   }
-  if (w <= 0 || h <= 0) throw Error(name + ": image has no pixels (" + std::to_string(w) + "x" + std::to_string(h) + ")");
-  if (size_t(w) * size_t(h) > opt.max_pixels)
-    throw Error(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", above the limit of " +
-                std::to_string(opt.max_pixels) + " pixels");
-  const bool is_jpeg = n >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
-  if (is_jpeg && !detail::has_jpeg_eoi(data, n)) throw Error(name + ": truncated JPEG (no end-of-image marker)");
-  // stb converts 16-bit PNGs to 8 bits, CMYK JPEGs to RGB, grey+alpha we widen to RGBA.
-  int want = (comp == 2) ? 4 : comp;
+  const int want = (comp == 2) ? 4 : comp;  // grey + alpha widened to RGBA
+  check_budget(name, uint64_t(std::max(w, 0)), uint64_t(std::max(h, 0)), 4u + 2u + uint64_t(want), opt);
   int gw = 0, gh = 0, gc = 0;
   unsigned char* px = stbi_load_from_memory(data, int(n), &gw, &gh, &gc, want);
   if (!px) {
     const char* why = stbi_failure_reason();
-    throw Error(name + ": cannot decode image" + (why ? std::string(": ") + why : ""));
+    throw Error(name + ": cannot decode " + (what ? what : "image") + ": " + (why ? why : "unknown reason"));
   }
   Image img;
   try {
@@ -192,7 +370,28 @@ inline Image decode_image(const uint8_t* data, size_t n, const std::string& name
     throw;
   }
   stbi_image_free(px);
-  if (is_jpeg && opt.apply_exif) img = detail::apply_orientation(img, detail::jpeg_exif_orientation(data, n));
+  return img;
+}
+
+}  // namespace detail
+
+// Decode an image held in memory; `name` is used in error messages.
+inline Image decode_image(const uint8_t* data, size_t n, const std::string& name, const LoadOptions& opt = {}) {
+  if (n == 0) throw Error(name + ": empty file");
+  if (const char* other = detail::refused_format(data, n))
+    throw Error(name + ": " + other + " images are not supported (JPEG, PNG, BMP, TGA, GIF)");
+  detail::ImageFormat format = detail::ImageFormat::tga;
+  const bool known = detail::sniff_format(data, n, format);
+  Image img;
+  switch (format) {
+    case detail::ImageFormat::jpeg: img = detail::decode_jpeg(data, n, name, opt); break;
+    case detail::ImageFormat::png: img = detail::decode_png(data, n, name, opt); break;
+    case detail::ImageFormat::bmp: img = detail::decode_with_stb(data, n, name, opt, "BMP"); break;
+    case detail::ImageFormat::gif: img = detail::decode_with_stb(data, n, name, opt, "GIF"); break;
+    case detail::ImageFormat::tga: img = detail::decode_with_stb(data, n, name, opt, known ? "TGA" : nullptr); break;
+  }
+  if (format == detail::ImageFormat::jpeg && opt.apply_exif)
+    img = detail::apply_orientation(img, detail::jpeg_exif_orientation(data, n));
   if (opt.channels == 1) img = to_grey(img);
   else if (opt.channels == 3) img = to_rgb(img);
   return img;

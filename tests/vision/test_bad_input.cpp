@@ -90,6 +90,103 @@ TEST_CASE("image loading: each bad file gives one clear error naming it") {
   CHECK(has(cascade_error(vt::tmp_dir()), vt::tmp_dir() + ": is a directory"));
 }
 
+// One PNG chunk (length, type, data, CRC) for building files byte by byte.
+std::string png_chunk(const std::string& type, const std::string& data) {
+  std::string body = type + data;
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : body) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+  }
+  crc = ~crc;
+  std::string out;
+  for (uint32_t v : {uint32_t(data.size())})
+    for (int k = 3; k >= 0; --k) out += char((v >> (8 * k)) & 255);
+  out += body;
+  for (int k = 3; k >= 0; --k) out += char((crc >> (8 * k)) & 255);
+  return out;
+}
+
+TEST_CASE("formats the docs do not name are refused by name, before any decoder sees them") {
+  const std::pair<const char*, std::string> others[] = {
+      {"Radiance HDR", "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 2\n"},
+      {"Photoshop (PSD)", std::string("8BPS\0\1\0\0\0\0\0\0\0\3\0\0\0\2\0\0\0\2\0\x08\0\3", 26)},
+      {"PNM", "P6\n2 2\n255\n............"},
+      {"TIFF", std::string("II*\0\x08\0\0\0", 8)},
+      {"WebP", std::string("RIFF\x1a\0\0\0WEBPVP8 ", 16)},
+      {"HEIF/AVIF", std::string("\0\0\0\x18" "ftypheic\0\0\0\0", 16)},
+  };
+  for (const auto& [format, bytes] : others) {
+    CAPTURE(format);
+    const std::string path = tmp("other.img", bytes);
+    CHECK(has(load_error(path), path + ": " + format + " images are not supported (JPEG, PNG, BMP, TGA, GIF)"));
+  }
+}
+
+TEST_CASE("damaged JPEG and PNG data is an error, not a picture filled with grey or garbage") {
+  // PNG: image data that does not match its chunk's checksum.
+  std::string png = valid_png();
+  const size_t idat = png.find("IDAT");
+  REQUIRE(idat != std::string::npos);
+  size_t len = 0;
+  for (size_t k = idat - 4; k < idat; ++k) len = len * 256 + uint8_t(png[k]);
+  std::string flipped = png;
+  flipped[idat + 4 + len] = char(flipped[idat + 4 + len] ^ 0x5a);  // first byte of the CRC
+  auto bad_crc = tmp("bad_crc.png", flipped);
+  CHECK(has(load_error(bad_crc), bad_crc + ": corrupt PNG: IDAT: CRC error"));
+  // PNG: a flipped byte inside the compressed data.
+  flipped = png;
+  flipped[idat + 10] = char(flipped[idat + 10] ^ 0x5a);
+  auto bad_data = tmp("bad_data.png", flipped);
+  CHECK(has(load_error(bad_data), bad_data + ": corrupt PNG: "));
+  // PNG: image data that inflates to fewer rows than the header declares.
+  std::string hdr = png.substr(0, idat - 4);  // signature + IHDR (40x30 RGB)
+  std::string short_png = hdr + png_chunk("IDAT", std::string("\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 9)) +
+                          png_chunk("IEND", "");
+  auto s = tmp("short.png", short_png);
+  CHECK(has(load_error(s), s + ": corrupt PNG: "));
+  // JPEG: a restart marker in the middle of entropy-coded data that has no restart interval.
+  std::string jpg = valid_jpg();
+  const size_t sos = jpg.find("\xFF\xDA");
+  REQUIRE(sos != std::string::npos);
+  std::string marked = jpg;
+  const size_t mid = sos + (jpg.size() - sos) / 2;
+  marked.insert(mid, std::string("\xFF\xD3", 2));
+  auto m = tmp("marker.jpg", marked);
+  CHECK(has(load_error(m), m + ": corrupt JPEG: Corrupt JPEG data"));
+  // JPEG: cut short (the existing case) still names the cause.
+  auto cut = tmp("cut.jpg", jpg.substr(0, jpg.size() - 30));
+  CHECK(has(load_error(cut), cut + ": truncated JPEG (Premature end of JPEG file)"));
+}
+
+TEST_CASE("the decoding budget counts the decoder's working memory and is checked before allocating") {
+  // A 54-byte PNG that claims 12000 x 8000 grey pixels (96 MB): inside the default 512 MiB budget,
+  // outside a 64 MiB one, where it is refused before the 96 MB are allocated.
+  auto big = tmp("claims_96mp.png", png_header(12000, 8000).substr(0, 33) +
+                                        png_chunk("IDAT", std::string("\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 9)));
+  LoadOptions lo;
+  CHECK(has(load_error(big), big + ": corrupt PNG: Not enough image data"));
+  lo.max_decode_bytes = size_t(64) << 20;
+  CHECK(has(load_error(big, lo), big + ": decoding 12000x8000 pixels needs 91 MiB, above the budget of 64 MiB"));
+  // A progressive JPEG needs its coefficients too: 2 bytes per component per pixel on top of the
+  // 3 of the output. The fixture is 32x24, 3 components: 768 pixels x 9 bytes.
+  const std::string prog = vt::golden("bad/progressive.jpg");
+  lo.max_decode_bytes = 768 * 9;
+  CHECK(load_image(prog, lo).width() == 32);
+  lo.max_decode_bytes = 768 * 9 - 1;
+  CHECK(has(load_error(prog, lo), prog + ": decoding 32x24 pixels needs 0 MiB, above the budget of 0 MiB"));
+  lo.max_decode_bytes = 768 * 3;  // a baseline JPEG of the same size needs only its output
+  CHECK(load_image(vt::golden("bad/baseline.jpg"), lo).width() == 32);
+}
+
+TEST_CASE("progressive JPEGs with more scans than allowed are refused") {
+  const std::string prog = vt::golden("bad/progressive.jpg");
+  LoadOptions lo;
+  CHECK(load_image(prog, lo).width() == 32);  // ~10 scans
+  lo.max_jpeg_scans = 2;
+  CHECK(has(load_error(prog, lo), prog + ": corrupt JPEG: more than 2 progressive scans"));
+}
+
 TEST_CASE("awkward but valid images decode") {
   // 16-bit PNG: reduced to 8 bits
   Image g16 = load_image(vt::golden("bad/grey16.png"));

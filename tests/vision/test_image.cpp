@@ -158,3 +158,17 @@ TEST_CASE("BMP, TGA and GIF (first frame) load") {
     CHECK(g.at(3, 3, 2) < 50);
   }
 }
+
+TEST_CASE("JPEG decoding gives OpenCV's pixels (libjpeg-turbo, the same IDCT and upsampling)") {
+  // Fixtures and OpenCV's decoding of them: tools/opencv_golden.py decode (4:2:0 at odd sizes,
+  // quality 100, progressive, grey).
+  for (const char* name : {"photo_420", "photo_q100", "photo_progressive", "photo_grey"}) {
+    CAPTURE(name);
+    const Image ours = load_image(vt::golden(std::string("decode/") + name + ".jpg"));
+    const Image opencv = load_image(vt::golden(std::string("decode/") + name + ".opencv.png"));
+    REQUIRE(ours.width() == opencv.width());
+    REQUIRE(ours.height() == opencv.height());
+    REQUIRE(ours.channels() == opencv.channels());
+    CHECK(ours == opencv);
+  }
+}
