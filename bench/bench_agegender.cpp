@@ -7,7 +7,9 @@
 //   BM_photo/<model>/threads       the whole photo: detect (YuNet), align, classify (ms_per_photo)
 //   BM_photo_12mp/threads          a 4000x3000 group photo (a WIDER photo with 10 faces, enlarged; needs
 //                                  ../shared): detect, align, classify every face, ResNet model
-//   BM_decode_12mp                 decoding that photo from a JPEG (quality 90) in memory
+//   BM_decode_12mp/png/stb         decoding that photo in memory from a JPEG (quality 90; png:0) or a
+//                                  PNG (png:1) with decode_image (stb:0: libjpeg-turbo, libpng) or
+//                                  with stb_image on the same bytes (stb:1, for comparison)
 #include <benchmark/benchmark.h>
 #include <cnn/cnn.hpp>
 #include <vision/vision.hpp>
@@ -30,7 +32,7 @@ std::string g_weights;
 vision::Image g_photo, g_grey, g_face;
 std::unique_ptr<vision::FacePipeline> g_pipe[kNumModels];
 vision::Image g_big;              // the 12-megapixel photo (empty without ../shared)
-std::vector<uint8_t> g_big_jpeg;
+std::vector<uint8_t> g_big_jpeg, g_big_png;
 vision::Face g_det;
 
 void set_threads(benchmark::State& st, int arg) { cnn::set_num_threads(int(st.range(arg))); }
@@ -79,7 +81,18 @@ void BM_photo_12mp(benchmark::State& st) {
 
 void BM_decode_12mp(benchmark::State& st) {
   if (g_big.empty()) return st.SkipWithError("../shared/data/wider-dev is missing");
-  for (auto _ : st) benchmark::DoNotOptimize(vision::decode_image(g_big_jpeg.data(), g_big_jpeg.size(), "12mp.jpg").data());
+  const std::vector<uint8_t>& bytes = st.range(0) ? g_big_png : g_big_jpeg;
+  for (auto _ : st) {
+    if (st.range(1) == 0) {
+      benchmark::DoNotOptimize(vision::decode_image(bytes.data(), bytes.size(), "12mp").data());
+    } else {
+      int w = 0, h = 0, c = 0;
+      unsigned char* px = stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c, 3);
+      if (!px) return st.SkipWithError("stb_image could not decode the photo");
+      benchmark::DoNotOptimize(px);
+      stbi_image_free(px);
+    }
+  }
 }
 
 }  // namespace
@@ -89,7 +102,7 @@ BENCHMARK(BM_network)->ArgsProduct({{0, 1, 2}, {1}})->ArgNames({"model", "thread
 BENCHMARK(BM_align)->Arg(1)->ArgName("threads")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_photo)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_photo_12mp)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_decode_12mp)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_decode_12mp)->ArgsProduct({{0, 1}, {0, 1}})->ArgNames({"png", "stb"})->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
@@ -122,6 +135,7 @@ int main(int argc, char** argv) {
       const int top = (3000 - std::min(h, 3000)) / 2, skip = (h - std::min(h, 3000)) / 2;
       for (int y = 0; y < std::min(h, 3000); ++y) std::copy(wide.row(y + skip), wide.row(y + skip) + 4000 * 3, g_big.row(y + top));
       g_big_jpeg = vision::encode_jpeg(g_big, 90);
+      g_big_png = vision::encode_png(g_big);
     }
     g_det = faces[0].face;
   } catch (const std::exception& e) {

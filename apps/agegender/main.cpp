@@ -41,6 +41,7 @@ const char* kUsage =
     "  --min-size S          smallest face in pixels (default 24)\n"
     "  --threads T           worker threads, 0 = all cores (default 0)\n"
     "  --max-pixels N        refuse larger images (default 100000000)\n"
+    "  --max-memory MIB      refuse photos whose decoding and processing need more (default 512)\n"
     "  --json                one JSON object per photo on stdout\n"
     "  --annotate OUT.png    write the photo with boxes and labels (several photos: OUT_<i>.png)\n"
     "  --annotate-dir DIR    write each annotated photo as DIR/<name>.png\n"
@@ -87,6 +88,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--min-size") o.min_size = int(parse_int(a, val(), 1, 1 << 20));
     else if (a == "--threads") o.threads = int(parse_int(a, val(), 0, 4096));
     else if (a == "--max-pixels") o.load.max_pixels = size_t(parse_int(a, val(), 1, 4000000000L));
+    else if (a == "--max-memory") o.load.memory_budget = size_t(parse_int(a, val(), 1, 1L << 30)) << 20;
     else if (a == "--json") o.json = true;
     else if (a == "--annotate") o.annotate = val();
     else if (a == "--annotate-dir") o.annotate_dir = val();
@@ -324,7 +326,7 @@ int run_manifest(const Options& o, vision::FacePipeline& pipe) {
 
 int main(int argc, char** argv) {
   cli::program() = {"agegender", kUsage};
-  const Options o = parse_args(argc, argv);
+  Options o = parse_args(argc, argv);  // o.load gains the detector's work per pixel below
   if (o.threads > 0) cnn::set_num_threads(o.threads);
   try {
     vision::PipelineOptions po;
@@ -338,6 +340,8 @@ int main(int argc, char** argv) {
       dp.min_width = dp.min_height = o.min_size;
       det = std::make_unique<vision::CascadeFaceDetector>(vision::CascadeClassifier::load(o.cascade), dp);
     }
+    o.load.work_bytes_per_pixel =
+        det->work_bytes_per_pixel() + (o.annotate.empty() && o.annotate_dir.empty() ? 0 : cli::kAnnotateBytesPerPixel);
     vision::FacePipeline pipe(std::move(det), vision::CascadeClassifier::load(o.eye_cascade),
                               vision::AgeGenderClassifier::load(o.weights), po);
     return o.manifest.empty() ? run_photos(o, pipe) : run_manifest(o, pipe);

@@ -57,6 +57,12 @@ inline double parse_probability(const std::string& flag, const char* v) {
   return x;
 }
 
+// Memory (docs/robustness.md, "Memory"): a photo is refused before decoding when decoding it or
+// working on it would need more than --max-memory MiB. The work per pixel is the detector's
+// (FaceDetector::work_bytes_per_pixel) plus what the outputs asked for add:
+constexpr std::size_t kAnnotateBytesPerPixel = 9;   // the RGB copy drawn on + the PNG encoder's buffers
+constexpr std::size_t kKeypointsBytesPerPixel = 8;  // ORB's pyramid and score maps (detect --keypoints)
+
 inline bool file_exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);

@@ -39,6 +39,7 @@ const char* kUsage =
     "  --min-neighbors N     haar: windows a face needs, >= 0 (default 3)\n"
     "  --threads T           worker threads, 0 = all cores (default 0)\n"
     "  --max-pixels N        refuse larger images (default 100000000)\n"
+    "  --max-memory MIB      refuse photos whose decoding and processing need more (default 512)\n"
     "  --json                one JSON object per image on stdout\n"
     "  --annotate OUT.png    write the image with boxes (several images: OUT_<i>.png)\n"
     "  --keypoints           also draw ORB keypoints on the --annotate image (and count them)\n"
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
     else if (a == "--max-size") p.max_width = p.max_height = fp.max_face = int(parse_int(a, val(), 0, 1 << 20));
     else if (a == "--threads") p.threads = int(parse_int(a, val(), 0, 4096));
     else if (a == "--max-pixels") lo.max_pixels = size_t(parse_int(a, val(), 1, 4000000000L));
+    else if (a == "--max-memory") lo.memory_budget = size_t(parse_int(a, val(), 1, 1L << 30)) << 20;
     else if (a == "--json") json = true;
     else if (a == "--annotate") annotate = val();
     else if (a == "--dump-grey") dump_dir = val();
@@ -115,6 +117,8 @@ int main(int argc, char** argv) {
     if (cnn_detector) det = std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(weights_path));
     else det = std::make_unique<vision::CascadeFaceDetector>(vision::CascadeClassifier::load(cascade_path), p);
     if (!align_dir.empty()) eyes = vision::CascadeClassifier::load(eye_path);
+    lo.work_bytes_per_pixel = det->work_bytes_per_pixel() + (annotate.empty() ? 0 : cli::kAnnotateBytesPerPixel) +
+                              (keypoints ? cli::kKeypointsBytesPerPixel : 0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "detect: error: %s\n", e.what());
     return 1;

@@ -60,6 +60,10 @@ class FaceDetector {
   virtual ~FaceDetector() = default;
   virtual std::string name() const = 0;  // "cnn" or "haar"
   virtual bool gives_landmarks() const = 0;
+  // Bytes per photo pixel that finding and aligning its faces allocates beyond the photo itself, at
+  // most (measured peaks: docs/robustness.md, "Memory"). The apps count it in their memory budget
+  // (LoadOptions::work_bytes_per_pixel) before decoding a photo.
+  virtual size_t work_bytes_per_pixel() const = 0;
   // Faces in the photo, highest score first.
   virtual std::vector<Face> detect(const Image& photo, const FaceDetectParams& p) = 0;
   std::vector<Face> detect(const Image& photo) { return detect(photo, FaceDetectParams{}); }
@@ -75,6 +79,10 @@ class CascadeFaceDetector : public FaceDetector {
   explicit CascadeFaceDetector(CascadeClassifier c, DetectParams dp = {}) : c_(std::move(c)), dp_(dp) {}
   std::string name() const override { return "haar"; }
   bool gives_landmarks() const override { return false; }
+  // The grey photo, a scale's resized copy, its integral tables (sum, squares, tilted: 12 bytes
+  // per pixel) and their column-split copy for the stride-2 scan; measured 12.5-17.6 above the
+  // photo at 59-100 MP (agegender and detect, 1 and 2 threads).
+  size_t work_bytes_per_pixel() const override { return 18; }
   const CascadeClassifier& cascade() const { return c_; }
 
   // P(face | n neighbours): a logistic curve in log(n) fitted by tools/calibrate_cascade.py.
@@ -198,6 +206,9 @@ class YuNetDetector : public FaceDetector {
 
   std::string name() const override { return "cnn"; }
   bool gives_landmarks() const override { return true; }
+  // The halving pyramid down to the network's input (1/4 + 1/16 + ... of the photo), and the
+  // second look's copy of a photo that gave no face (FacePipeline::detect: reduced to 1024 px).
+  size_t work_bytes_per_pixel() const override { return 2; }
   const std::string& path() const { return path_; }
   cnn::Model& model() { return model_; }
   YuNetDecode& decoding() { return decode_; }
@@ -212,10 +223,8 @@ class YuNetDetector : public FaceDetector {
 
   std::vector<Face> detect(const Image& photo, const FaceDetectParams& p) override {
     if (photo.empty()) throw Error("face detection: empty image");
-    Image converted;
-    const Image& rgb = photo.channels() == 3 ? photo : (converted = to_rgb(photo));
     const double s = input_scale(photo.width(), photo.height(), p);
-    std::vector<detail::Candidate> cands = look(rgb, s);
+    std::vector<detail::Candidate> cands = look(photo, s);
     std::vector<Face> faces;
     for (const detail::Candidate& c : nms(std::move(cands))) {
       if (c.score < p.min_score) continue;
@@ -230,11 +239,12 @@ class YuNetDetector : public FaceDetector {
     return faces;
   }
 
-  // The network on the photo scaled by s: its candidates in photo pixels, before NMS.
-  std::vector<detail::Candidate> look(const Image& rgb, double s) {
-    const int w = std::max(1, int(std::lround(rgb.width() * s))), h = std::max(1, int(std::lround(rgb.height() * s)));
-    const Image scaled = shrink(rgb, w, h);
-    return candidates(model_.graph.forward(input_tensor(scaled).view()), double(w) / rgb.width(), double(h) / rgb.height());
+  // The network on the photo (grey, RGB or RGBA) scaled by s: its candidates in photo pixels,
+  // before NMS. Scaled first, made RGB after: no full-size copy of a grey or RGBA photo.
+  std::vector<detail::Candidate> look(const Image& photo, double s) {
+    const int w = std::max(1, int(std::lround(photo.width() * s))), h = std::max(1, int(std::lround(photo.height() * s)));
+    const Image scaled = to_rgb(shrink(photo, w, h));
+    return candidates(model_.graph.forward(input_tensor(scaled).view()), double(w) / photo.width(), double(h) / photo.height());
   }
 
   // The photo at w x h (never larger): halved while that stays at least twice the target, then

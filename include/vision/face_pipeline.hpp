@@ -248,19 +248,35 @@ class FacePipeline {
       : det_(std::move(detector)), eyes_(std::move(eyes)), clf_(std::move(clf)), opt_(opt) {}
 
   // Faces in a photo. When there is none, detects again inside a black border: a face that fills
-  // the picture (a tight crop) leaves the detector no room around it.
+  // the picture (a tight crop) leaves the detector no room around it. A large photo gets that
+  // second look on a copy reduced to kRetrySide (a face filling it is still large there), so the
+  // padded copy never costs more than a few megabytes.
+  static constexpr int kRetrySide = 1024;
   std::vector<Face> detect(const Image& photo) {
     std::vector<Face> faces = det_->detect(photo, opt_.detect);
     if (!faces.empty() || opt_.retry_border <= 0) return faces;
-    const int b = int(std::lround(opt_.retry_border * std::max(photo.width(), photo.height())));
+    const int side = std::max(photo.width(), photo.height());
+    const double t = side > kRetrySide ? double(kRetrySide) / side : 1.0;  // photo -> reduced copy
+    Image reduced;
+    if (t < 1.0)
+      reduced = resize(photo, std::max(1, int(std::lround(photo.width() * t))),
+                       std::max(1, int(std::lround(photo.height() * t))), Interp::Area);
+    const Image& src = t < 1.0 ? reduced : photo;
+    const int b = int(std::lround(opt_.retry_border * std::max(src.width(), src.height())));
     if (b <= 0) return faces;
-    const Image padded = crop_padded(photo, Rect{-b, -b, photo.width() + 2 * b, photo.height() + 2 * b}, 0);
-    for (Face f : det_->detect(padded, opt_.detect)) {
-      const int x0 = std::max(f.box.x - b, 0), y0 = std::max(f.box.y - b, 0);
-      const int x1 = std::min(f.box.x - b + f.box.w, photo.width()), y1 = std::min(f.box.y - b + f.box.h, photo.height());
-      if (x1 - x0 < f.box.w / 2 || y1 - y0 < f.box.h / 2) continue;  // mostly in the border
+    const Image padded = crop_padded(src, Rect{-b, -b, src.width() + 2 * b, src.height() + 2 * b}, 0);
+    FaceDetectParams p = opt_.detect;  // sizes in the reduced copy's pixels
+    p.min_face = std::max(1, int(std::lround(p.min_face * t)));
+    if (p.max_face > 0) p.max_face = std::max(1, int(std::lround(p.max_face * t)));
+    for (Face f : det_->detect(padded, p)) {
+      const auto back = [&](double v) { return int(std::lround((v - b) / t)); };  // padded copy -> photo
+      const int x0 = std::max(back(f.box.x), 0), y0 = std::max(back(f.box.y), 0);
+      const int x1 = std::min(back(f.box.x + f.box.w), photo.width());
+      const int y1 = std::min(back(f.box.y + f.box.h), photo.height());
+      const int w = int(std::lround(f.box.w / t)), h = int(std::lround(f.box.h / t));
+      if (x1 - x0 < w / 2 || y1 - y0 < h / 2) continue;  // mostly in the border
       f.box = Rect{x0, y0, x1 - x0, y1 - y0};  // clipped to the photo
-      for (Point2f& q : f.landmarks) q.x -= float(b), q.y -= float(b);
+      for (Point2f& q : f.landmarks) q = {float((q.x - b) / t), float((q.y - b) / t)};
       faces.push_back(f);
     }
     return faces;

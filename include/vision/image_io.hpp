@@ -45,7 +45,11 @@ struct LoadOptions {
   size_t max_file_bytes = size_t(1) << 30;  // refuse files above 1 GiB without reading them
   int channels = 0;                    // 0: as stored (1, 3 or 4), 1: grey (BT.601), 3: RGB
   bool apply_exif = true;              // rotate/flip JPEGs by their EXIF orientation tag
-  size_t max_decode_bytes = size_t(512) << 20;  // output + decoder working memory (default 512 MiB)
+  // Memory budget: an image is refused before any pixel is allocated when decoding it (output +
+  // the decoder's working memory) or working on it afterwards (output + `work_bytes_per_pixel`
+  // per pixel, declared by the caller: the apps declare their detector's) would need more.
+  size_t memory_budget = size_t(512) << 20;
+  size_t work_bytes_per_pixel = 0;
   // A progressive JPEG may hold any number of scans, each a full pass over the image: a few
   // kilobytes can ask for minutes of work. Real encoders write about ten.
   int max_jpeg_scans = 500;
@@ -166,16 +170,19 @@ inline bool sniff_format(const uint8_t* p, size_t n, ImageFormat& f) {
               std::to_string(opt.max_pixels) + " pixels");
 }
 
-// Refuses a w x h image whose decoding would need more than the budget: `per_pixel` bytes of
-// output and decoder state per pixel (the estimates are stated beside each decoder below).
-inline void check_budget(const std::string& name, uint64_t w, uint64_t h, uint64_t per_pixel, const LoadOptions& opt) {
+// Refuses a w x h image of `channels` output channels whose decoding needs `decoder_per_pixel`
+// bytes per pixel (output and decoder state; the estimates are stated beside each decoder below)
+// when that, or the output plus the caller's declared work, is above the budget.
+inline void check_budget(const std::string& name, uint64_t w, uint64_t h, uint64_t decoder_per_pixel, int channels,
+                         const LoadOptions& opt) {
   if (w == 0 || h == 0) throw Error(name + ": image has no pixels (" + std::to_string(w) + "x" + std::to_string(h) + ")");
   if (w * h > opt.max_pixels) refuse_size(name, w, h, opt);
-  const uint64_t need = w * h * per_pixel;
-  if (need > opt.max_decode_bytes)
-    throw Error(name + ": decoding " + std::to_string(w) + "x" + std::to_string(h) + " pixels needs " +
-                std::to_string(need >> 20) + " MiB, above the budget of " + std::to_string(opt.max_decode_bytes >> 20) +
-                " MiB");
+  const uint64_t per_pixel = std::max<uint64_t>(decoder_per_pixel, uint64_t(channels) + opt.work_bytes_per_pixel);
+  const uint64_t need = w * h * per_pixel;  // w, h < 2^32 and per_pixel small: no wrap
+  if (need > opt.memory_budget)
+    throw Error(name + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels need " +
+                std::to_string((need + (1 << 20) - 1) >> 20) + " MiB, above the memory budget of " +
+                std::to_string(opt.memory_budget >> 20) + " MiB");
 }
 
 // ---- JPEG: libjpeg-turbo ------------------------------------------------------------------------
@@ -246,8 +253,8 @@ inline Image decode_jpeg(const uint8_t* data, size_t n, const std::string& name,
   const int channels = cinfo.num_components == 1 ? 1 : 3;
   cinfo.out_color_space = cmyk ? JCS_CMYK : channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
   const uint64_t per_pixel = uint64_t(channels) + (cinfo.progressive_mode ? 2u * uint64_t(cinfo.num_components) : 0u);
-  check_budget(name, cinfo.image_width, cinfo.image_height, per_pixel, opt);  // (throws before any allocation)
-  cinfo.mem->max_memory_to_use = long(std::min<size_t>(opt.max_decode_bytes, size_t(LONG_MAX)));
+  check_budget(name, cinfo.image_width, cinfo.image_height, per_pixel, channels, opt);  // (throws before any allocation)
+  cinfo.mem->max_memory_to_use = long(std::min<size_t>(opt.memory_budget, size_t(LONG_MAX)));
   jpeg_start_decompress(&cinfo);
   img.reset(int(cinfo.output_width), int(cinfo.output_height), channels);
   if (cmyk) cmyk_row.resize(size_t(cinfo.output_width) * 4);
@@ -331,7 +338,7 @@ inline Image decode_png(const uint8_t* data, size_t n, const std::string& name, 
     png_read_update_info(png, info);
     channels = png_get_channels(png, info);
   }
-  check_budget(name, w, h, uint64_t(channels), opt);
+  check_budget(name, w, h, uint64_t(channels), channels, opt);
   img.reset(int(w), int(h), channels);
   rows.resize(h);
   for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.row(int(y));
@@ -354,7 +361,7 @@ inline Image decode_with_stb(const uint8_t* data, size_t n, const std::string& n
                 (why ? std::string(": ") + why : ""));
   }
   const int want = (comp == 2) ? 4 : comp;  // grey + alpha widened to RGBA
-  check_budget(name, uint64_t(std::max(w, 0)), uint64_t(std::max(h, 0)), 4u + 2u + uint64_t(want), opt);
+  check_budget(name, uint64_t(std::max(w, 0)), uint64_t(std::max(h, 0)), 4u + 2u + uint64_t(want), want, opt);
   int gw = 0, gh = 0, gc = 0;
   unsigned char* px = stbi_load_from_memory(data, int(n), &gw, &gh, &gc, want);
   if (!px) {
@@ -390,10 +397,11 @@ inline Image decode_image(const uint8_t* data, size_t n, const std::string& name
     case detail::ImageFormat::gif: img = detail::decode_with_stb(data, n, name, opt, "GIF"); break;
     case detail::ImageFormat::tga: img = detail::decode_with_stb(data, n, name, opt, known ? "TGA" : nullptr); break;
   }
-  if (format == detail::ImageFormat::jpeg && opt.apply_exif)
-    img = detail::apply_orientation(img, detail::jpeg_exif_orientation(data, n));
-  if (opt.channels == 1) img = to_grey(img);
-  else if (opt.channels == 3) img = to_rgb(img);
+  // (each step only when it changes something: a copy of a large image doubles the peak memory)
+  const int orientation = format == detail::ImageFormat::jpeg && opt.apply_exif ? detail::jpeg_exif_orientation(data, n) : 1;
+  if (orientation > 1) img = detail::apply_orientation(img, orientation);
+  if (opt.channels == 1 && img.channels() != 1) img = to_grey(img);
+  else if (opt.channels == 3 && img.channels() != 3) img = to_rgb(img);
   return img;
 }
 

@@ -6,7 +6,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vision::LoadOptions opt;
   opt.max_pixels = 1 << 22;             // 4 MP: the limit path is exercised, and memory stays small
-  opt.max_decode_bytes = size_t(64) << 20;  // the budget path too (a progressive 4 MP needs 36 MB)
+  opt.memory_budget = size_t(64) << 20;  // the budget path too (a progressive 4 MP needs 36 MB)
   try {
     const vision::Image img = vision::decode_image(data, size, "fuzz.img", opt);
     if (img.empty() || size_t(img.width()) * size_t(img.height()) > opt.max_pixels) __builtin_trap();

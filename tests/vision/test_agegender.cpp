@@ -190,6 +190,35 @@ TEST_CASE("a face that fills the picture is found on the second look, inside a b
   CHECK(retry.analyse(tight).size() == 1);
 }
 
+TEST_CASE("a large photo gets its second look on a reduced copy, with boxes in its own pixels") {
+  const Image photo = load_image(vt::repo("samples/astronaut.png"));
+  FacePipeline plain = bundled_pipeline("haar", 0.f), retry = bundled_pipeline("haar", 0.125f);
+  const std::vector<Face> found = plain.detect(photo);
+  REQUIRE(found.size() == 1);
+  const Rect& f = found[0].box;
+  const Image tight = crop(photo, Rect{f.x + f.w / 10, f.y + f.h / 10, f.w * 8 / 10, f.h * 8 / 10});
+  // The same tight crop enlarged to about three times FacePipeline::kRetrySide: the second look
+  // runs on a copy reduced by about 3; its answer, mapped back, must match the small crop's
+  // scaled up (a box left in the reduced copy's pixels would be 3 times too small).
+  const int k = 3 * FacePipeline::kRetrySide / std::max(tight.width(), tight.height()) + 1;
+  const Image large = resize(tight, tight.width() * k, tight.height() * k, Interp::Linear);
+  REQUIRE(std::max(large.width(), large.height()) > 2 * FacePipeline::kRetrySide);
+  REQUIRE(plain.detect(large).empty());
+  const std::vector<Face> small_faces = retry.detect(tight), large_faces = retry.detect(large);
+  REQUIRE(small_faces.size() == 1);
+  REQUIRE(large_faces.size() == 1);
+  const Rect &a = small_faces[0].box, &b = large_faces[0].box;
+  const double tol = 0.15 * a.w * k;  // the cascade's scale steps are 10% apart
+  CHECK(std::abs(b.x - a.x * k) <= tol);
+  CHECK(std::abs(b.y - a.y * k) <= tol);
+  CHECK(std::abs(b.w - a.w * k) <= tol);
+  CHECK(std::abs(b.h - a.h * k) <= tol);
+  CHECK(b.x >= 0);
+  CHECK(b.y >= 0);
+  CHECK(b.x + b.w <= large.width());
+  CHECK(b.y + b.h <= large.height());
+}
+
 TEST_CASE("a loosely framed face crop is aligned on its face, a UTKFace-like one used as it is") {
   for (const char* detector : {"haar", "cnn"}) {
     INFO(detector);

@@ -159,24 +159,32 @@ TEST_CASE("damaged JPEG and PNG data is an error, not a picture filled with grey
   CHECK(has(load_error(cut), cut + ": truncated JPEG (Premature end of JPEG file)"));
 }
 
-TEST_CASE("the decoding budget counts the decoder's working memory and is checked before allocating") {
+TEST_CASE("the memory budget counts the decoder's and the caller's working memory, before allocating") {
   // A 54-byte PNG that claims 12000 x 8000 grey pixels (96 MB): inside the default 512 MiB budget,
   // outside a 64 MiB one, where it is refused before the 96 MB are allocated.
   auto big = tmp("claims_96mp.png", png_header(12000, 8000).substr(0, 33) +
                                         png_chunk("IDAT", std::string("\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 9)));
   LoadOptions lo;
   CHECK(has(load_error(big), big + ": corrupt PNG: Not enough image data"));
-  lo.max_decode_bytes = size_t(64) << 20;
-  CHECK(has(load_error(big, lo), big + ": decoding 12000x8000 pixels needs 91 MiB, above the budget of 64 MiB"));
+  lo.memory_budget = size_t(64) << 20;
+  CHECK(has(load_error(big, lo), big + ": 12000x8000 pixels need 92 MiB, above the memory budget of 64 MiB"));
+  // The caller's own work per pixel counts too: 96 MB of output + 2 bytes per pixel = 275 MiB.
+  lo.memory_budget = size_t(256) << 20;
+  CHECK(has(load_error(big, lo), big + ": corrupt PNG: Not enough image data"));
+  lo.work_bytes_per_pixel = 2;
+  CHECK(has(load_error(big, lo), big + ": 12000x8000 pixels need 275 MiB, above the memory budget of 256 MiB"));
+  lo.work_bytes_per_pixel = 0;
   // A progressive JPEG needs its coefficients too: 2 bytes per component per pixel on top of the
   // 3 of the output. The fixture is 32x24, 3 components: 768 pixels x 9 bytes.
   const std::string prog = vt::golden("bad/progressive.jpg");
-  lo.max_decode_bytes = 768 * 9;
+  lo.memory_budget = 768 * 9;
   CHECK(load_image(prog, lo).width() == 32);
-  lo.max_decode_bytes = 768 * 9 - 1;
-  CHECK(has(load_error(prog, lo), prog + ": decoding 32x24 pixels needs 0 MiB, above the budget of 0 MiB"));
-  lo.max_decode_bytes = 768 * 3;  // a baseline JPEG of the same size needs only its output
+  lo.memory_budget = 768 * 9 - 1;
+  CHECK(has(load_error(prog, lo), prog + ": 32x24 pixels need 1 MiB, above the memory budget of 0 MiB"));
+  lo.memory_budget = 768 * 3;  // a baseline JPEG of the same size needs only its output
   CHECK(load_image(vt::golden("bad/baseline.jpg"), lo).width() == 32);
+  lo.work_bytes_per_pixel = 1;  // unless the caller needs more afterwards
+  CHECK(has(load_error(vt::golden("bad/baseline.jpg"), lo), "baseline.jpg: 32x24 pixels need 1 MiB"));
 }
 
 TEST_CASE("progressive JPEGs with more scans than allowed are refused") {
@@ -282,6 +290,21 @@ TEST_CASE("detect app: bad inputs and flags") {
   r = run(huge + casc);
   CHECK(r.rc == 1);
   CHECK(has(r.err, "above the limit"));
+  // the memory budget: pixels x (output + the detector's work + what the outputs add), before decoding
+  const std::string photo = vt::repo("samples/astronaut.png");  // 512 x 512 RGB
+  r = run(photo + " --detector cnn --max-memory 1");  // x (3 + 2) = 1.25 MiB
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, photo + ": 512x512 pixels need 2 MiB, above the memory budget of 1 MiB"));
+  CHECK(run(photo + " --detector cnn --max-memory 2").rc == 0);
+  r = run(photo + " --detector haar --max-memory 5");  // x (3 + 18) = 5.25 MiB
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, "need 6 MiB, above the memory budget of 5 MiB"));
+  CHECK(run(photo + " --detector haar --max-memory 6").rc == 0);
+  r = run(photo + " --detector haar --max-memory 6 --annotate " + ann);  // x (3 + 18 + 9) = 7.5 MiB
+  CHECK(r.rc == 1);
+  CHECK(has(r.err, "need 8 MiB, above the memory budget of 6 MiB"));
+  CHECK(!vt::exists(ann));
+  CHECK(run(photo + " --max-memory 0").rc == 2);
   r = run(vt::golden("bad/one.png") + casc + " --json");
   CHECK(r.rc == 0);
   CHECK(has(r.out, "\"faces\":[]"));
