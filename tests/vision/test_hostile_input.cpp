@@ -189,3 +189,12 @@ TEST_CASE("detect app: the INT_MAX cascade is one error line naming the file, ex
   CHECK(!vt::has(r.err, "Sanitizer"));
 }
 #endif
+
+TEST_CASE("JPEGs that broke stb_image's decoder are refused by libjpeg-turbo with the file named") {
+  // Found by fuzz_image when stb decoded JPEGs (tests/data/hostile/README.md): a Huffman table that
+  // wrote past stb's array, and one that tripped stb's assertion.
+  CHECK(error_of([&] { load_image(kData + "stb_dht_overflow.jpg"); }) ==
+        kData + "stb_dht_overflow.jpg: corrupt JPEG: Bogus Huffman table definition");
+  const std::string e = error_of([&] { load_image(kData + "stb_huff_assert.jpg"); });
+  CHECK(e.rfind(kData + "stb_huff_assert.jpg: corrupt JPEG: ", 0) == 0);
+}
