@@ -138,7 +138,10 @@ inline Image apply_orientation(const Image& src, int o) {
 }
 
 // The formats decode_image reads, told apart by their leading bytes (TGA has no signature: it is
-// what stb_image accepts once every signature below has been ruled out).
+// what stb_image accepts once every signature below has been ruled out). stb tries its own JPEG
+// decoder first on anything it is given, and takes as a JPEG any file that opens with 0xFF, fill
+// bytes (more 0xFF) and the SOI marker: every file whose first byte is 0xFF goes to libjpeg, which
+// accepts only FF D8 and refuses the rest.
 enum class ImageFormat { jpeg, png, bmp, gif, tga };
 
 // Signatures of formats that are refused by name rather than handed to a decoder.
@@ -157,7 +160,7 @@ inline const char* refused_format(const uint8_t* p, size_t n) {
 
 inline bool sniff_format(const uint8_t* p, size_t n, ImageFormat& f) {
   auto starts = [&](const char* s, size_t len) { return n >= len && std::memcmp(p, s, len) == 0; };
-  if (starts("\xFF\xD8\xFF", 3)) f = ImageFormat::jpeg;
+  if (n >= 1 && p[0] == 0xFF) f = ImageFormat::jpeg;  // see above: never to stb
   else if (starts("\x89PNG\r\n\x1a\n", 8)) f = ImageFormat::png;
   else if (starts("BM", 2)) f = ImageFormat::bmp;
   else if (starts("GIF87a", 6) || starts("GIF89a", 6)) f = ImageFormat::gif;

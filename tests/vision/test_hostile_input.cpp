@@ -197,4 +197,8 @@ TEST_CASE("JPEGs that broke stb_image's decoder are refused by libjpeg-turbo wit
         kData + "stb_dht_overflow.jpg: corrupt JPEG: Bogus Huffman table definition");
   const std::string e = error_of([&] { load_image(kData + "stb_huff_assert.jpg"); });
   CHECK(e.rfind(kData + "stb_huff_assert.jpg: corrupt JPEG: ", 0) == 0);
+  // stb takes FF FF D8 (a fill byte before the SOI marker) as a JPEG; this one overflows the same
+  // Huffman array. A first byte of 0xFF now always means libjpeg, which accepts only FF D8.
+  CHECK(error_of([&] { load_image(kData + "stb_fill_bytes_jpeg.jpg"); }) ==
+        kData + "stb_fill_bytes_jpeg.jpg: corrupt JPEG: Not a JPEG file: starts with 0xff 0xff");
 }
