@@ -28,7 +28,6 @@ extern "C" {
 unsigned char* stbi_load_from_memory(unsigned char const* buffer, int len, int* x, int* y, int* channels_in_file,
                                      int desired_channels);
 int stbi_info_from_memory(unsigned char const* buffer, int len, int* x, int* y, int* comp);
-int stbi_is_16_bit_from_memory(unsigned char const* buffer, int len);
 const char* stbi_failure_reason(void);
 void stbi_image_free(void* retval_from_stbi_load);
 typedef void stbi_write_func(void* context, void* data, int size);
@@ -173,15 +172,21 @@ inline bool sniff_format(const uint8_t* p, size_t n, ImageFormat& f) {
               std::to_string(opt.max_pixels) + " pixels");
 }
 
-// Refuses a w x h image of `channels` output channels whose decoding needs `decoder_per_pixel`
-// bytes per pixel (output and decoder state; the estimates are stated beside each decoder below)
-// when that, or the output plus the caller's declared work, is above the budget.
-inline void check_budget(const std::string& name, uint64_t w, uint64_t h, uint64_t decoder_per_pixel, int channels,
+// Whether a w x h image of `channels` output channels, whose decoding needs `decoder_per_pixel`
+// bytes per pixel (output and decoder state; the estimates are stated beside each decoder below),
+// fits the limits: its decoding, and its output plus the caller's declared work, within the budget.
+inline bool fits_limits(uint64_t w, uint64_t h, uint64_t decoder_per_pixel, int channels, const LoadOptions& opt) {
+  const uint64_t per_pixel = std::max<uint64_t>(decoder_per_pixel, uint64_t(channels) + opt.work_bytes_per_pixel);
+  return w > 0 && h > 0 && w * h <= opt.max_pixels && w * h * per_pixel <= opt.memory_budget;  // no wrap: w, h < 2^32
+}
+
+// Throws the error that says which limit a w x h image breaks (nothing when it fits).
+inline void check_limits(const std::string& name, uint64_t w, uint64_t h, uint64_t decoder_per_pixel, int channels,
                          const LoadOptions& opt) {
   if (w == 0 || h == 0) throw Error(name + ": image has no pixels (" + std::to_string(w) + "x" + std::to_string(h) + ")");
   if (w * h > opt.max_pixels) refuse_size(name, w, h, opt);
   const uint64_t per_pixel = std::max<uint64_t>(decoder_per_pixel, uint64_t(channels) + opt.work_bytes_per_pixel);
-  const uint64_t need = w * h * per_pixel;  // w, h < 2^32 and per_pixel small: no wrap
+  const uint64_t need = w * h * per_pixel;
   if (need > opt.memory_budget)
     throw Error(name + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels need " +
                 std::to_string((need + (1 << 20) - 1) >> 20) + " MiB, above the memory budget of " +
@@ -191,7 +196,8 @@ inline void check_budget(const std::string& name, uint64_t w, uint64_t h, uint64
 // ---- JPEG: libjpeg-turbo ------------------------------------------------------------------------
 // libjpeg reports errors through a callback that must not return; it jumps back to decode_jpeg,
 // which then throws. Every object with a destructor is created before the setjmp, so the jump
-// skips none. Warnings that mean the entropy-coded data is damaged (truncation, bad codes) are
+// skips none; a C++ exception after the setjmp (a limit, an allocation) frees libjpeg's state
+// first. Warnings that mean the entropy-coded data is damaged (truncation, bad codes) are
 // errors too: the decoder would otherwise fill the rest of the picture with grey.
 struct JpegState {
   jpeg_error_mgr mgr;  // first: libjpeg's err pointer is also a pointer to this struct
@@ -256,11 +262,19 @@ inline Image decode_jpeg(const uint8_t* data, size_t n, const std::string& name,
   const int channels = cinfo.num_components == 1 ? 1 : 3;
   cinfo.out_color_space = cmyk ? JCS_CMYK : channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
   const uint64_t per_pixel = uint64_t(channels) + (cinfo.progressive_mode ? 2u * uint64_t(cinfo.num_components) : 0u);
-  check_budget(name, cinfo.image_width, cinfo.image_height, per_pixel, channels, opt);  // (throws before any allocation)
+  if (!fits_limits(cinfo.image_width, cinfo.image_height, per_pixel, channels, opt)) {
+    jpeg_destroy_decompress(&cinfo);
+    check_limits(name, cinfo.image_width, cinfo.image_height, per_pixel, channels, opt);  // throws
+  }
   cinfo.mem->max_memory_to_use = long(std::min<size_t>(opt.memory_budget, size_t(LONG_MAX)));
   jpeg_start_decompress(&cinfo);
-  img.reset(int(cinfo.output_width), int(cinfo.output_height), channels);
-  if (cmyk) cmyk_row.resize(size_t(cinfo.output_width) * 4);
+  try {
+    img.reset(int(cinfo.output_width), int(cinfo.output_height), channels);
+    if (cmyk) cmyk_row.resize(size_t(cinfo.output_width) * 4);
+  } catch (...) {
+    jpeg_destroy_decompress(&cinfo);
+    throw;
+  }
   while (cinfo.output_scanline < cinfo.output_height) {
     uint8_t* row = img.row(int(cinfo.output_scanline));
     JSAMPROW target = cmyk ? cmyk_row.data() : row;
@@ -328,22 +342,24 @@ inline Image decode_png(const uint8_t* data, size_t n, const std::string& name, 
   png_read_info(png, info);
   const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   const int color = png_get_color_type(png, info);
+  const bool alpha = (color & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS);
   png_set_strip_16(png);
   png_set_packing(png);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (!(color & PNG_COLOR_MASK_COLOR) && alpha) png_set_gray_to_rgb(png);  // grey + alpha: as RGBA
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  int channels = png_get_channels(png, info);
-  if (channels == 2) {  // grey + alpha: as RGBA
-    png_set_gray_to_rgb(png);
-    png_read_update_info(png, info);
-    channels = png_get_channels(png, info);
+  const int channels = png_get_channels(png, info);
+  try {
+    check_limits(name, w, h, uint64_t(channels), channels, opt);
+    img.reset(int(w), int(h), channels);
+    rows.resize(h);
+  } catch (...) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw;
   }
-  check_budget(name, w, h, uint64_t(channels), channels, opt);
-  img.reset(int(w), int(h), channels);
-  rows.resize(h);
   for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.row(int(y));
   png_read_image(png, rows.data());
   png_read_end(png, nullptr);
@@ -364,7 +380,7 @@ inline Image decode_with_stb(const uint8_t* data, size_t n, const std::string& n
                 (why ? std::string(": ") + why : ""));
   }
   const int want = (comp == 2) ? 4 : comp;  // grey + alpha widened to RGBA
-  check_budget(name, uint64_t(std::max(w, 0)), uint64_t(std::max(h, 0)), 4u + 2u + uint64_t(want), want, opt);
+  check_limits(name, uint64_t(std::max(w, 0)), uint64_t(std::max(h, 0)), 4u + 2u + uint64_t(want), want, opt);
   int gw = 0, gh = 0, gc = 0;
   unsigned char* px = stbi_load_from_memory(data, int(n), &gw, &gh, &gc, want);
   if (!px) {
