@@ -95,6 +95,13 @@ out("cascade", "lbp3_new.xml", cut)
 for f in os.listdir(os.path.join(ROOT, "tests/vision/golden/bad")):
     copy("image", "tests/vision/golden/bad/" + f)
 copy("image", "tests/vision/golden/synthetic.png")
+copy("image", "tests/vision/golden/decode/photo_progressive.jpg")
+# BMP and TGA (stb's formats besides GIF), 4x3 BGR pixels written by hand
+px = bytes((x * 60 + c * 20 + y * 7) % 256 for y in range(3) for x in range(4) for c in range(3))
+out("image", "tiny.tga", struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, 4, 3, 24, 0x20) + px)  # top-left origin
+bmp_rows = b"".join(px[y * 12:(y + 1) * 12] for y in reversed(range(3)))  # bottom-up, 12 bytes: no padding
+out("image", "tiny.bmp", b"BM" + struct.pack("<IHHI", 14 + 40 + len(bmp_rows), 0, 0, 54) +
+    struct.pack("<IiiHHIIiiII", 40, 4, 3, 1, 24, 0, len(bmp_rows), 2835, 2835, 0, 0) + bmp_rows)
 # --- manifests ---------------------------------------------------------------------------------
 out("manifest", "years.csv", "image,age,gender\na.jpg,34,m\nb.jpg,7,f\nc.jpg,,\n\"d,e.jpg\",61,M\n")
 out("manifest", "ranges_boxes.csv",
