@@ -163,16 +163,22 @@ FacePipeline bundled_pipeline(const std::string& detector, float retry_border = 
   return FacePipeline(std::move(det), CascadeClassifier::load(vt::repo("weights/haarcascade_eye.xml")),
                       AgeGenderClassifier::load(vt::repo("weights/agegender-resnet18.safetensors")), o);
 }
+
+// The middle of the detector's own box on the sample photo as the whole picture: no room left for
+// the cascade's windows. `found`: what the detector found on the photo.
+Image tight_face_crop(FacePipeline& plain, const Image& photo, std::vector<Face>& found) {
+  found = plain.detect(photo);
+  REQUIRE(found.size() == 1);
+  const Rect& f = found[0].box;
+  return crop(photo, Rect{f.x + f.w / 10, f.y + f.h / 10, f.w * 8 / 10, f.h * 8 / 10});
+}
 }  // namespace
 
 TEST_CASE("a face that fills the picture is found on the second look, inside a border") {
   const Image photo = load_image(vt::repo("samples/astronaut.png"));
   FacePipeline plain = bundled_pipeline("haar", 0.f), retry = bundled_pipeline("haar", 0.125f);
-  const std::vector<Face> found = plain.detect(photo);
-  REQUIRE(found.size() == 1);
-  // The middle of the detector's own box as the whole picture: no room left for its windows.
-  const Rect& f = found[0].box;
-  const Image tight = crop(photo, Rect{f.x + f.w / 10, f.y + f.h / 10, f.w * 8 / 10, f.h * 8 / 10});
+  std::vector<Face> found;
+  const Image tight = tight_face_crop(plain, photo, found);
   CHECK(plain.detect(tight).empty());
   const std::vector<Face> again = retry.detect(tight);
   REQUIRE(again.size() == 1);
@@ -193,10 +199,8 @@ TEST_CASE("a face that fills the picture is found on the second look, inside a b
 TEST_CASE("a large photo gets its second look on a reduced copy, with boxes in its own pixels") {
   const Image photo = load_image(vt::repo("samples/astronaut.png"));
   FacePipeline plain = bundled_pipeline("haar", 0.f), retry = bundled_pipeline("haar", 0.125f);
-  const std::vector<Face> found = plain.detect(photo);
-  REQUIRE(found.size() == 1);
-  const Rect& f = found[0].box;
-  const Image tight = crop(photo, Rect{f.x + f.w / 10, f.y + f.h / 10, f.w * 8 / 10, f.h * 8 / 10});
+  std::vector<Face> found;
+  const Image tight = tight_face_crop(plain, photo, found);
   // The same tight crop enlarged to about three times FacePipeline::kRetrySide: the second look
   // runs on a copy reduced by about 3; its answer, mapped back, must match the small crop's
   // scaled up (a box left in the reduced copy's pixels would be 3 times too small).
