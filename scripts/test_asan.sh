@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Builds the test suite with AddressSanitizer + UndefinedBehaviorSanitizer into build-asan/ and runs
-# it (the PyTorch comparisons are left out: they exercise the same kernels at full size and take
-# minutes under the sanitizers). Any sanitizer report fails the run.
-#   scripts/test_asan.sh [ctest args...]
+# Builds the test suite with sanitizers and runs it (the PyTorch comparisons are left out: they
+# exercise the same kernels at full size and take minutes under the sanitizers). Any sanitizer
+# report fails the run.
+#   scripts/test_asan.sh [ctest args...]            AddressSanitizer + UBSan, in build-asan/
+#   scripts/test_asan.sh --thread [ctest args...]   ThreadSanitizer, in build-tsan/ (docs/robustness.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFACECNN_BUILD_BENCH=OFF \
-  -DCMAKE_CXX_FLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-  >/dev/null
-cmake --build build-asan -j"$(nproc)" --target cnn_tests vision_tests cnn-infer detect agegender
+if [[ "${1:-}" == --thread ]]; then
+  shift
+  dir=build-tsan
+  flags="-O1 -g -fsanitize=thread -fno-omit-frame-pointer"
+  extra=(-DFACECNN_VISION_TESTS_TIMEOUT=3600)  # ~30 min with the shared photos on 2 busy cores
+else
+  dir=build-asan
+  flags="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+  extra=()
+fi
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DFACECNN_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS="$flags" "${extra[@]}" >/dev/null
+cmake --build "$dir" -j"$(nproc)" --target cnn_tests vision_tests cnn-infer detect agegender
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
-ctest --test-dir build-asan --output-on-failure -j2 -LE torch -E 'consumer_project|torch_' "$@"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
+ctest --test-dir "$dir" --output-on-failure -j2 -LE torch -E 'consumer_project|torch_' "$@"
