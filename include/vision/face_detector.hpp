@@ -243,7 +243,8 @@ class YuNetDetector : public FaceDetector {
   // before NMS. Scaled first, made RGB after: no full-size copy of a grey or RGBA photo.
   std::vector<detail::Candidate> look(const Image& photo, double s) {
     const int w = std::max(1, int(std::lround(photo.width() * s))), h = std::max(1, int(std::lround(photo.height() * s)));
-    const Image scaled = to_rgb(shrink(photo, w, h));
+    Image scaled = shrink(photo, w, h);
+    if (scaled.channels() != 3) scaled = to_rgb(scaled);
     return candidates(model_.graph.forward(input_tensor(scaled).view()), double(w) / photo.width(), double(h) / photo.height());
   }
 
