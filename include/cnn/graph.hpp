@@ -21,6 +21,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -122,6 +123,11 @@ class Graph {
   std::size_t num_nodes() const { return nodes_.size(); }
   Layer* layer(int node) const { return nodes_[node].layer.get(); }
   const std::vector<int>& inputs_of(int node) const { return nodes_[node].inputs; }
+  std::vector<int> output_nodes() const {
+    std::vector<int> v;
+    for (auto& o : outputs_) v.push_back(o.node);
+    return v;
+  }
   std::vector<std::string> output_names() const {
     std::vector<std::string> v;
     for (auto& o : outputs_) v.push_back(o.name);
@@ -207,9 +213,14 @@ class Graph {
     return v;
   }
 
+  // Called with each node's output as soon as it is computed (calibration, debugging); the view is
+  // valid only during the call and may be channel-blocked.
+  using Observer = std::function<void(int node, ConstTensorView output)>;
+
   // Runs the model; returns one tensor per output, in add_output() order. With `layer_ms`, also
   // records each node's wall time (index = node; see profile()).
-  std::vector<Tensor> forward(ConstTensorView input, std::vector<double>* layer_ms = nullptr) {
+  std::vector<Tensor> forward(ConstTensorView input, std::vector<double>* layer_ms = nullptr,
+                              const Observer* observe = nullptr) {
     if (!loaded_) fail("graph: forward() before load_weights() or init_random()");
     std::lock_guard<std::mutex> one_at_a_time(*forward_mutex_);
     const MemoryPlan& p = plan(input.shape);
@@ -239,6 +250,8 @@ class Graph {
         for (int t : step.ins) ins.push_back(ConstTensorView{p.shapes[t], data_of(t), p.blocked[t] != 0});
         nodes_[step.node].layer->forward(ins, TensorView{p.shapes[step.out], data_of(step.out), p.blocked[step.out] != 0},
                                          workspace_.get());
+        if (observe)
+          (*observe)(step.node, ConstTensorView{p.shapes[step.out], data_of(step.out), p.blocked[step.out] != 0});
       }
       if (layer_ms)
         (*layer_ms)[step.node] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -51,6 +51,8 @@ class Pool2d : public Layer {
       layer_error("padding must be at most half of the kernel size");
   }
   std::string type() const override { return kind_ == PoolKind::Max ? "MaxPool2d" : "AvgPool2d"; }
+  PoolKind kind() const { return kind_; }
+  const Pool2dOptions& options() const { return o_; }
   std::string describe() const override {
     std::string s = std::to_string(o_.kh) + "x" + std::to_string(o_.kw) + " s" + std::to_string(o_.sh());
     if (o_.pad_h || o_.pad_w) s += " p" + std::to_string(o_.pad_h);
