@@ -26,7 +26,7 @@ TEST_CASE("int8 convolution kernels equal the reference bit for bit on random sh
   std::mt19937 rng(811);
   auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const Activation acts[] = {Activation::None, Activation::ReLU, Activation::ReLU6};
-  int with_residual = 0, ragged_channels = 0, many_blocks = 0, folded_runs = 0;
+  int with_residual = 0, ragged_channels = 0, many_blocks = 0, folded_runs = 0, float_outputs = 0;
   for (int trial = 0; trial < 80; ++trial) {
     q8::Geometry g;
     g.c = trial % 4 == 0 ? r(1, 7) : r(1, 80);
@@ -69,9 +69,15 @@ TEST_CASE("int8 convolution kernels equal the reference bit for bit on random sh
     }
     std::vector<uint8_t> zeros(std::size_t(g.groups() * 4), uint8_t(in_zero));
 
+    // Some layers write float (a model's last layer): compared as bytes too.
+    const bool to_float = trial % 7 == 3;
+    std::vector<float> ref_float(std::size_t(g.oh * g.ow * g.oc)), out_float(ref_float.size());
     std::vector<uint8_t> ref(std::size_t(g.oh * g.ow * g.oc));
+    if (to_float) rq.out_float = ref_float.data(), ++float_outputs;
     q8::conv_reference(x.data(), w.data(), g, in_zero, rq, ref.data());
-    const int distinct = int(std::set<uint8_t>(ref.begin(), ref.end()).size());
+    if (to_float) rq.out_float = out_float.data();
+    const int distinct = to_float ? int(std::set<float>(ref_float.begin(), ref_float.end()).size())
+                                  : int(std::set<uint8_t>(ref.begin(), ref.end()).size());
     CHECK(distinct > std::min<int64_t>(8, int64_t(ref.size()) / 4));  // the test exercises real values
     for (const Int8Path& path : int8_paths())
       for (int threads : {1, 2}) {
@@ -80,7 +86,12 @@ TEST_CASE("int8 convolution kernels equal the reference bit for bit on random sh
         std::vector<uint8_t> y(ref.size(), 0xAB);
         q8::conv(x.data(), pw, g, zeros.data(), rq, y.data());
         int wrong = 0;
-        for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != ref[i];
+        if (to_float) {  // bit for bit
+          for (std::size_t i = 0; i < y.size(); ++i) wrong += std::memcmp(&out_float[i], &ref_float[i], 4) != 0;
+          std::fill(out_float.begin(), out_float.end(), -1.f);
+        } else {
+          for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != ref[i];
+        }
         INFO("trial ", trial, " path ", path.name, " threads ", threads, " c ", g.c, " oc ", g.oc, " kernel ", g.kh, "x",
              g.kw, " stride ", g.stride_h, "x", g.stride_w, " pad ", g.pad_h, "x", g.pad_w, " in ", g.h, "x", g.w);
         CHECK(wrong == 0);
@@ -94,7 +105,8 @@ TEST_CASE("int8 convolution kernels equal the reference bit for bit on random sh
         std::fill(y.begin(), y.end(), 0xAB);
         q8::conv(folded.data(), fpw, fg, fzeros.data(), rq, y.data());
         wrong = 0;
-        for (std::size_t i = 0; i < y.size(); ++i) wrong += y[i] != ref[i];
+        for (std::size_t i = 0; i < y.size(); ++i)
+          wrong += to_float ? std::memcmp(&out_float[i], &ref_float[i], 4) != 0 : y[i] != ref[i];
         ++folded_runs;
         CHECK(wrong == 0);
       }
@@ -103,6 +115,7 @@ TEST_CASE("int8 convolution kernels equal the reference bit for bit on random sh
   CHECK(ragged_channels > 10);
   CHECK(many_blocks > 10);
   CHECK(folded_runs > 10);
+  CHECK(float_outputs > 5);
   if (!q8::cpu_has_vnni()) MESSAGE("this CPU has no AVX-512 VNNI: only the portable int8 path was compared");
 }
 

@@ -4,17 +4,24 @@
 //   cnn-infer --arch resnet50 --weights r50.safetensors --input x.npy --output y.npy [--threads T]
 //   cnn-infer --arch vgg16 --random-weights --input-shape 1,3,224,224 --bench 10
 //   cnn-infer --weights model.safetensors --summary
+//   cnn-infer --weights m.safetensors --precision int8 --calibrate calib.npy --save-int8 m.int8.safetensors
+//   cnn-infer --weights m.int8.safetensors --precision int8 --input x.npy --output y.npy
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cnn/cnn.hpp>
+#include <cnn/quantize.hpp>
 
 namespace {
 
@@ -33,10 +40,18 @@ const char* kUsage =
     "  --threads T           worker threads, 0 = all cores (default 0)\n"
     "  --bench N             time N runs after a warm-up; prints one JSON line\n"
     "  --summary             print the layer table (layer, type, output shape, parameters)\n"
-    "  --profile             time each layer (fastest of 5 runs), slowest first\n";
+    "  --profile             time each layer (fastest of 5 runs), slowest first\n"
+    "  --precision P         fp32 (default) or int8. int8 takes the weights file's int8 form, or\n"
+    "                        calibrates one from --calibrate\n"
+    "  --calibrate SRC       calibration inputs for int8: a .npy (N,C,H,W, normalised like --input),\n"
+    "                        a folder of them, or 'random' (seeded noise: for timing only)\n"
+    "  --calibration R       minmax or percentile (default) activation ranges\n"
+    "  --min-sqnr DB         layers whose own int8 error is larger stay fp32 (default 20 dB)\n"
+    "  --save-int8 OUT       write the weights file again with the calibrated int8 form added\n";
 
 struct Options {
-  std::string arch, weights, input, output;
+  std::string arch, weights, input, output, precision = "fp32", calibrate, save_int8;
+  cnn::QuantizeOptions quant;
   bool random_weights = false, summary = false, profile = false;
   int64_t num_classes = 0;
   int threads = 0, bench = 0;
@@ -57,6 +72,16 @@ long long parse_int(const std::string& flag, const std::string& v, long long lo,
   if (v.empty() || *end || errno || x < lo || x > hi)
     usage_error(flag + " expects an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + v + "'");
   return x;
+}
+
+// An output file's folder must exist and be writable (an empty path: no output).
+void check_output_path(const std::string& flag, const std::string& path) {
+  if (path.empty()) return;
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) usage_error(flag + ": " + path + ": directory " + dir + " does not exist");
+  if (::access(dir.c_str(), W_OK) != 0) usage_error(flag + ": " + path + ": directory " + dir + " is not writable");
 }
 
 Options parse_args(int argc, char** argv) {
@@ -81,6 +106,17 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--bench") o.bench = int(parse_int(a, value(), 1, 1000000));
     else if (a == "--summary") o.summary = true;
     else if (a == "--profile") o.profile = true;
+    else if (a == "--precision") {
+      o.precision = value();
+      if (o.precision != "fp32" && o.precision != "int8")
+        usage_error("--precision expects fp32 or int8, got '" + o.precision + "'");
+    } else if (a == "--calibrate") o.calibrate = value();
+    else if (a == "--save-int8") o.save_int8 = value();
+    else if (a == "--calibration") {
+      const std::string v = value();
+      if (v != "minmax" && v != "percentile") usage_error("--calibration expects minmax or percentile, got '" + v + "'");
+      o.quant.range = v == "minmax" ? cnn::CalibrationRange::MinMax : cnn::CalibrationRange::Percentile;
+    } else if (a == "--min-sqnr") o.quant.min_sqnr_db = double(parse_int(a, value(), -100, 200));
     else if (a == "--input-shape") {
       const std::string v = value();
       int64_t d[4];
@@ -99,16 +135,17 @@ Options parse_args(int argc, char** argv) {
   if (!o.weights.empty() && o.random_weights) usage_error("--weights and --random-weights exclude each other");
   if (o.random_weights && o.arch.empty()) usage_error("--random-weights needs --arch");
   if (!o.output.empty() && o.input.empty()) usage_error("--output needs --input");
-  if (!o.output.empty()) {  // before the model is loaded and run, not after
-    const std::size_t slash = o.output.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : o.output.substr(0, slash);
-    struct stat st;
-    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      usage_error("--output: " + o.output + ": directory " + dir + " does not exist");
-    if (::access(dir.c_str(), W_OK) != 0) usage_error("--output: " + o.output + ": directory " + dir + " is not writable");
-  }
+  check_output_path("--output", o.output);  // before the model is loaded and run, not after
   if (!o.input.empty() && o.shape_given) usage_error("--input-shape and --input exclude each other");
-  if (o.input.empty() && !o.bench && !o.summary && !o.profile) usage_error("nothing to do: give --input, --bench or --summary");
+  if (o.precision != "int8" && (!o.calibrate.empty() || !o.save_int8.empty()))
+    usage_error("--calibrate and --save-int8 need --precision int8");
+  if (o.precision == "int8" && o.random_weights && o.calibrate.empty())
+    usage_error("--precision int8 with --random-weights needs --calibrate");
+  if (!o.save_int8.empty() && (o.calibrate.empty() || o.random_weights))
+    usage_error("--save-int8 needs --weights and --calibrate (it writes the weights file with its int8 form)");
+  check_output_path("--save-int8", o.save_int8);
+  if (o.input.empty() && !o.bench && !o.summary && !o.profile && o.save_int8.empty())
+    usage_error("nothing to do: give --input, --bench, --summary or --save-int8");
   return o;
 }
 
@@ -118,9 +155,43 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// The calibration inputs --calibrate names: a .npy, every .npy in a folder, or seeded noise.
+std::vector<cnn::Tensor> calibration_inputs(const Options& o, const cnn::Shape& shape) {
+  std::vector<cnn::Tensor> v;
+  if (o.calibrate == "random") {
+    std::mt19937 rng(o.seed + 1);
+    std::normal_distribution<float> nd;
+    for (int k = 0; k < 4; ++k) {
+      cnn::Tensor t(shape);
+      for (int64_t i = 0; i < t.numel(); ++i) t[i] = nd(rng);
+      v.push_back(std::move(t));
+    }
+    return v;
+  }
+  struct stat st;
+  if (::stat(o.calibrate.c_str(), &st) != 0) throw cnn::Error("--calibrate: " + o.calibrate + ": no such file or folder");
+  if (!S_ISDIR(st.st_mode)) {
+    v.push_back(cnn::read_npy_nchw(o.calibrate));
+    return v;
+  }
+  std::vector<std::string> files;
+  if (DIR* d = ::opendir(o.calibrate.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string n = e->d_name;
+      if (n.size() > 4 && n.compare(n.size() - 4, 4, ".npy") == 0) files.push_back(o.calibrate + "/" + n);
+    }
+    ::closedir(d);
+  }
+  if (files.empty()) throw cnn::Error("--calibrate: " + o.calibrate + ": the folder holds no .npy files");
+  std::sort(files.begin(), files.end());
+  for (const std::string& f : files) v.push_back(cnn::read_npy_nchw(f));
+  return v;
+}
+
 int run(const Options& o) {
   if (o.threads) cnn::set_num_threads(o.threads);
   cnn::Model model;
+  std::optional<cnn::SafeTensors> file;
   if (o.random_weights) {
     model.config.arch = o.arch;
     if (o.num_classes) model.config.num_classes = o.num_classes;
@@ -135,8 +206,8 @@ int run(const Options& o) {
   if (o.summary && o.random_weights) std::fputs(model.graph.summary(shape).c_str(), stdout);
   if (o.random_weights) model.graph.init_random(o.seed);
   else {
-    const cnn::SafeTensors st = cnn::SafeTensors::open(o.weights);
-    model = cnn::load_model(st, o.arch, o.num_classes);
+    file.emplace(cnn::SafeTensors::open(o.weights));
+    model = cnn::load_model(*file, o.arch, o.num_classes);
     if (!o.shape_given && o.input.empty()) {  // the input size the model was exported for
       const auto in = model.meta_numbers("input_size");
       if (in.size() == 3) shape = {1, int64_t(in[0]), int64_t(in[1]), int64_t(in[2])};
@@ -150,9 +221,25 @@ int run(const Options& o) {
     std::normal_distribution<float> nd;
     for (int64_t i = 0; i < input.numel(); ++i) input[i] = nd(rng);
   }
+  std::unique_ptr<cnn::QuantizedModel> int8;
+  if (o.precision == "int8") {
+    if (o.calibrate.empty()) {
+      int8 = std::make_unique<cnn::QuantizedModel>(model.graph, *file);
+    } else {
+      const std::vector<cnn::Tensor> calibration = calibration_inputs(o, shape);
+      try {
+        int8 = std::make_unique<cnn::QuantizedModel>(model.graph, calibration, o.quant);
+      } catch (const cnn::Error& e) {
+        throw cnn::Error("calibration inputs (" + o.calibrate + "): " + e.what());
+      }
+    }
+    if (!o.save_int8.empty()) int8->save(o.save_int8, *file);
+    if (o.summary) std::fputs(int8->report().c_str(), stdout);
+  }
+  auto infer = [&](cnn::ConstTensorView x) { return int8 ? int8->forward(x) : model.graph.forward(x); };
   if (input.numel() == 0) return 0;
 
-  std::vector<cnn::Tensor> outputs = model.graph.forward(input.view());
+  std::vector<cnn::Tensor> outputs = infer(input.view());
   if (!o.output.empty()) {
     const auto names = model.graph.output_names();
     for (std::size_t k = 0; k < outputs.size(); ++k) {
@@ -167,17 +254,17 @@ int run(const Options& o) {
       cnn::write_npy(path, dims, outputs[k].data());
     }
   }
-  if (o.profile) std::fputs(model.graph.profile(input.view()).c_str(), stdout);
+  if (o.profile) std::fputs((int8 ? int8->profile(input.view()) : model.graph.profile(input.view())).c_str(), stdout);
   if (o.bench) {
     std::vector<double> ms;
     for (int r = 0; r < o.bench; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
-      outputs = model.graph.forward(input.view());
+      outputs = infer(input.view());
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
-    std::printf("{\"arch\":\"%s\",\"threads\":%d,\"batch\":%lld,\"input\":\"%lldx%lld\",\"runs\":%d,"
+    std::printf("{\"arch\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"batch\":%lld,\"input\":\"%lldx%lld\",\"runs\":%d,"
                 "\"median_ms\":%.3f,\"min_ms\":%.3f}\n",
-                model.config.arch.c_str(), cnn::num_threads(), (long long)shape.n, (long long)shape.h,
+                model.config.arch.c_str(), o.precision.c_str(), cnn::num_threads(), (long long)shape.n, (long long)shape.h,
                 (long long)shape.w, o.bench, median(ms), *std::min_element(ms.begin(), ms.end()));
   }
   return 0;

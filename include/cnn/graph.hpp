@@ -17,6 +17,7 @@
 // input when nothing else needs it.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -141,7 +142,7 @@ class Graph {
   bool loaded() const { return loaded_; }
 
   // Binds every layer parameter to `<layer name>.<key>` in the source, checks shapes, rejects
-  // tensors the graph does not use (BatchNorm's num_batches_tracked counters excepted), then
+  // tensors the graph does not use (BatchNorm's num_batches_tracked counters and int8 weights excepted), then
   // prepares the layers and fuses BN and activations.
   void load_weights(const WeightSource& src) {
     if (loaded_) fail(src.origin(), ": this graph already holds weights (build a new one to load again)");
@@ -164,8 +165,11 @@ class Graph {
     }
     for (const std::string& n : src.names()) {
       if (used.count(n)) continue;
-      const std::string suffix = ".num_batches_tracked";
-      if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) continue;
+      // BatchNorm's counters, and the int8 weights a quantized file adds (cnn/quantize.hpp reads them).
+      auto ends_with = [&](const std::string& suffix) {
+        return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+      };
+      if (ends_with(".num_batches_tracked") || ends_with(".weight_int8")) continue;
       fail(src.origin(), ": unexpected tensor '", n, "' (the architecture has no such parameter)");
     }
     finish_loading();
@@ -275,23 +279,31 @@ class Graph {
       all.push_back(ms);
     }
     const MemoryPlan& p = plan(input.shape);
+    return profile_table(all, [&](std::size_t i) {
+      const Layer& l = *nodes_[i].layer;
+      return std::array<std::string, 3>{l.name(), l.type() + " " + l.describe(), p.shapes[i].str() + (p.blocked[i] ? " c16" : "")};
+    });
+  }
+
+  // The table profile() prints: node i's best time over the runs (ms[run][node], node 0 the
+  // input), labelled {name, type, shape} by `label`, slowest first.
+  static std::string profile_table(const std::vector<std::vector<double>>& ms,
+                                   const std::function<std::array<std::string, 3>(std::size_t)>& label) {
     std::vector<std::pair<double, std::size_t>> rows;
     double total = 0;
-    for (std::size_t i = 1; i < nodes_.size(); ++i) {
-      std::vector<double> v;
-      for (auto& ms : all) v.push_back(ms[i]);
-      const double best = *std::min_element(v.begin(), v.end());
+    for (std::size_t i = 1; !ms.empty() && i < ms[0].size(); ++i) {
+      double best = ms[0][i];
+      for (auto& run : ms) best = std::min(best, run[i]);
       rows.push_back({best, i});
       total += best;
     }
     std::sort(rows.rbegin(), rows.rend());
     std::string s;
     char line[256];
-    for (auto& [ms, i] : rows) {
-      const Layer& l = *nodes_[i].layer;
-      const std::string shape = p.shapes[i].str() + (p.blocked[i] ? " c16" : "");
-      std::snprintf(line, sizeof line, "%-26s %-26s %-20s %9.3f ms %5.1f%%\n", l.name().c_str(),
-                    (l.type() + " " + l.describe()).c_str(), shape.c_str(), ms, 100 * ms / total);
+    for (auto& [t, i] : rows) {
+      const auto l = label(i);
+      std::snprintf(line, sizeof line, "%-26s %-26s %-20s %9.3f ms %5.1f%%\n", l[0].c_str(), l[1].c_str(), l[2].c_str(),
+                    t, 100 * t / total);
       s += line;
     }
     std::snprintf(line, sizeof line, "total %.3f ms\n", total);

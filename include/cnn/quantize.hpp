@@ -23,8 +23,11 @@
 #include <map>
 
 #include "graph.hpp"
+#include "io/json.hpp"
+#include "io/safetensors.hpp"
 #include "kernels/int8.hpp"
 
+CNN_KERNELS_BEGIN
 namespace cnn {
 
 // u8 value q stands for scale * (q - zero).
@@ -141,9 +144,11 @@ inline AlignedVector u8_storage(int64_t bytes) {
 }
 inline uint8_t* bytes_of(AlignedVector& v) { return reinterpret_cast<uint8_t*>(v.data()); }
 
-// One convolution in int8: its weights quantized and packed, its requantization constants.
+// One convolution (or linear layer, as a 1x1 convolution of a one-pixel image) in int8: its
+// weights quantized and packed, its requantization constants.
 struct ConvInt8 {
   Conv2dOptions o;
+  bool float_out = false;  // writes its output in float (a model output of one pixel per sample)
   std::vector<int8_t> weights;   // [oc][c][kh][kw]
   std::vector<float> w_scale;    // per output channel
   kernels::int8::PackedWeights packed;
@@ -203,9 +208,12 @@ struct ConvInt8 {
     return g;
   }
 
-  // One sample: x u8 NHWC, residual u8 NHWC like y (or nullptr), y u8 NHWC. Not reentrant (scratch).
-  void run(const uint8_t* x, const kernels::int8::Geometry& g, const uint8_t* residual, uint8_t* y) const {
+  // One sample: x u8 NHWC, residual u8 NHWC like the output (or nullptr), the output u8 NHWC in y
+  // or, with float_out, float in y_float. Not reentrant (scratch).
+  void run(const uint8_t* x, const kernels::int8::Geometry& g, const uint8_t* residual, uint8_t* y,
+           float* y_float = nullptr) const {
     kernels::int8::Requant r;
+    r.out_float = y_float;
     r.scale = scale.data(), r.bias = bias.data(), r.comp = comp.data(), r.act = act;
     r.out_inv_scale = 1.f / out.scale, r.out_zero = float(out.zero);
     if (residual) r.residual = residual, r.res_scale = res.scale, r.res_zero = res.zero;
@@ -217,12 +225,36 @@ struct ConvInt8 {
   }
 };
 
-// Whether the int8 kernels can run this convolution.
-inline bool int8_capable(const Conv2d& conv) {
-  const Conv2dOptions& o = conv.options();
-  const Activation a = conv.epilogue().act;
-  return o.groups == 1 && o.dilation_h == 1 && o.dilation_w == 1 &&
-         (a == Activation::None || a == Activation::ReLU || a == Activation::ReLU6);
+// The int8 form of a convolution or linear layer, if the int8 kernels can run it: groups 1, no
+// dilation, an activation of none, ReLU or ReLU6.
+inline bool int8_activation(Activation a) {
+  return a == Activation::None || a == Activation::ReLU || a == Activation::ReLU6;
+}
+inline bool int8_candidate(const Layer* l, ConvInt8& c, const float*& bias) {
+  if (const auto* conv = dynamic_cast<const Conv2d*>(l)) {
+    const Conv2dOptions& o = conv->options();
+    if (o.groups != 1 || o.dilation_h != 1 || o.dilation_w != 1 || !int8_activation(conv->epilogue().act)) return false;
+    c.o = o, c.act = conv->epilogue().act, c.residual = conv->num_inputs() == 2;
+    c.set_weights(conv->weight().values);
+    bias = conv->bias_data();
+    return true;
+  }
+  if (const auto* lin = dynamic_cast<const Linear*>(l)) {
+    if (!int8_activation(lin->activation())) return false;
+    c.o = Conv2dOptions{};
+    c.o.in_channels = lin->in_features(), c.o.out_channels = lin->out_features();
+    c.act = lin->activation();
+    c.set_weights(lin->weight().values);
+    bias = lin->bias_data();
+    return true;
+  }
+  return false;
+}
+
+// Layers that pass a tensor on unchanged in eval mode: its u8 form too (Flatten only of a one-pixel
+// image, whose NHWC and NCHW orders agree).
+inline bool passes_through(const Layer* l, const Shape& in) {
+  return dynamic_cast<const Dropout*>(l) || (dynamic_cast<const Flatten*>(l) && in.h == 1 && in.w == 1);
 }
 
 // Running minimum, maximum and (second pass) a histogram of one tensor's values.
@@ -269,63 +301,132 @@ struct RangeStats {
 class QuantizedModel {
  public:
   // Calibrates on `calibration` (NCHW float inputs of the model; any batch sizes) and quantizes.
-  // `graph` must hold its weights and outlive this object; it runs its fp32 layers.
-  QuantizedModel(Graph& graph, const std::vector<Tensor>& calibration, QuantizeOptions opt = {})
-      : g_(&graph), opt_(opt) {
-    if (!graph.loaded()) fail("quantize: the model holds no weights yet");
+  // `graph` must hold its weights and outlive this object (it may move: its layers run the fp32 steps).
+  QuantizedModel(Graph& graph, const std::vector<Tensor>& calibration, QuantizeOptions opt = {}) : opt_(opt) {
+    take_structure(graph);
     if (calibration.empty()) fail("quantize: no calibration inputs (int8 needs real inputs to choose its ranges)");
-    calibrate(calibration);
+    calibrate(graph, calibration);
+  }
+
+  // The int8 form saved by save() in the model's own file (`file`, from which `graph` was loaded):
+  // no calibration. Missing, malformed or out-of-range entries are errors naming the file.
+  QuantizedModel(Graph& graph, const SafeTensors& file) {
+    take_structure(graph);
+    load(file);
+  }
+
+  // Writes the model file `source` again with the int8 form added: each int8 layer's weights as an
+  // I8 tensor `<layer>.weight_int8`, and the rest (activation ranges, weight scales, the rule's
+  // measurements) in the metadata entry "quantization". The float tensors stay, so the file still
+  // loads as the float model and the layers kept fp32 have their weights.
+  void save(const std::string& path, const SafeTensors& source) const {
+    SafeTensorsWriter w;
+    for (const std::string& n : source.names()) {
+      const auto& e = source.entry(n);
+      // An earlier int8 form is replaced; integer tensors are BatchNorm's counters, never read.
+      if (e.dtype != "F32" && e.dtype != "F16" && e.dtype != "BF16") continue;
+      std::vector<float> v;
+      source.read(n, v);
+      w.add(n, e.shape, std::move(v), e.dtype);
+    }
+    w.metadata = source.metadata();
+    char num[64];
+    auto number = [&](double v) {
+      std::snprintf(num, sizeof num, "%.9g", v);
+      return std::string(num);
+    };
+    std::string acts, int8, fp32;
+    for (int i = 0; i < int(layers_.size()); ++i) {
+      const QuantParams& q = qparams_[std::size_t(i)];
+      acts += (acts.empty() ? "" : ",") + json::quote(node_name(i)) + ":[" + number(q.scale) + "," + std::to_string(q.zero) + "]";
+    }
+    for (const auto& [i, db] : sqnr_) {
+      std::string entry = "\"sqnr_db\":" + number(db);
+      if (convs_.count(i)) {
+        const quant::ConvInt8& c = convs_.at(i);
+        std::string scales;
+        for (float f : c.w_scale) scales += (scales.empty() ? "" : ",") + number(f);
+        entry += ",\"weight_scales\":[" + scales + "]";
+        std::vector<float> q(c.weights.begin(), c.weights.end());
+        w.add(node_name(i) + ".weight_int8", {c.o.out_channels, c.o.in_channels, c.o.kh, c.o.kw}, std::move(q), "I8");
+      }
+      (convs_.count(i) ? int8 : fp32) += std::string((convs_.count(i) ? int8 : fp32).empty() ? "" : ",") +
+                                          json::quote(node_name(i)) + ":{" + entry + "}";
+    }
+    w.metadata["quantization"] = "{\"format\":1,\"range\":\"" +
+                                 std::string(opt_.range == CalibrationRange::MinMax ? "minmax" : "percentile") +
+                                 "\",\"percentile\":" + number(opt_.percentile) + ",\"min_sqnr_db\":" +
+                                 number(opt_.min_sqnr_db) + ",\"activations\":{" + acts + "},\"int8\":{" + int8 +
+                                 "},\"fp32\":{" + fp32 + "}}";
+    w.save(path);
   }
 
   // One tensor per graph output, NCHW float, like Graph::forward. With `layer_ms`, also records
   // each graph node's wall time (index = node), quantize/dequantize steps counted in their reader.
   std::vector<Tensor> forward(ConstTensorView input, std::vector<double>* layer_ms = nullptr) {
     std::lock_guard<std::mutex> one_at_a_time(*mutex_);
-    const Plan& p = plan(input.shape);
-    if (layer_ms) layer_ms->assign(g_->num_nodes(), 0.0);
+    Plan& p = plan(input.shape);
+    p.input = input.data;
+    if (layer_ms) layer_ms->assign(layers_.size(), 0.0);
     for (const Step& st : p.steps) {
       const auto t0 = std::chrono::steady_clock::now();
-      run_step(p, st, input);
+      run_step(p, st);
       if (layer_ms)
         (*layer_ms)[std::size_t(st.node)] +=
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
     std::vector<Tensor> out;
-    for (int t : p.outputs) out.push_back(Tensor::from(p.values[std::size_t(t)].shape, float_data(p, t, input)));
+    for (std::size_t o = 0; o < p.outputs.size(); ++o)
+      out.push_back(Tensor::from(p.output_shapes[o], p.floats(p.outputs[o])));
     return out;
   }
 
-  // Layer by layer: int8 or fp32, and the measured SQNR of each convolution.
+  // Per-layer times as Graph::profile() prints them, "int8" marking the layers that run so.
+  std::string profile(ConstTensorView input, int runs = 5) {
+    std::vector<std::vector<double>> all;
+    for (int r = 0; r < runs; ++r) {
+      std::vector<double> ms;
+      forward(input, &ms);
+      all.push_back(ms);
+    }
+    return Graph::profile_table(all, [&](std::size_t i) {
+      const Layer& l = *layers_[i];
+      const bool int8 = convs_.count(int(i)) || int8_pools_.count(int(i));
+      return std::array<std::string, 3>{l.name(), l.type() + " " + l.describe(), int8 ? "int8" : "fp32"};
+    });
+  }
+
+  // Layer by layer: int8 or fp32, and each candidate's measured SQNR.
   std::string report() const {
     std::string s;
     char line[256];
-    for (int i = 1; i < int(g_->num_nodes()); ++i) {
-      const Layer* l = g_->layer(i);
+    for (int i = 1; i < int(layers_.size()); ++i) {
+      const Layer* l = layers_[std::size_t(i)];
       const auto sq = sqnr_.find(i);
-      const char* how = convs_.count(i) || int8_pool(i) ? "int8" : "fp32";
-      std::snprintf(line, sizeof line, "%-28s %-12s %s", l->name().c_str(), l->type().c_str(), how);
+      const bool int8 = convs_.count(i) || int8_pools_.count(i);
+      std::snprintf(line, sizeof line, "%-28s %-18s %s", l->name().c_str(), l->type().c_str(), int8 ? "int8" : "fp32");
       s += line;
       if (sq != sqnr_.end()) {
-        std::snprintf(line, sizeof line, "  SQNR %.1f dB%s", sq->second,
-                      convs_.count(i) ? "" : "  (under the rule's limit: kept fp32)");
+        std::snprintf(line, sizeof line, "  SQNR %5.1f dB%s%s", sq->second,
+                      int8 && convs_.at(i).float_out ? "  (writes float)" : "",
+                      convs_.count(i) ? "" : "  (under the limit: kept fp32)");
         s += line;
       }
       s += "\n";
     }
     return s;
   }
-  int int8_convolutions() const { return int(convs_.size()); }
-  const std::map<int, double>& sqnr_db() const { return sqnr_; }  // every capable convolution's, by node
+  int int8_layers() const { return int(convs_.size()); }
+  const std::map<int, double>& sqnr_db() const { return sqnr_; }  // every candidate's, by node
 
  private:
-  // A value is a node's output (or the input) in one representation: float NCHW or u8 NHWC.
+  // A value is a node's output (or the input) in one form: float NCHW or u8 NHWC.
   struct Value {
     Shape shape;
     bool u8 = false;
     QuantParams qp;
-    int tensor = 0;  // the graph node it holds
   };
-  enum class Kind { Float, Conv, MaxPool, Quantize, Dequantize };
+  enum class Kind { Float, Int8, MaxPool, Quantize, Dequantize };
   struct Step {
     Kind kind;
     int node = 0;
@@ -333,29 +434,33 @@ class QuantizedModel {
     int out = 0;           // value
   };
   struct Plan {
-    Shape input;
+    Shape input_shape;
     std::vector<Value> values;  // value 0: the input, float
     std::vector<Step> steps;
     std::vector<int> outputs;
-    std::vector<AlignedVector> storage;  // per value (value 0: none)
-    int64_t workspace_floats = 0;
+    std::vector<Shape> output_shapes;
+    std::vector<AlignedVector> storage;  // per value (value 0: the caller's input)
     AlignedVector workspace;
+    const float* input = nullptr;
+    const float* floats(int v) const { return v == 0 ? input : storage[std::size_t(v)].data(); }
+    float* floats(int v) { return v == 0 ? nullptr : storage[std::size_t(v)].data(); }
+    uint8_t* bytes(int v) { return quant::bytes_of(storage[std::size_t(v)]); }
   };
 
-  bool int8_pool(int node) const { return int8_pools_.count(node) != 0; }
-
-  // Which representation each node produces: u8 for int8 convolutions and pools whose input is u8.
+  // Values for every node in its form: u8 where an int8 layer or pool writes it (or a layer that
+  // passes it through), float elsewhere; a quantize or dequantize step where a reader needs the
+  // other form (one per tensor, shared by its readers).
   Plan make_plan(const Shape& input) {
-    const int N = int(g_->num_nodes());
+    const int N = int(layers_.size());
     Plan p;
-    p.input = input;
+    p.input_shape = input;
     std::vector<Shape> shapes(static_cast<std::size_t>(N));
     shapes[0] = input;
     std::vector<int> as_float(std::size_t(N), -1), as_u8(std::size_t(N), -1);
-    p.values.push_back(Value{input, false, {}, 0});
+    p.values.push_back(Value{input, false, {}});
     as_float[0] = 0;
     auto new_value = [&](int t, bool u8) {
-      p.values.push_back(Value{shapes[std::size_t(t)], u8, u8 ? qparams_[std::size_t(t)] : QuantParams{}, t});
+      p.values.push_back(Value{shapes[std::size_t(t)], u8, u8 ? qparams_[std::size_t(t)] : QuantParams{}});
       return int(p.values.size()) - 1;
     };
     auto float_of = [&](int t) {
@@ -372,104 +477,107 @@ class QuantizedModel {
       }
       return as_u8[std::size_t(t)];
     };
-    int8_pools_.clear();
+    int64_t workspace = 1;
     for (int i = 1; i < N; ++i) {
-      const Layer* l = g_->layer(i);
-      const std::vector<int>& in = g_->inputs_of(i);
+      const Layer* l = layers_[std::size_t(i)];
+      const std::vector<int>& in = inputs_[std::size_t(i)];
       std::vector<Shape> in_shapes;
       for (int t : in) in_shapes.push_back(shapes[std::size_t(t)]);
       shapes[std::size_t(i)] = l->output_shape(in_shapes);
-      const auto* pool = dynamic_cast<const Pool2d*>(l);
+      const int t0 = in[0];
       if (convs_.count(i)) {
-        Step st{Kind::Conv, i, {}, 0};
+        const quant::ConvInt8& c = convs_.at(i);
+        Step st{Kind::Int8, i, {}, 0};
         for (int t : in) st.ins.push_back(u8_of(t));
+        const bool flt = c.float_out && shapes[std::size_t(i)].plane() == 1;
+        st.out = new_value(i, !flt);
+        (flt ? as_float : as_u8)[std::size_t(i)] = st.out;
+        p.steps.push_back(st);
+      } else if (int8_pools_.count(i) && as_u8[std::size_t(t0)] >= 0) {
+        Step st{Kind::MaxPool, i, {as_u8[std::size_t(t0)]}, 0};
         st.out = as_u8[std::size_t(i)] = new_value(i, true);
         p.steps.push_back(st);
-      } else if (pool && pool->kind() == PoolKind::Max && pool->options().dilation_h == 1 &&
-                 pool->options().dilation_w == 1 && as_u8[std::size_t(in[0])] >= 0) {
-        int8_pools_.insert(i);
-        qparams_[std::size_t(i)] = qparams_[std::size_t(in[0])];
-        Step st{Kind::MaxPool, i, {as_u8[std::size_t(in[0])]}, 0};
-        st.out = as_u8[std::size_t(i)] = new_value(i, true);
-        p.steps.push_back(st);
+      } else if (quant::passes_through(l, in_shapes[0])) {
+        as_u8[std::size_t(i)] = as_u8[std::size_t(t0)];
+        as_float[std::size_t(i)] = as_float[std::size_t(t0)];
       } else {
         Step st{Kind::Float, i, {}, 0};
         for (int t : in) st.ins.push_back(float_of(t));
         st.out = as_float[std::size_t(i)] = new_value(i, false);
-        p.workspace_floats = std::max(p.workspace_floats, l->workspace_floats(in_shapes));
+        workspace = std::max(workspace, l->workspace_floats(in_shapes));
         p.steps.push_back(st);
       }
     }
-    for (int t : g_->output_nodes()) p.outputs.push_back(float_of(t));
+    for (int t : outputs_) {
+      p.outputs.push_back(float_of(t));
+      p.output_shapes.push_back(shapes[std::size_t(t)]);
+    }
     p.storage.resize(p.values.size());
     for (std::size_t v = 1; v < p.values.size(); ++v) {
       const Value& val = p.values[v];
       p.storage[v] = val.u8 ? quant::u8_storage(val.shape.numel()) : AlignedVector(std::size_t(val.shape.numel()));
     }
-    p.workspace = AlignedVector(std::size_t(std::max<int64_t>(p.workspace_floats, 1)));
+    p.workspace = AlignedVector(std::size_t(workspace));
     return p;
   }
 
-  const Plan& plan(const Shape& input) {
-    if (!plan_ || !(plan_->input == input)) plan_ = std::make_unique<Plan>(make_plan(input));
+  Plan& plan(const Shape& input) {
+    if (!plan_ || !(plan_->input_shape == input)) plan_ = std::make_unique<Plan>(make_plan(input));
     return *plan_;
   }
 
-  const float* float_data(const Plan& p, int v, ConstTensorView input) const {
-    return v == 0 ? input.data : p.storage[std::size_t(v)].data();
-  }
-  uint8_t* u8_data(const Plan& p, int v) const {
-    return reinterpret_cast<uint8_t*>(const_cast<float*>(p.storage[std::size_t(v)].data()));
-  }
-
-  void run_step(const Plan& p, const Step& st, ConstTensorView input) {
+  void run_step(Plan& p, const Step& st) {
     const Value& out = p.values[std::size_t(st.out)];
     const Shape& s = out.shape;
+    const Value& in = p.values[std::size_t(st.ins.empty() ? 0 : st.ins[0])];
     switch (st.kind) {
       case Kind::Float: {
         std::vector<ConstTensorView> ins;
-        for (int v : st.ins) ins.push_back(ConstTensorView{p.values[std::size_t(v)].shape, float_data(p, v, input)});
-        g_->layer(st.node)->forward(ins, TensorView{s, const_cast<float*>(float_data(p, st.out, input))},
-                                    const_cast<float*>(p.workspace.data()));
+        for (int v : st.ins) ins.push_back(ConstTensorView{p.values[std::size_t(v)].shape, p.floats(v)});
+        layers_[std::size_t(st.node)]->forward(ins, TensorView{s, p.floats(st.out)}, p.workspace.data());
         break;
       }
-      case Kind::Quantize: {
-        const float* x = float_data(p, st.ins[0], input);
+      case Kind::Quantize:
         for (int64_t n = 0; n < s.n; ++n)
-          quant::quantize_nchw(x + n * s.sample(), s, out.qp, u8_data(p, st.out) + n * s.sample());
+          quant::quantize_nchw(std::as_const(p).floats(st.ins[0]) + n * s.sample(), s, out.qp,
+                               p.bytes(st.out) + n * s.sample());
         break;
-      }
-      case Kind::Dequantize: {
-        const Value& in = p.values[std::size_t(st.ins[0])];
+      case Kind::Dequantize:
         for (int64_t n = 0; n < s.n; ++n)
-          quant::dequantize_nhwc(u8_data(p, st.ins[0]) + n * s.sample(), s, in.qp,
-                                 const_cast<float*>(float_data(p, st.out, input)) + n * s.sample());
+          quant::dequantize_nhwc(p.bytes(st.ins[0]) + n * s.sample(), s, in.qp, p.floats(st.out) + n * s.sample());
         break;
-      }
       case Kind::MaxPool: {
-        const Shape& in = p.values[std::size_t(st.ins[0])].shape;
-        const auto* pool = static_cast<const Pool2d*>(g_->layer(st.node));
+        const auto* pool = static_cast<const Pool2d*>(layers_[std::size_t(st.node)]);
         for (int64_t n = 0; n < s.n; ++n)
-          quant::max_pool_nhwc(u8_data(p, st.ins[0]) + n * in.sample(), in, pool->options(), s,
-                               u8_data(p, st.out) + n * s.sample());
+          quant::max_pool_nhwc(p.bytes(st.ins[0]) + n * in.shape.sample(), in.shape, pool->options(), s,
+                               p.bytes(st.out) + n * s.sample());
         break;
       }
-      case Kind::Conv: {
+      case Kind::Int8: {
         const quant::ConvInt8& c = convs_.at(st.node);
-        const Shape& in = p.values[std::size_t(st.ins[0])].shape;
-        const kernels::int8::Geometry g = c.geometry(in);
+        const kernels::int8::Geometry g = c.geometry(in.shape);
         for (int64_t n = 0; n < s.n; ++n)
-          c.run(u8_data(p, st.ins[0]) + n * in.sample(), g,
-                c.residual ? u8_data(p, st.ins[1]) + n * s.sample() : nullptr, u8_data(p, st.out) + n * s.sample());
+          c.run(p.bytes(st.ins[0]) + n * in.shape.sample(), g, c.residual ? p.bytes(st.ins[1]) + n * s.sample() : nullptr,
+                out.u8 ? p.bytes(st.out) + n * s.sample() : nullptr, out.u8 ? nullptr : p.floats(st.out) + n * s.sample());
         break;
       }
     }
   }
 
   // Observes the float graph on every calibration input: ranges, then (for percentiles)
-  // histograms; then quantizes every capable convolution and measures its SQNR.
-  void calibrate(const std::vector<Tensor>& inputs) {
-    const int N = int(g_->num_nodes());
+  // histograms; then quantizes every candidate and measures its SQNR; then picks the int8 layers.
+  // The graph's nodes as forward() needs them (layers live on the heap, so a moved Graph keeps them).
+  void take_structure(const Graph& graph) {
+    if (!graph.loaded()) fail("quantize: the model holds no weights yet");
+    for (std::size_t i = 0; i < graph.num_nodes(); ++i) {
+      layers_.push_back(graph.layer(int(i)));
+      inputs_.push_back(graph.inputs_of(int(i)));
+    }
+    outputs_ = graph.output_nodes();
+  }
+
+  void calibrate(Graph& graph, const std::vector<Tensor>& inputs) {
+    const int N = int(layers_.size());
     struct BlockedOff {  // NCHW views for the observers (a global kernel setting, restored after)
       bool was = blocked_enabled();
       BlockedOff() { set_blocked(false); }
@@ -480,31 +588,34 @@ class QuantizedModel {
       check_finite(x);
       stats[0].add_range(x.data(), x.numel());
       Graph::Observer ob = [&](int node, ConstTensorView y) { stats[std::size_t(node)].add_range(y.data, y.shape.numel()); };
-      g_->forward(x.view(), nullptr, &ob);
+      graph.forward(x.view(), nullptr, &ob);
     }
     if (opt_.range == CalibrationRange::Percentile)
       for (const Tensor& x : inputs) {
         stats[0].add_hist(x.data(), x.numel());
         Graph::Observer ob = [&](int node, ConstTensorView y) { stats[std::size_t(node)].add_hist(y.data, y.shape.numel()); };
-        g_->forward(x.view(), nullptr, &ob);
+        graph.forward(x.view(), nullptr, &ob);
       }
     qparams_.assign(std::size_t(N), QuantParams{});
     for (int t = 0; t < N; ++t) qparams_[std::size_t(t)] = stats[std::size_t(t)].qparams(opt_.range, opt_.percentile);
+    // A max pool, Dropout or Flatten hands its u8 input on as it is, so its output has its input's
+    // range (for a max pool a superset of its own, if it ends up running in fp32).
+    for (int i = 1; i < N; ++i)
+      if (forwards_range(layers_[std::size_t(i)])) qparams_[std::size_t(i)] = qparams_[std::size_t(inputs_[std::size_t(i)][0])];
 
-    // Candidates, quantized with these ranges.
+    // Candidates, quantized with these ranges; a model output is written in float.
+    const std::vector<int> outs = outputs_;
     std::map<int, quant::ConvInt8> candidates;
     for (int i = 1; i < N; ++i) {
-      const auto* conv = dynamic_cast<const Conv2d*>(g_->layer(i));
-      if (!conv || !quant::int8_capable(*conv)) continue;
       quant::ConvInt8 c;
-      c.o = conv->options();
-      c.act = conv->epilogue().act;
-      c.residual = conv->num_inputs() == 2;
-      c.in = qparams_[std::size_t(g_->inputs_of(i)[0])];
+      const float* bias = nullptr;
+      if (!quant::int8_candidate(layers_[std::size_t(i)], c, bias)) continue;
+      const std::vector<int>& in = inputs_[std::size_t(i)];
+      c.in = qparams_[std::size_t(in[0])];
       c.out = qparams_[std::size_t(i)];
-      if (c.residual) c.res = qparams_[std::size_t(g_->inputs_of(i)[1])];
-      c.set_weights(conv->weight().values);
-      c.prepare(conv->bias_data());
+      if (c.residual) c.res = qparams_[std::size_t(in[1])];
+      c.float_out = std::find(outs.begin(), outs.end(), i) != outs.end();
+      c.prepare(bias);
       candidates.emplace(i, std::move(c));
     }
     // Each candidate alone on the float graph's own tensors.
@@ -514,40 +625,152 @@ class QuantizedModel {
       std::vector<Tensor> seen(static_cast<std::size_t>(N));
       seen[0] = inputs[std::size_t(k)].clone();
       Graph::Observer ob = [&](int node, ConstTensorView y) { seen[std::size_t(node)] = Tensor::from(y.shape, y.data); };
-      g_->forward(inputs[std::size_t(k)].view(), nullptr, &ob);
-      for (auto& [i, c] : candidates) {
-        const std::vector<int>& in = g_->inputs_of(i);
-        const Tensor& x = seen[std::size_t(in[0])];
-        const Tensor& y = seen[std::size_t(i)];
-        const kernels::int8::Geometry geo = c.geometry(x.shape());
-        AlignedVector xq = quant::u8_storage(x.shape().sample()), rq = quant::u8_storage(y.shape().sample()),
-                      yq = quant::u8_storage(y.shape().sample());
-        std::vector<float> yd(static_cast<std::size_t>(y.shape().sample()));
-        const Shape one_x{1, x.shape().c, x.shape().h, x.shape().w}, one_y{1, y.shape().c, y.shape().h, y.shape().w};
-        auto& [sig, noise] = signal_noise[i];
-        for (int64_t n = 0; n < x.shape().n; ++n) {
-          quant::quantize_nchw(x.data() + n * x.shape().sample(), one_x, c.in, quant::bytes_of(xq));
-          if (c.residual)
-            quant::quantize_nchw(seen[std::size_t(in[1])].data() + n * y.shape().sample(), one_y, c.res,
-                                 quant::bytes_of(rq));
-          c.run(quant::bytes_of(xq), geo, c.residual ? quant::bytes_of(rq) : nullptr, quant::bytes_of(yq));
-          quant::dequantize_nhwc(quant::bytes_of(yq), one_y, c.out, yd.data());
-          const float* ref = y.data() + n * y.shape().sample();
-          for (int64_t e = 0; e < y.shape().sample(); ++e) {
-            sig += double(ref[e]) * ref[e];
-            noise += (double(ref[e]) - yd[std::size_t(e)]) * (double(ref[e]) - yd[std::size_t(e)]);
-          }
+      graph.forward(inputs[std::size_t(k)].view(), nullptr, &ob);
+      for (auto it = candidates.begin(); it != candidates.end();) {
+        const int i = it->first;
+        const Tensor& x = seen[std::size_t(inputs_[std::size_t(i)][0])];
+        if (dynamic_cast<const Linear*>(layers_[std::size_t(i)]) && x.shape().plane() != 1) {
+          it = candidates.erase(it);  // a linear layer reading a whole image: its order is NCHW's
+          continue;
         }
+        auto& [sig, noise] = signal_noise[i];
+        measure(it->second, x, it->second.residual ? &seen[std::size_t(inputs_[std::size_t(i)][1])] : nullptr,
+                seen[std::size_t(i)], sig, noise);
+        ++it;
       }
     }
     for (auto& [i, c] : candidates) {
       const auto [sig, noise] = signal_noise[i];
       const double db = noise > 0 ? 10 * std::log10(std::max(sig, 1e-30) / noise) : 200.0;
       sqnr_[i] = db;
-      if (db < opt_.min_sqnr_db) continue;
+      if (db >= opt_.min_sqnr_db) convs_.emplace(i, std::move(c));
+    }
+    decide_pools();
+    plan_.reset();
+  }
+
+  // Max pools run on u8 where their input is u8 (written by an int8 layer, or passed on).
+  void decide_pools() {
+    std::set<int> u8_nodes;
+    int8_pools_.clear();
+    for (int i = 1; i < int(layers_.size()); ++i) {
+      const Layer* l = layers_[std::size_t(i)];
+      const int t0 = inputs_[std::size_t(i)][0];
+      const auto* pool = dynamic_cast<const Pool2d*>(l);
+      if (convs_.count(i) && !convs_.at(i).float_out) u8_nodes.insert(i);
+      else if (pool && u8_nodes.count(t0) && forwards_range(l)) int8_pools_.insert(i), u8_nodes.insert(i);
+      else if (!pool && u8_nodes.count(t0) && forwards_range(l)) u8_nodes.insert(i);  // make_plan checks shapes
+    }
+  }
+
+  // Max pools (no dilation), Dropout and Flatten: they pass a u8 tensor on with its range.
+  static bool forwards_range(const Layer* l) {
+    if (const auto* pool = dynamic_cast<const Pool2d*>(l))
+      return pool->kind() == PoolKind::Max && pool->options().dilation_h == 1 && pool->options().dilation_w == 1;
+    return dynamic_cast<const Dropout*>(l) || dynamic_cast<const Flatten*>(l);
+  }
+
+  std::string node_name(int i) const { return i == 0 ? "@input" : layers_[std::size_t(i)]->name(); }
+
+  void load(const SafeTensors& file) {
+    const std::string& origin = file.origin();
+    const std::string text = file.meta("quantization");
+    if (text.empty())
+      fail(origin, ": holds no int8 form (no metadata 'quantization'); calibrate first (cnn-infer --precision int8 "
+                   "--calibrate ... --save-int8 FILE)");
+    json::Value doc;
+    try {
+      doc = json::parse(text);
+    } catch (const Error& e) {
+      fail(origin, ": metadata 'quantization' is not valid JSON: ", e.what());
+    }
+    auto bad = [&](const std::string& what) { fail(origin, ": metadata 'quantization': ", what); };
+    const json::Value* format = doc.is_object() ? doc.find("format") : nullptr;
+    if (!format || !format->is_number() || format->number != 1) bad("needs \"format\": 1");
+    const json::Value *acts = doc.find("activations"), *int8 = doc.find("int8"), *fp32 = doc.find("fp32");
+    if (!acts || !acts->is_object() || !int8 || !int8->is_object()) bad("needs \"activations\" and \"int8\" objects");
+    if (const json::Value* r = doc.find("range"); r && r->is_string()) opt_.range = r->string == "minmax" ? CalibrationRange::MinMax : CalibrationRange::Percentile;
+    if (const json::Value* v = doc.find("percentile"); v && v->is_number()) opt_.percentile = v->number;
+    if (const json::Value* v = doc.find("min_sqnr_db"); v && v->is_number()) opt_.min_sqnr_db = v->number;
+    auto positive = [&](const json::Value& v, const std::string& what) {
+      if (!v.is_number() || !std::isfinite(v.number) || !(v.number > 0) || v.number > 3.4e38)
+        bad(what + " must be a finite positive number");
+      return float(v.number);
+    };
+    const int N = int(layers_.size());
+    std::map<std::string, int> by_name;
+    qparams_.assign(std::size_t(N), QuantParams{});
+    for (int i = 0; i < N; ++i) {
+      by_name[node_name(i)] = i;
+      const json::Value* a = acts->find(node_name(i));
+      if (!a) bad("no activation range for '" + node_name(i) + "'");
+      if (!a->is_array() || a->array.size() != 2) bad("the range of '" + node_name(i) + "' must be [scale, zero point]");
+      qparams_[std::size_t(i)].scale = positive(a->array[0], "the scale of '" + node_name(i) + "'");
+      const json::Value& z = a->array[1];
+      if (!z.is_index() || z.number > 255) bad("the zero point of '" + node_name(i) + "' must be a whole number in [0, 255]");
+      qparams_[std::size_t(i)].zero = int32_t(z.number);
+    }
+    const std::vector<int> outs = outputs_;
+    for (const auto& [name, entry] : int8->object) {
+      const auto it = by_name.find(name);
+      if (it == by_name.end() || it->second == 0) bad("int8 layer '" + name + "' is not in the model");
+      const int i = it->second;
+      quant::ConvInt8 c;
+      const float* bias = nullptr;
+      if (!quant::int8_candidate(layers_[std::size_t(i)], c, bias)) bad("layer '" + name + "' cannot run in int8");
+      const json::Value* ws = entry.is_object() ? entry.find("weight_scales") : nullptr;
+      if (!ws || !ws->is_array() || int64_t(ws->array.size()) != c.o.out_channels)
+        bad("layer '" + name + "' needs " + std::to_string(c.o.out_channels) + " weight scales");
+      for (std::size_t k = 0; k < ws->array.size(); ++k)
+        c.w_scale[k] = positive(ws->array[k], "weight scale " + std::to_string(k) + " of '" + name + "'");
+      const std::string tensor = name + ".weight_int8";
+      if (!file.contains(tensor)) fail(origin, ": int8 layer '", name, "' has no tensor '", tensor, "'");
+      const std::vector<int64_t> want{c.o.out_channels, c.o.in_channels, c.o.kh, c.o.kw};
+      if (file.dims(tensor) != want)
+        fail(origin, ": tensor '", tensor, "' has shape ", dims_str(file.dims(tensor)), ", expected ", dims_str(want));
+      c.weights = file.read_int8(tensor);
+      const std::vector<int>& in = inputs_[std::size_t(i)];
+      c.in = qparams_[std::size_t(in[0])];
+      c.out = qparams_[std::size_t(i)];
+      if (c.residual) c.res = qparams_[std::size_t(in[1])];
+      c.float_out = std::find(outs.begin(), outs.end(), i) != outs.end();
+      c.prepare(bias);
+      if (const json::Value* db = entry.find("sqnr_db"); db && db->is_number()) sqnr_[i] = db->number;
       convs_.emplace(i, std::move(c));
     }
+    if (fp32 && fp32->is_object())
+      for (const auto& [name, entry] : fp32->object) {
+        const auto it = by_name.find(name);
+        const json::Value* db = entry.is_object() ? entry.find("sqnr_db") : nullptr;
+        if (it != by_name.end() && db && db->is_number()) sqnr_[it->second] = db->number;
+      }
+    decide_pools();
     plan_.reset();
+  }
+
+  // Adds one candidate's squared output and squared int8 error on one observed input (x, residual)
+  // with float output y, sample by sample.
+  static void measure(const quant::ConvInt8& c, const Tensor& x, const Tensor* residual, const Tensor& y, double& sig,
+                      double& noise) {
+    const Shape xs{1, x.shape().c, x.shape().h, x.shape().w}, ys{1, y.shape().c, y.shape().h, y.shape().w};
+    const kernels::int8::Geometry geo = c.geometry(xs);
+    AlignedVector xq = quant::u8_storage(xs.numel()), rq = quant::u8_storage(ys.numel()),
+                  yq = quant::u8_storage(ys.numel());
+    AlignedVector yd(std::size_t(ys.numel()));
+    const bool flt = c.float_out && ys.plane() == 1;
+    for (int64_t n = 0; n < x.shape().n; ++n) {
+      quant::quantize_nchw(x.data() + n * xs.numel(), xs, c.in, quant::bytes_of(xq));
+      if (residual) quant::quantize_nchw(residual->data() + n * ys.numel(), ys, c.res, quant::bytes_of(rq));
+      c.run(quant::bytes_of(xq), geo, residual ? quant::bytes_of(rq) : nullptr, flt ? nullptr : quant::bytes_of(yq),
+            flt ? yd.data() : nullptr);
+      if (!flt) quant::dequantize_nhwc(quant::bytes_of(yq), ys, c.out, yd.data());
+      const float* ref = y.data() + n * ys.numel();
+      for (int64_t e = 0; e < ys.numel(); ++e) {
+        const double d = double(ref[e]) - yd.data()[e];
+        sig += double(ref[e]) * ref[e];
+        noise += d * d;
+      }
+    }
   }
 
   static void check_finite(const Tensor& x) {
@@ -555,14 +778,17 @@ class QuantizedModel {
       if (!std::isfinite(x[i])) fail("quantize: a calibration input holds a non-finite value");
   }
 
-  Graph* g_;
+  std::vector<const Layer*> layers_;     // per node (node 0, the input: none)
+  std::vector<std::vector<int>> inputs_;  // per node
+  std::vector<int> outputs_;              // the graph's output nodes
   QuantizeOptions opt_;
-  std::vector<QuantParams> qparams_;       // per graph node's output (node 0: the input)
-  std::map<int, quant::ConvInt8> convs_;   // the convolutions that run in int8, by node
-  std::map<int, double> sqnr_;             // every capable convolution's measured SQNR
+  std::vector<QuantParams> qparams_;      // per graph node's output (node 0: the input)
+  std::map<int, quant::ConvInt8> convs_;  // the layers that run in int8, by node
+  std::map<int, double> sqnr_;            // every candidate's measured SQNR
   std::set<int> int8_pools_;
   std::unique_ptr<Plan> plan_;
   std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
 };
 
 }  // namespace cnn
+CNN_KERNELS_END

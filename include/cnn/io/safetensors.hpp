@@ -133,6 +133,13 @@ class SafeTensors : public WeightSource {
       fail(path_, ": tensor '", name, "' has dtype ", e.dtype, "; weights must be F32, F16 or BF16");
     }
   }
+  // An I8 tensor (int8 weights, cnn/quantize.hpp).
+  std::vector<int8_t> read_int8(const std::string& name) const {
+    const Entry& e = entry(name);
+    if (e.dtype != "I8") fail(path_, ": tensor '", name, "' has dtype ", e.dtype, ", expected I8");
+    const uint8_t* p = bytes_->data() + data_start_ + e.begin;
+    return std::vector<int8_t>(reinterpret_cast<const int8_t*>(p), reinterpret_cast<const int8_t*>(p) + (e.end - e.begin));
+  }
 
  private:
   SafeTensors(std::string path, std::shared_ptr<const FileBytes> bytes) : path_(std::move(path)), bytes_(std::move(bytes)) {
@@ -225,7 +232,8 @@ class SafeTensors : public WeightSource {
   std::map<std::string, std::string> metadata_;
 };
 
-// Serialises float tensors (stored as F32, F16 or BF16) and string metadata into safetensors
+// Serialises float tensors (stored as F32, F16, BF16, or I8 for values that are whole numbers in
+// [-128, 127]) and string metadata into safetensors
 // bytes. Tensors are written in name order; the header is padded with spaces to 8 bytes.
 struct SafeTensorsWriter {
   struct Item {
@@ -256,6 +264,7 @@ struct SafeTensorsWriter {
       const std::size_t begin = data.size();
       for (float f : t.values) {
         if (t.dtype == "F32") data.append(reinterpret_cast<const char*>(&f), 4);
+        else if (t.dtype == "I8") data += char(int8_t(f));
         else {
           const uint16_t h = t.dtype == "F16" ? half::f32_to_f16(f) : half::f32_to_bf16(f);
           data += char(h & 0xFF);

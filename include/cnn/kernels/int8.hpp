@@ -101,16 +101,28 @@ struct Requant {
   const uint8_t* residual = nullptr;  // NHWC u8 like the output, or nullptr
   float res_scale = 0.f;
   int32_t res_zero = 0;
+  float* out_float = nullptr;  // write v itself here (NHWC float) instead of a u8 output
 };
 
-inline uint8_t requantize(int32_t acc, int64_t o, const Requant& r, const uint8_t* res) {
+// The output value before it is quantized again (all but the last line of the formula).
+inline float dequantized(int32_t acc, int64_t o, const Requant& r, const uint8_t* res) {
   float v = std::fma(float(acc - r.comp[o]), r.scale[o], r.bias[o]);
   if (r.residual) v = std::fma(float(int32_t(*res) - r.res_zero), r.res_scale, v);
   if (r.act == Activation::ReLU || r.act == Activation::ReLU6) v = std::max(v, 0.f);
   if (r.act == Activation::ReLU6) v = std::min(v, 6.f);
-  float t = std::fma(v, r.out_inv_scale, r.out_zero);
+  return v;
+}
+inline uint8_t requantize(int32_t acc, int64_t o, const Requant& r, const uint8_t* res) {
+  float t = std::fma(dequantized(acc, o, r, res), r.out_inv_scale, r.out_zero);
   t = std::min(std::max(t, 0.f), 255.f);
   return uint8_t(std::nearbyint(t));  // the default rounding mode: to nearest, ties to even
+}
+
+// Output element `at` (channel o) from its sum: u8 into y, or float into r.out_float.
+inline void store(int32_t acc, int64_t o, const Requant& r, int64_t at, uint8_t* y) {
+  const uint8_t* res = r.residual ? r.residual + at : nullptr;
+  if (r.out_float) r.out_float[at] = dequantized(acc, o, r, res);
+  else y[at] = requantize(acc, o, r, res);
 }
 
 // The definition: plain loops over unpacked weights [oc][c][kh][kw]; padding reads in_zero.
@@ -130,7 +142,7 @@ inline void conv_reference(const uint8_t* x, const int8_t* weights, const Geomet
             }
           }
         const int64_t at = (oy * g.ow + ox) * g.oc + o;
-        y[at] = requantize(acc, o, r, r.residual ? r.residual + at : nullptr);
+        store(acc, o, r, at, y);
       }
 }
 
@@ -170,8 +182,7 @@ inline void conv_generic(const uint8_t* x, const PackedWeights& pw, const Geomet
         acc[std::size_t(o)] += sum;
       }
     }
-    for (int64_t o = 0; o < g.oc; ++o)
-      y[q * g.oc + o] = requantize(acc[std::size_t(o)], o, r, r.residual ? r.residual + q * g.oc + o : nullptr);
+    for (int64_t o = 0; o < g.oc; ++o) store(acc[std::size_t(o)], o, r, q * g.oc + o, y);
   });
 }
 
@@ -197,10 +208,14 @@ CNN_TARGET_VNNI inline void store16(__m512i acc, const Requant16& c, const Requa
     const __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, r.residual + at));
     v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, c.res_zero)), c.res_scale, v);
   }
-  if (r.act == Activation::ReLU || r.act == Activation::ReLU6) v = _mm512_max_ps(v, _mm512_setzero_ps());
+  // With a zero point of 0 (every ReLU output's), the clamp at 0 below does ReLU's work.
+  const bool clamp_is_relu = !r.out_float && r.out_zero == 0.f;
+  if ((r.act == Activation::ReLU || r.act == Activation::ReLU6) && !clamp_is_relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
   if (r.act == Activation::ReLU6) v = _mm512_min_ps(v, _mm512_set1_ps(6.f));
-  __m512 t = _mm512_fmadd_ps(v, c.inv, c.zero);
-  t = _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(255.f));
+  if (r.out_float) return _mm512_mask_storeu_ps(r.out_float + at, m, v);
+  // No clamp at 255: after the clamp at 0 the unsigned saturating store gives 255 for anything
+  // that would round above it, as rounding the clamped value does.
+  const __m512 t = _mm512_max_ps(_mm512_fmadd_ps(v, c.inv, c.zero), _mm512_setzero_ps());
   const __m512i q = _mm512_cvtps_epi32(t);  // MXCSR's rounding: to nearest, ties to even
   _mm512_mask_cvtusepi32_storeu_epi8(y + at, m, q);
 }

@@ -22,6 +22,9 @@ class Linear : public Layer {
   }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
+  const Param& weight() const { return weight_; }
+  const float* bias_data() const { return bias_.values.empty() ? nullptr : bias_.values.data(); }
+  Activation activation() const { return act_; }
 
   Shape output_shape(const std::vector<Shape>& in) const override {
     expect_inputs(in);
