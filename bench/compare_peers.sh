@@ -40,6 +40,10 @@
 #                    percent apart on this noisy machine)
 #   --quick          --runs 3 --vgg-runs 2 --warmup 1 --rounds 1 (explicit options still win)
 #   --engines LIST   subset of ours,pytorch,onnxruntime,opencv (default: all)
+#   --precision P    fp32 (default) or int8: ours runs its int8 form (cnn-infer --precision int8,
+#                    calibrated on seeded noise: speed does not depend on it), PyTorch its own
+#                    post-training static int8 (bench/peers/torch_int8.py --line: oneDNN, eager
+#                    quantization for ResNets, FX for VGG); ONNX Runtime and OpenCV are not run
 #   --out FILE       Markdown table (default build/peers/results.md)
 #   --json FILE      JSON results (default: --out with .json instead of .md)
 #   --onnx-dir DIR   where the exported .onnx files go (default build/peers; never commit them)
@@ -79,6 +83,7 @@ REBUILD=0
 TIMEOUT=900
 ORT_SPIN=""
 WAIT_QUIET=0
+PRECISION=fp32
 
 die() { echo "compare_peers: error: $*" >&2; exit 2; }
 say() { echo "compare_peers: $*" >&2; }
@@ -93,7 +98,7 @@ while (($#)); do
     --quick) QUICK=1; shift; continue ;;
     --rebuild) REBUILD=1; shift; continue ;;
     --models|--threads|--runs|--vgg-runs|--warmup|--rounds|--engines|--out|--json|--onnx-dir|\
-    --build-dir|--timeout|--wait-quiet|--ort-spin) ;;
+    --build-dir|--timeout|--wait-quiet|--ort-spin|--precision) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
   (($# >= 2)) || die "$opt needs a value (see --help)"
@@ -113,6 +118,7 @@ while (($#)); do
     --timeout) need_int "$opt" "$val"; TIMEOUT=$val ;;
     --wait-quiet) [[ "$val" =~ ^[0-9]+$ ]] || die "--wait-quiet expects seconds"; WAIT_QUIET=$val ;;
     --ort-spin) [[ "$val" == 0 || "$val" == 1 ]] || die "--ort-spin expects 0 or 1"; ORT_SPIN=$val ;;
+    --precision) [[ "$val" == fp32 || "$val" == int8 ]] || die "--precision expects fp32 or int8"; PRECISION=$val ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
 done
@@ -154,6 +160,12 @@ BG="?"
 v=""
 want() { [[ ",$ENGINES," == *",$1,"* ]]; }
 skip() { SKIPPED[$1]=$2; say "$1: NOT RUN — $2"; }
+if [[ $PRECISION == int8 ]]; then  # only ours and PyTorch have an int8 runner here
+  for e in onnxruntime opencv; do
+    if want "$e"; then skip "$e" "no int8 runner for it here"; fi
+  done
+  ENGINES=$(tr ',' '\n' <<<"$ENGINES" | grep -E '^(ours|pytorch)$' | paste -sd, - || true)
+fi
 
 CNN_INFER="$BUILD_DIR/bin/cnn-infer"
 if want ours; then
@@ -296,8 +308,11 @@ EOF
 run_engine() {
   local e=$1 m=$2 t=$3 n=$4 r=$5 f="$ONNX_DIR/$2.onnx" out rc=0 cmd=()
   case "$e" in
-    ours) cmd=("$CNN_INFER" --arch "$m" --random-weights --input-shape "1,3,224,224" --bench "$n" --threads "$t") ;;
-    pytorch) cmd=("$PY" "$PEERS_DIR/peers.py" torch --arch "$m" --threads "$t" --runs "$n" --warmup "$WARMUP") ;;
+    ours) cmd=("$CNN_INFER" --arch "$m" --random-weights --input-shape "1,3,224,224" --bench "$n" --threads "$t")
+          [[ $PRECISION == fp32 ]] || cmd+=(--precision int8 --calibrate random) ;;
+    pytorch)
+      if [[ $PRECISION == fp32 ]]; then cmd=("$PY" "$PEERS_DIR/peers.py" torch --arch "$m" --threads "$t" --runs "$n" --warmup "$WARMUP")
+      else cmd=("$PY" "$PEERS_DIR/torch_int8.py" --line --models "$m" --threads "$t" --runs "$n" --warmup "$WARMUP"); fi ;;
     onnxruntime|opencv)
       if [[ -z "${ONNX_OK[$m]:-}" ]]; then
         record "$e" "$m" "$t" "$r" "" "${ONNX_WHY[$m]:-no ONNX file}" ""; say "  $e: skipped (${ONNX_WHY[$m]:-no ONNX file})"; return
@@ -353,10 +368,10 @@ for e in "${!SKIPPED[@]}"; do skipped_args+=("$e=${SKIPPED[$e]}"); done
 
 "$REPORT_PY" - "$META" "$DATE" "$(hostname 2>/dev/null || echo '?')" "${CPU:-?}, $NCPU cores, ${ISA% }" \
   "$LOAD_START" "$LOAD_END" "runs $RUNS (VGG $VGG_RUNS), peer warm-up $WARMUP, rounds $ROUNDS, ORT allow_spinning ${ORT_SPIN:-default}, wait-quiet ${WAIT_QUIET}s" \
-  "${versions%; }" "${OPENBLAS_CORETYPE-(unset)}" ${skipped_args[@]+"${skipped_args[@]}"} <<'EOF'
+  "${versions%; }" "${OPENBLAS_CORETYPE-(unset)}" "$PRECISION" ${skipped_args[@]+"${skipped_args[@]}"} <<'EOF'
 import json, sys
-(path, date, host, cpu, l0, l1, settings, versions, obct), skipped = sys.argv[1:10], sys.argv[10:]
-json.dump({"title": "CNN engine vs peers, batch 1, fp32, 224x224", "date": date, "host": host,
+(path, date, host, cpu, l0, l1, settings, versions, obct, precision), skipped = sys.argv[1:11], sys.argv[11:]
+json.dump({"title": f"CNN engine vs peers, batch 1, {precision}, 224x224", "date": date, "host": host,
            "cpu": cpu, "loadavg_start": l0, "loadavg_end": l1, "settings": settings,
            "versions": versions, "openblas_coretype": obct,
            "skipped": dict(s.split("=", 1) for s in skipped)}, open(path, "w"), indent=2)

@@ -132,3 +132,187 @@ TEST_CASE("requantize rounds half to even and clamps to the u8 range") {
   rq.act = Activation::ReLU6;
   CHECK(q8::requantize(100, 0, rq, nullptr) == 3);  // min(100, 6) * 0.5
 }
+
+// ---------------------------------------------------------------------------------------------
+// QuantizedModel on whole networks (cnn/quantize.hpp).
+
+#include "cnn/quantize.hpp"
+
+namespace {
+double cosine(const float* a, const float* b, std::size_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t i = 0; i < n; ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
+  return ab / std::sqrt(aa * bb);
+}
+// The golden input and noisy copies of it: calibration inputs like the ones the model will see.
+std::vector<Tensor> calibration_like(const Tensor& x, int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 0.3f);
+  std::vector<Tensor> v;
+  v.push_back(x.clone());
+  for (int k = 1; k < n; ++k) {
+    Tensor t = x.clone();
+    for (int64_t i = 0; i < t.numel(); ++i) t[i] += nd(rng);
+    v.push_back(std::move(t));
+  }
+  return v;
+}
+SafeTensors in_memory(const std::string& label, const std::string& bytes) {
+  return SafeTensors::from_memory(label, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+}
+}  // namespace
+
+TEST_CASE("int8 VGG16, VGG16-BN, ResNet-18 and ResNet-50 (narrow golden models) follow PyTorch's fp32 outputs") {
+  for (const char* name : {"resnet18_w025", "resnet50_w0125", "vgg16_w0125", "vgg16_bn_w0125"}) {
+    const std::string base = test::golden(std::string("models/") + name);
+    Model m = load_model(base + ".safetensors");
+    const Tensor x = read_npy_nchw(base + ".input.npy");
+    const NpyArray want = read_npy(base + ".logits.npy");
+    QuantizedModel q(m.graph, calibration_like(x, 4, 5));
+    const Tensor got = std::move(q.forward(x.view())[0]);
+    INFO(name, "\n", q.report());
+    REQUIRE(std::size_t(got.numel()) == want.values.size());
+    CHECK(cosine(got.data(), want.values.data(), want.values.size()) > 0.995);
+    int layers = 0;  // every convolution and linear layer is a candidate here
+    for (std::size_t i = 1; i < m.graph.num_nodes(); ++i)
+      layers += m.graph.layer(int(i))->type() == "Conv2d" || m.graph.layer(int(i))->type() == "Linear";
+    CHECK(int(q.sqnr_db().size()) == layers);
+    CHECK(q.int8_layers() >= layers * 3 / 4);
+  }
+}
+
+TEST_CASE("int8 outputs do not depend on the thread count, nor (beyond the fp32 layers' rounding) on the ISA") {
+  const std::string base = test::golden("models/resnet18_w025");
+  Model m = load_model(base + ".safetensors");
+  const Tensor x = read_npy_nchw(base + ".input.npy");
+  QuantizedModel q(m.graph, calibration_like(x, 3, 9));
+  const Tensor first = std::move(q.forward(x.view())[0]);
+  for (Isa isa : test::available_isas()) {
+    test::IsaScope scope(isa);
+    Tensor one;
+    for (int threads : {1, 2}) {
+      test::ThreadScope ts(threads);
+      Tensor y = std::move(q.forward(x.view())[0]);
+      if (threads == 1) one = std::move(y);
+      else CHECK(std::memcmp(y.data(), one.data(), one.bytes()) == 0);
+    }
+    // The int8 layers are bit-exact on every path (kernel tests); the fp32 head sums in another order.
+    CHECK(test::rel_error(one.data(), first.data(), first.numel()) < 1e-5);
+  }
+}
+
+TEST_CASE("a saved int8 form loads to the same outputs, and the file still loads as the float model") {
+  const std::string path = test::golden("models/resnet18_heads.safetensors");
+  const SafeTensors source = SafeTensors::open(path);
+  Model m = load_model(source);
+  const Tensor x = read_npy_nchw(test::golden("models/resnet18_heads.input.npy"));
+  QuantizedModel q(m.graph, calibration_like(x, 3, 2));
+  const SafeTensors saved = in_memory("saved.safetensors", q.file_bytes(source));
+  CHECK_FALSE(saved.meta("quantization").empty());
+  CHECK(saved.meta("config") == source.meta("config"));
+
+  Model again = load_model(saved);  // the int8 tensors are skipped by the float loader
+  QuantizedModel loaded(again.graph, saved);
+  const auto a = q.forward(x.view()), b = loaded.forward(x.view());
+  const auto f0 = m.graph.forward(x.view()), f1 = again.graph.forward(x.view());
+  REQUIRE(a.size() == 3);
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    CHECK(std::memcmp(a[k].data(), b[k].data(), a[k].bytes()) == 0);
+    CHECK(std::memcmp(f0[k].data(), f1[k].data(), f0[k].bytes()) == 0);
+  }
+  CHECK(loaded.report() == q.report());
+}
+
+TEST_CASE("int8: unusable calibration inputs and broken int8 forms are errors naming the file") {
+  const std::string path = test::golden("models/resnet18_w025.safetensors");
+  const SafeTensors source = SafeTensors::open(path);
+  Model m = load_model(source);
+  const Tensor x = read_npy_nchw(test::golden("models/resnet18_w025.input.npy"));
+  auto error_of = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(error_of([&] { QuantizedModel(m.graph, std::vector<Tensor>{}); }).find("no calibration inputs") != std::string::npos);
+  {
+    std::vector<Tensor> bad = calibration_like(x, 2, 1);
+    bad[1][7] = std::numeric_limits<float>::quiet_NaN();
+    CHECK(error_of([&] { QuantizedModel(m.graph, bad); }).find("non-finite") != std::string::npos);
+  }
+  CHECK(error_of([&] { QuantizedModel(m.graph, source); }).find("holds no int8 form") != std::string::npos);
+
+  QuantizedModel q(m.graph, calibration_like(x, 2, 3));
+  const SafeTensors good = in_memory("good.safetensors", q.file_bytes(source));
+  // The same file with its metadata or tensors changed.
+  auto altered = [&](const std::string& from, const std::string& to, const std::string& drop = "") {
+    SafeTensorsWriter w;
+    for (const std::string& n : good.names()) {
+      if (n == drop) continue;
+      std::vector<float> v;
+      if (good.entry(n).dtype == "I8") {
+        const std::vector<int8_t> q8 = good.read_int8(n);
+        v.assign(q8.begin(), q8.end());
+      } else {
+        good.read(n, v);
+      }
+      w.add(n, good.entry(n).shape, v, good.entry(n).dtype);
+    }
+    w.metadata = good.metadata();
+    std::string& text = w.metadata["quantization"];
+    const std::size_t at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, from.size(), to);
+    return in_memory("altered.safetensors", w.bytes());
+  };
+  auto load_error = [&](const SafeTensors& f) { return error_of([&] { QuantizedModel(m.graph, f); }); };
+  CHECK(load_error(good).empty());
+  const std::string meta = good.meta("quantization");
+  const std::string first_scale = meta.substr(meta.find("\"conv1\":[") + 9, meta.find(',', meta.find("\"conv1\":[")) - meta.find("\"conv1\":[") - 9);
+  const struct {
+    std::string from, to, drop, expect;
+  } cases[] = {
+      {"\"conv1\":[" + first_scale, "\"conv1\":[0", "", "finite positive"},
+      {"\"conv1\":[" + first_scale, "\"conv1\":[1e999", "", "finite positive"},
+      {"\"conv1\":[" + first_scale, "\"conv1\":[-1", "", "finite positive"},
+      {"\"@input\":[", "\"@unknown\":[", "", "no activation range for '@input'"},
+      {"\"weight_scales\":[", "\"weight_scales\":[0,", "", "needs"},
+      {"\"weight_scales\":[", "\"weight_scales\":[", "conv1.weight_int8", "no tensor 'conv1.weight_int8'"},
+      {"\"format\":1", "\"format\":2", "", "format"},
+      {"\"int8\":{", "\"int8\":{\"nonesuch\":{},", "", "not in the model"},
+      {"\"activations\":{", "\"activations\":[", "", "not valid JSON"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = load_error(altered(c.from, c.to, c.drop));
+    INFO(c.to, " / ", c.drop, ": ", e);
+    CHECK(e.find("altered.safetensors") != std::string::npos);
+    CHECK(e.find(c.expect) != std::string::npos);
+  }
+}
+
+TEST_CASE("int8 helpers: u8 max pooling equals pooling before quantizing; vector quantizing equals the formula") {
+  std::mt19937 rng(4);
+  const Shape s{1, 37, 9, 11};
+  Tensor x(s);
+  test::fill_random(x.data(), x.numel(), rng);
+  const QuantParams qp = choose_qparams(-1.0, 1.0);
+  Pool2dOptions o;
+  o.kernel(3).stride(2).padding(1);
+  Pool2d pool("pool", PoolKind::Max, o);
+  const Shape ps = pool.output_shape({s});
+  Tensor pooled(ps);
+  pool.forward({x.view()}, pooled.view(), nullptr);
+  std::vector<uint8_t> xq(std::size_t(s.numel() + 64)), pq(std::size_t(ps.numel())), want(std::size_t(ps.numel() + 64));
+  std::vector<uint8_t> generic(std::size_t(s.numel() + 64));
+  for (Isa isa : test::available_isas()) {
+    test::IsaScope scope(isa);
+    quant::quantize_nchw(x.data(), s, qp, xq.data());
+    if (isa == Isa::Generic) generic = xq;
+    CHECK(xq == generic);
+    quant::max_pool_nhwc(xq.data(), s, o, ps, pq.data());
+    quant::quantize_nchw(pooled.data(), ps, qp, want.data());
+    CHECK(std::equal(pq.begin(), pq.end(), want.begin()));
+  }
+}

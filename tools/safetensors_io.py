@@ -57,8 +57,10 @@ def save(path, tensors, metadata=None, dtype="F32"):
     os.replace(tmp, path)
 
 
-def load(path):
-    """Returns ({name: float32 or native array}, metadata)."""
+def load(path, int8_form=False):
+    """Returns ({name: float32 or native array}, metadata). The int8 form the engine can add to a
+    weights file (`<layer>.weight_int8` tensors, include/cnn/quantize.hpp) is left out unless
+    int8_form: a PyTorch model has no such parameters."""
     with open(path, "rb") as f:
         data = f.read()
     (n,) = struct.unpack("<Q", data[:8])
@@ -67,6 +69,8 @@ def load(path):
     base = 8 + n
     out = {}
     for name, e in header.items():
+        if name.endswith(".weight_int8") and not int8_form:
+            continue
         b, end = e["data_offsets"]
         raw = data[base + b:base + end]
         if e["dtype"] == "BF16":

@@ -47,6 +47,10 @@ const char* kUsage =
     "  --annotate-dir DIR    write each annotated photo as DIR/<name>.png\n"
     "  --crops DIR           write each aligned face as DIR/<name>_face<k>.png (what the network sees)\n"
     "  --quiet               no progress bar\n"
+    "  --precision fp32|int8 int8: run the age/gender network and the CNN detector in int8, from the\n"
+    "                        int8 forms in their weights files (default fp32)\n"
+    "  --calibrate DIR --save-int8 OUT  make the age/gender network's int8 form from the aligned\n"
+    "                        face crops in DIR (--crops output), write its weights file with it as OUT\n"
     " evaluation:\n"
     "  --manifest M.csv      CSV with header image,age,gender[,x,y,w,h] (age: years or a range 30-39)\n"
     "  --root DIR            directory the manifest's image paths are relative to (default: the manifest's)\n"
@@ -66,6 +70,7 @@ struct Options {
   int threads = 0, min_size = 24;
   double min_score = 0.5, classify_score = vision::PipelineOptions().classify_score;
   vision::LoadOptions load;
+  cli::Int8Flags int8;
 };
 
 Options parse_args(int argc, char** argv) {
@@ -99,6 +104,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--aligned") o.aligned = true;
     else if (a == "--predictions") o.predictions = val();
     else if (a == "--report") o.report = val();
+    else if (o.int8.take(a, val)) continue;
     else if (a.size() > 1 && a[0] == '-') usage_error("unknown option " + a);
     else o.inputs.push_back(a);
   }
@@ -108,7 +114,10 @@ Options parse_args(int argc, char** argv) {
   if (o.detector != "cnn" && o.detector != "haar") usage_error("--detector must be cnn or haar, got '" + o.detector + "'");
   if (o.detector == "cnn" && !o.cascade.empty()) usage_error("--cascade is for --detector haar");
   if (o.detector == "haar" && !o.detector_weights.empty()) usage_error("--detector-weights is for --detector cnn");
-  if (!o.manifest.empty()) {
+  o.int8.check();
+  if (o.int8.calibrating()) {
+    if (!o.inputs.empty() || !o.manifest.empty()) usage_error("--calibrate runs alone: no photos, no --manifest");
+  } else if (!o.manifest.empty()) {
     if (!o.inputs.empty()) usage_error("give photos or --manifest, not both");
     if (o.predictions.empty()) usage_error("--manifest needs --predictions P.csv");
     if (!o.annotate.empty() || !o.annotate_dir.empty() || !o.crops_dir.empty() || o.json)
@@ -322,6 +331,19 @@ int run_manifest(const Options& o, vision::FacePipeline& pipe) {
   return 0;
 }
 
+// --calibrate DIR --save-int8 OUT: the age/gender network's int8 form from the face crops in DIR.
+int calibrate(const Options& o, vision::AgeGenderClassifier& clf) {
+  const cli::Inputs in = cli::collect_inputs({o.int8.calibrate});
+  if (in.errors) return 1;
+  std::vector<vision::Image> crops;
+  for (const std::string& path : in.photos) crops.push_back(vision::load_image(path, o.load));
+  clf.calibrate_int8(crops);
+  clf.save_int8(o.int8.save);
+  std::printf("%s: int8 form calibrated on %zu face crops from %s, written with the weights as %s\n%s", o.weights.c_str(),
+              crops.size(), o.int8.calibrate.c_str(), o.int8.save.c_str(), clf.int8().report().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -342,8 +364,13 @@ int main(int argc, char** argv) {
     }
     o.load.work_bytes_per_pixel =
         det->work_bytes_per_pixel() + (o.annotate.empty() && o.annotate_dir.empty() ? 0 : cli::kAnnotateBytesPerPixel);
-    vision::FacePipeline pipe(std::move(det), vision::CascadeClassifier::load(o.eye_cascade),
-                              vision::AgeGenderClassifier::load(o.weights), po);
+    vision::AgeGenderClassifier clf = vision::AgeGenderClassifier::load(o.weights);
+    if (o.int8.calibrating()) return calibrate(o, clf);
+    if (o.int8.precision == "int8") {
+      clf.use_int8();
+      if (auto* cnn = dynamic_cast<vision::YuNetDetector*>(det.get())) cnn->use_int8();
+    }
+    vision::FacePipeline pipe(std::move(det), vision::CascadeClassifier::load(o.eye_cascade), std::move(clf), po);
     return o.manifest.empty() ? run_photos(o, pipe) : run_manifest(o, pipe);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "agegender: error: out of memory\n");

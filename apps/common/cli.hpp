@@ -268,6 +268,30 @@ class Progress {
   bool on_, drawn_ = false;
 };
 
+// --precision fp32|int8, --calibrate DIR and --save-int8 OUT, as agegender and detect take them.
+// int8 runs a network's int8 form from its weights file; --calibrate makes one from the images in
+// DIR, --save-int8 writes the weights file again with it, and the app stops there.
+struct Int8Flags {
+  std::string precision = "fp32", calibrate, save;
+  // Takes flag `a` (value from `val`) if it is one of these; false otherwise.
+  template <class Val>
+  bool take(const std::string& a, Val&& val) {
+    if (a == "--precision") {
+      precision = val();
+      if (precision != "fp32" && precision != "int8") usage_error("--precision must be fp32 or int8, got '" + precision + "'");
+    } else if (a == "--calibrate") calibrate = val();
+    else if (a == "--save-int8") save = val();
+    else return false;
+    return true;
+  }
+  bool calibrating() const { return !calibrate.empty(); }
+  void check() const {
+    if (calibrate.empty() != save.empty()) usage_error("--calibrate DIR and --save-int8 OUT go together");
+    if (!calibrate.empty() && !dir_exists(calibrate)) usage_error("--calibrate: " + calibrate + " is not a directory");
+    if (!save.empty()) check_output_file("--save-int8", save);
+  }
+};
+
 // The line printed for a photo in which no face was found: what the detector finds and which
 // flag to try.
 inline std::string no_face_hint(bool cnn, int min_size, double min_score) {

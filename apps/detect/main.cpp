@@ -47,7 +47,25 @@ const char* kUsage =
     "  --eye-cascade FILE    eye cascade for --align (default: bundled haarcascade_eye.xml)\n"
     "  --dump-grey DIR       write the decoded grey image of input i as DIR/<iiii>.png\n"
     "  --quiet               no progress bar\n"
+    "  --precision fp32|int8 cnn: int8 runs the network's int8 form from its weights file (default fp32)\n"
+    "  --calibrate DIR --save-int8 OUT  cnn: make that int8 form from the photos in DIR and write the\n"
+    "                        weights file with it as OUT\n"
     "  -h, --help            this text\n";
+
+// --calibrate DIR --save-int8 OUT: the network's int8 form from the photos in DIR, each scaled as
+// detection scales it.
+int calibrate(vision::YuNetDetector& det, const cli::Int8Flags& int8, const vision::FaceDetectParams& fp,
+              const vision::LoadOptions& lo) {
+  const cli::Inputs in = cli::collect_inputs({int8.calibrate});
+  if (in.errors) return 1;
+  std::vector<vision::Image> photos;
+  for (const std::string& path : in.photos) photos.push_back(vision::load_image(path, lo));
+  det.calibrate_int8(photos, fp);
+  det.save_int8(int8.save);
+  std::printf("%s: int8 form calibrated on %zu photos from %s, written with the weights as %s\n%s", det.path().c_str(),
+              photos.size(), int8.calibrate.c_str(), int8.save.c_str(), det.int8().report().c_str());
+  return 0;
+}
 
 }  // namespace
 
@@ -60,6 +78,7 @@ int main(int argc, char** argv) {
   double min_score = -1;
   vision::DetectParams p;
   vision::FaceDetectParams fp;
+  cli::Int8Flags int8;
   vision::LoadOptions lo;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -90,13 +109,18 @@ int main(int argc, char** argv) {
     else if (a == "--quiet") quiet = true;
     else if (a == "--align") align_dir = val();
     else if (a == "--eye-cascade") eye_path = val();
+    else if (int8.take(a, val)) continue;
     else if (a.size() > 1 && a[0] == '-') usage_error("unknown option " + a);
     else images.push_back(a);
   }
-  if (images.empty()) usage_error("no input image");
+  int8.check();
+  if (int8.calibrating() && !images.empty()) usage_error("--calibrate runs alone: no photos");
+  if (images.empty() && !int8.calibrating()) usage_error("no input image");
   const std::vector<std::string> args = images;
   if (detector.empty()) detector = cascade_path.empty() ? "cnn" : "haar";  // --cascade alone means the cascade
   const bool cnn_detector = detector == "cnn";
+  if (!cnn_detector && (int8.precision == "int8" || int8.calibrating()))
+    usage_error("--precision int8 and --calibrate are for --detector cnn");
   if (!cnn_detector && !weights_path.empty()) usage_error("--weights is for --detector cnn");
   if (cnn_detector && !cascade_path.empty()) usage_error("--cascade is for --detector haar");
   fp.min_face = p.min_width = p.min_height = int(min_size >= 0 ? min_size : cnn_detector ? 16 : 24);
@@ -114,8 +138,12 @@ int main(int argc, char** argv) {
   std::unique_ptr<vision::FaceDetector> det;
   vision::CascadeClassifier eyes;
   try {
-    if (cnn_detector) det = std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(weights_path));
-    else det = std::make_unique<vision::CascadeFaceDetector>(vision::CascadeClassifier::load(cascade_path), p);
+    if (cnn_detector) {
+      auto yunet = std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(weights_path));
+      if (int8.calibrating()) return calibrate(*yunet, int8, fp, lo);
+      if (int8.precision == "int8") yunet->use_int8();
+      det = std::move(yunet);
+    } else det = std::make_unique<vision::CascadeFaceDetector>(vision::CascadeClassifier::load(cascade_path), p);
     if (!align_dir.empty()) eyes = vision::CascadeClassifier::load(eye_path);
     lo.work_bytes_per_pixel = det->work_bytes_per_pixel() + (annotate.empty() ? 0 : cli::kAnnotateBytesPerPixel) +
                               (keypoints ? cli::kKeypointsBytesPerPixel : 0);

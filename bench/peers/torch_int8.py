@@ -79,9 +79,14 @@ def parse_args(argv):
                    help="random batch-1 inputs used for calibration (default 4)")
     p.add_argument("--engine", default="onednn", help="torch.backends.quantized.engine (default onednn)")
     p.add_argument("--json", metavar="FILE", help="also write the results to FILE as one JSON object")
+    p.add_argument("--line", action="store_true",
+                   help="one model: time int8 only, --runs runs exactly, and print one JSON line "
+                        "{median_ms, min_ms, ...} (what bench/compare_peers.sh --precision int8 reads)")
     a = p.parse_args(argv)
     if a.size < 32:
         p.error(f"--size must be >= 32 (five stride-2 stages), got {a.size}")
+    if a.line and len(a.models) != 1:
+        p.error("--line times one model: give --models with one name")
     return a, p
 
 
@@ -197,10 +202,12 @@ def bench_model(torch, name, a, calib, x, threads):
         f"conv {c['quantized_conv']} int8 / {c['float_conv']} float, "
         f"linear {c['quantized_linear']} int8 / {c['float_linear']} float, "
         f"quantize ops {c['quantize_ops']}, dequantize ops {c['dequantize_ops']}")
+    if a.line:
+        runs = a.runs
     with torch.inference_mode():
         cos = cosine(torch, int8(x), fp32(x))
         t_int8 = time_runs(lambda: int8(x), runs, a.warmup)
-        t_fp32 = time_runs(lambda: fp32(x), runs, a.warmup)
+        t_fp32 = [float("nan")] if a.line else time_runs(lambda: fp32(x), runs, a.warmup)
     rec = {
         "model": name,
         "threads": threads,
@@ -236,6 +243,12 @@ def main(argv=None):
     calib = calibration_inputs(torch, a.calibration_batches, a.size)
     x = torch.randn(1, 3, a.size, a.size, generator=torch.Generator().manual_seed(99))
     results = [bench_model(torch, name, a, calib, x, threads) for name in a.models]
+    if a.line:
+        r = results[0]
+        print(json.dumps({"arch": r["model"], "precision": "int8", "threads": threads, "runs": r["runs"],
+                          "median_ms": r["int8_median_ms"], "min_ms": r["int8_min_ms"],
+                          "quantized_conv": r["quantized_conv"], "float_conv": r["float_conv"]}))
+        return 0
 
     print("| model | threads | int8 median ms | int8 min ms | fp32 median ms |")
     print("|---|---:|---:|---:|---:|")

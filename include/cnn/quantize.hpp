@@ -13,10 +13,14 @@
 // (NHWC, kernels/int8.hpp); the rest of the graph (depth-wise convolutions, average pools, linear
 // heads, ...) runs as before in fp32 NCHW, with a quantize or dequantize step where the two meet.
 //
-// The rule for layers that stay fp32: each candidate convolution is run alone in int8 on the
-// float graph's own inputs to it (quantized), and its dequantized output compared with the float
-// output over the first `sqnr_samples` calibration inputs. Signal-to-quantization-noise ratio
-// SQNR = 10 log10(sum y^2 / sum (y - y_int8)^2); a layer under `min_sqnr_db` stays fp32.
+// The rules for layers that stay fp32, both decided at calibration and saved with the int8 form:
+// - accuracy: each candidate is run alone in int8 on the float graph's own inputs to it
+//   (quantized), and its dequantized output compared with the float output over the first
+//   `sqnr_samples` calibration inputs. Signal-to-quantization-noise ratio
+//   SQNR = 10 log10(sum y^2 / sum (y - y_int8)^2); a layer under `min_sqnr_db` stays fp32.
+// - speed: int8 layers joined by u8 tensors form a region, quantized on the way in and
+//   dequantized on the way out; a region with fewer than kMinMacsPerConverted multiply-adds per
+//   converted element stays fp32 (the conversions would cost more than int8 saves).
 #pragma once
 #include <cmath>
 #include <limits>
@@ -319,7 +323,8 @@ class QuantizedModel {
   // I8 tensor `<layer>.weight_int8`, and the rest (activation ranges, weight scales, the rule's
   // measurements) in the metadata entry "quantization". The float tensors stay, so the file still
   // loads as the float model and the layers kept fp32 have their weights.
-  void save(const std::string& path, const SafeTensors& source) const {
+  void save(const std::string& path, const SafeTensors& source) const { write_file_atomic(path, file_bytes(source)); }
+  std::string file_bytes(const SafeTensors& source) const {
     SafeTensorsWriter w;
     for (const std::string& n : source.names()) {
       const auto& e = source.entry(n);
@@ -342,6 +347,7 @@ class QuantizedModel {
     }
     for (const auto& [i, db] : sqnr_) {
       std::string entry = "\"sqnr_db\":" + number(db);
+      if (why_fp32_.count(i)) entry += ",\"why\":" + json::quote(why_fp32_.at(i));
       if (convs_.count(i)) {
         const quant::ConvInt8& c = convs_.at(i);
         std::string scales;
@@ -358,7 +364,7 @@ class QuantizedModel {
                                  "\",\"percentile\":" + number(opt_.percentile) + ",\"min_sqnr_db\":" +
                                  number(opt_.min_sqnr_db) + ",\"activations\":{" + acts + "},\"int8\":{" + int8 +
                                  "},\"fp32\":{" + fp32 + "}}";
-    w.save(path);
+    return w.bytes();
   }
 
   // One tensor per graph output, NCHW float, like Graph::forward. With `layer_ms`, also records
@@ -407,9 +413,10 @@ class QuantizedModel {
       std::snprintf(line, sizeof line, "%-28s %-18s %s", l->name().c_str(), l->type().c_str(), int8 ? "int8" : "fp32");
       s += line;
       if (sq != sqnr_.end()) {
-        std::snprintf(line, sizeof line, "  SQNR %5.1f dB%s%s", sq->second,
-                      int8 && convs_.at(i).float_out ? "  (writes float)" : "",
-                      convs_.count(i) ? "" : "  (under the limit: kept fp32)");
+        const auto why = why_fp32_.find(i);
+        std::snprintf(line, sizeof line, "  SQNR %5.1f dB%s%s%s", sq->second,
+                      int8 && convs_.at(i).float_out ? "  (writes float)" : "", why == why_fp32_.end() ? "" : "  (",
+                      why == why_fp32_.end() ? "" : (why->second + ")").c_str());
         s += line;
       }
       s += "\n";
@@ -443,7 +450,7 @@ class QuantizedModel {
     AlignedVector workspace;
     const float* input = nullptr;
     const float* floats(int v) const { return v == 0 ? input : storage[std::size_t(v)].data(); }
-    float* floats(int v) { return v == 0 ? nullptr : storage[std::size_t(v)].data(); }
+    float* out_floats(int v) { return storage[std::size_t(v)].data(); }  // never value 0
     uint8_t* bytes(int v) { return quant::bytes_of(storage[std::size_t(v)]); }
   };
 
@@ -534,17 +541,17 @@ class QuantizedModel {
       case Kind::Float: {
         std::vector<ConstTensorView> ins;
         for (int v : st.ins) ins.push_back(ConstTensorView{p.values[std::size_t(v)].shape, p.floats(v)});
-        layers_[std::size_t(st.node)]->forward(ins, TensorView{s, p.floats(st.out)}, p.workspace.data());
+        layers_[std::size_t(st.node)]->forward(ins, TensorView{s, p.out_floats(st.out)}, p.workspace.data());
         break;
       }
       case Kind::Quantize:
         for (int64_t n = 0; n < s.n; ++n)
-          quant::quantize_nchw(std::as_const(p).floats(st.ins[0]) + n * s.sample(), s, out.qp,
+          quant::quantize_nchw(p.floats(st.ins[0]) + n * s.sample(), s, out.qp,
                                p.bytes(st.out) + n * s.sample());
         break;
       case Kind::Dequantize:
         for (int64_t n = 0; n < s.n; ++n)
-          quant::dequantize_nhwc(p.bytes(st.ins[0]) + n * s.sample(), s, in.qp, p.floats(st.out) + n * s.sample());
+          quant::dequantize_nhwc(p.bytes(st.ins[0]) + n * s.sample(), s, in.qp, p.out_floats(st.out) + n * s.sample());
         break;
       case Kind::MaxPool: {
         const auto* pool = static_cast<const Pool2d*>(layers_[std::size_t(st.node)]);
@@ -558,7 +565,7 @@ class QuantizedModel {
         const kernels::int8::Geometry g = c.geometry(in.shape);
         for (int64_t n = 0; n < s.n; ++n)
           c.run(p.bytes(st.ins[0]) + n * in.shape.sample(), g, c.residual ? p.bytes(st.ins[1]) + n * s.sample() : nullptr,
-                out.u8 ? p.bytes(st.out) + n * s.sample() : nullptr, out.u8 ? nullptr : p.floats(st.out) + n * s.sample());
+                out.u8 ? p.bytes(st.out) + n * s.sample() : nullptr, out.u8 ? nullptr : p.out_floats(st.out) + n * s.sample());
         break;
       }
     }
@@ -620,12 +627,15 @@ class QuantizedModel {
     }
     // Each candidate alone on the float graph's own tensors.
     std::map<int, std::pair<double, double>> signal_noise;
+    std::vector<Shape> shapes(static_cast<std::size_t>(N));  // each node's output for the first input
     const int samples = std::clamp<int>(opt_.sqnr_samples, 1, int(inputs.size()));
     for (int k = 0; k < samples; ++k) {
       std::vector<Tensor> seen(static_cast<std::size_t>(N));
       seen[0] = inputs[std::size_t(k)].clone();
       Graph::Observer ob = [&](int node, ConstTensorView y) { seen[std::size_t(node)] = Tensor::from(y.shape, y.data); };
       graph.forward(inputs[std::size_t(k)].view(), nullptr, &ob);
+      if (k == 0)
+        for (int t = 0; t < N; ++t) shapes[std::size_t(t)] = seen[std::size_t(t)].shape();
       for (auto it = candidates.begin(); it != candidates.end();) {
         const int i = it->first;
         const Tensor& x = seen[std::size_t(inputs_[std::size_t(i)][0])];
@@ -644,9 +654,65 @@ class QuantizedModel {
       const double db = noise > 0 ? 10 * std::log10(std::max(sig, 1e-30) / noise) : 200.0;
       sqnr_[i] = db;
       if (db >= opt_.min_sqnr_db) convs_.emplace(i, std::move(c));
+      else why_fp32_[i] = "under the SQNR limit";
     }
+    drop_costly_regions(shapes);
     decide_pools();
     plan_.reset();
+  }
+
+  // The speed rule. Int8 layers joined by u8 tensors (directly or through max pools, Dropout,
+  // Flatten) form a region: its inputs are quantized once on the way in and its outputs
+  // dequantized on the way out. Where a region does fewer than kMinMacsPerConverted multiply-adds
+  // per converted element, the conversions cost more than int8 saves (break-even about 110 here:
+  // 0.76 ns to quantize an element, 6.7 ps saved per multiply-add), and the region stays fp32.
+  // YuNet's 1x1 layers of 16-64 channels between fp32 depth-wise ones (33 ms per photo in int8
+  // instead of 20) stay fp32; VGG and ResNet are one region each and run in int8.
+  static constexpr int64_t kMinMacsPerConverted = 256;
+  void drop_costly_regions(const std::vector<Shape>& shapes) {
+    const int N = int(layers_.size());
+    std::vector<std::vector<int>> readers(static_cast<std::size_t>(N));
+    for (int k = 1; k < N; ++k)
+      for (int t : inputs_[std::size_t(k)]) readers[std::size_t(t)].push_back(k);
+    // The int8 layer whose u8 output reaches tensor t unchanged, or -1.
+    auto int8_source = [&](int t) {
+      while (t > 0 && !convs_.count(t) && forwards_range(layers_[std::size_t(t)])) t = inputs_[std::size_t(t)][0];
+      return convs_.count(t) && !convs_.at(t).float_out ? t : -1;
+    };
+    // Whether some reader of tensor t (through layers that hand it on) runs fp32.
+    std::function<bool(int)> fp32_reader = [&](int t) {
+      for (int k : readers[std::size_t(t)])
+        if (!convs_.count(k) && (!forwards_range(layers_[std::size_t(k)]) || fp32_reader(k))) return true;
+      return false;
+    };
+    std::map<int, int> region;  // int8 layer -> its region's first layer
+    std::function<int(int)> find = [&](int i) { return region[i] == i ? i : region[i] = find(region[i]); };
+    for (auto& [i, c] : convs_) region[i] = i;
+    std::map<int, int> first_reader;  // of each tensor quantized on the way in: its readers share it
+    for (auto& [i, c] : convs_)
+      for (int t : inputs_[std::size_t(i)]) {
+        const int src = int8_source(t);
+        const int other = src >= 0 ? src : first_reader.emplace(t, i).first->second;
+        region[find(i)] = find(other);
+      }
+    std::map<int, std::pair<int64_t, int64_t>> cost;  // region -> multiply-adds, converted elements
+    std::set<int> quantized;                           // tensors counted once however many read them
+    for (auto& [i, c] : convs_) {
+      auto& [macs, converted] = cost[find(i)];
+      macs += shapes[std::size_t(i)].numel() * c.o.in_channels * c.o.kh * c.o.kw;
+      if (!c.float_out && fp32_reader(i)) converted += shapes[std::size_t(i)].numel();
+      for (int t : inputs_[std::size_t(i)])
+        if (int8_source(t) < 0 && quantized.insert(t).second) converted += shapes[std::size_t(t)].numel();
+    }
+    for (auto it = convs_.begin(); it != convs_.end();) {
+      const auto [macs, converted] = cost[find(it->first)];
+      if (macs >= kMinMacsPerConverted * converted) {
+        ++it;
+        continue;
+      }
+      why_fp32_[it->first] = "its region's conversions would cost more than int8 saves";
+      it = convs_.erase(it);
+    }
   }
 
   // Max pools run on u8 where their input is u8 (written by an int8 layer, or passed on).
@@ -743,6 +809,8 @@ class QuantizedModel {
         const auto it = by_name.find(name);
         const json::Value* db = entry.is_object() ? entry.find("sqnr_db") : nullptr;
         if (it != by_name.end() && db && db->is_number()) sqnr_[it->second] = db->number;
+        const json::Value* why = entry.is_object() ? entry.find("why") : nullptr;
+        if (it != by_name.end() && why && why->is_string()) why_fp32_[it->second] = why->string;
       }
     decide_pools();
     plan_.reset();
@@ -785,6 +853,7 @@ class QuantizedModel {
   std::vector<QuantParams> qparams_;      // per graph node's output (node 0: the input)
   std::map<int, quant::ConvInt8> convs_;  // the layers that run in int8, by node
   std::map<int, double> sqnr_;            // every candidate's measured SQNR
+  std::map<int, std::string> why_fp32_;   // the candidates kept fp32, and which rule kept them
   std::set<int> int8_pools_;
   std::unique_ptr<Plan> plan_;
   std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();

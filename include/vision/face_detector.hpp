@@ -30,6 +30,7 @@
 #include "cascade.hpp"
 #include "draw.hpp"
 #include "image.hpp"
+#include "precision.hpp"
 #include "transform.hpp"
 
 namespace vision {
@@ -242,11 +243,29 @@ class YuNetDetector : public FaceDetector {
   // The network on the photo (grey, RGB or RGBA) scaled by s: its candidates in photo pixels,
   // before NMS. Scaled first, made RGB after: no full-size copy of a grey or RGBA photo.
   std::vector<detail::Candidate> look(const Image& photo, double s) {
+    const Image scaled = scaled_rgb(photo, s);
+    return candidates(int8_.forward(model_.graph, input_tensor(scaled).view()), double(scaled.width()) / photo.width(),
+                      double(scaled.height()) / photo.height());
+  }
+  static Image scaled_rgb(const Image& photo, double s) {
     const int w = std::max(1, int(std::lround(photo.width() * s))), h = std::max(1, int(std::lround(photo.height() * s)));
     Image scaled = shrink(photo, w, h);
     if (scaled.channels() != 3) scaled = to_rgb(scaled);
-    return candidates(model_.graph.forward(input_tensor(scaled).view()), double(w) / photo.width(), double(h) / photo.height());
+    return scaled;
   }
+
+  // int8 inference from the weights file's int8 form (an error naming the file if it has none).
+  void use_int8() { int8_.load(model_.graph, path_); }
+  // A new int8 form calibrated on photos, each scaled as detect() scales it with `p`; used from
+  // now on; save_int8() writes the weights file with it.
+  void calibrate_int8(const std::vector<Image>& photos, const FaceDetectParams& p = {}, const cnn::QuantizeOptions& opt = {}) {
+    std::vector<cnn::Tensor> inputs;
+    for (const Image& photo : photos)
+      inputs.push_back(input_tensor(scaled_rgb(photo, input_scale(photo.width(), photo.height(), p))));
+    int8_.calibrate(model_.graph, inputs, opt);
+  }
+  void save_int8(const std::string& out) const { int8_.save(out, path_); }
+  const Int8Form& int8() const { return int8_; }
 
   // The photo at w x h (never larger): halved while that stays at least twice the target, then
   // resized the rest of the way (area averaging; bilinear after halving, where less than 2x is left).
@@ -340,6 +359,7 @@ class YuNetDetector : public FaceDetector {
 
   std::string path_;
   cnn::Model model_;
+  Int8Form int8_;
   YuNetDecode decode_;
   int out_[3][4] = {};  // output index of cls, bbox, obj, kps per level
 };

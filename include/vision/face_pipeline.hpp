@@ -28,6 +28,7 @@
 #include "cascade.hpp"
 #include "face_detector.hpp"
 #include "image.hpp"
+#include "precision.hpp"
 #include "transform.hpp"
 
 namespace vision {
@@ -169,7 +170,7 @@ class AgeGenderClassifier {
   }
 
   AgeGender classify_input(const cnn::Tensor& input) {
-    const std::vector<cnn::Tensor> out = model_.graph.forward(input.view());
+    const std::vector<cnn::Tensor> out = int8_.forward(model_.graph, input.view());
     AgeGender r;
     const float* g = out[std::size_t(gender_)].data();
     r.p_male = 1.f / (1.f + std::exp(g[1] - g[0]));
@@ -201,6 +202,18 @@ class AgeGenderClassifier {
 
   AgeGender classify(const Image& aligned) { return classify_input(preprocess(aligned)); }
 
+  // int8 inference from the weights file's int8 form (an error naming the file if it has none).
+  void use_int8() { int8_.load(model_.graph, path_); }
+  // A new int8 form calibrated on aligned face crops (what the network sees: `--crops` output),
+  // used from now on; save_int8() writes the weights file with it.
+  void calibrate_int8(const std::vector<Image>& crops, const cnn::QuantizeOptions& opt = {}) {
+    std::vector<cnn::Tensor> inputs;
+    for (const Image& c : crops) inputs.push_back(preprocess(c));
+    int8_.calibrate(model_.graph, inputs, opt);
+  }
+  void save_int8(const std::string& out) const { int8_.save(out, path_); }
+  const Int8Form& int8() const { return int8_; }
+
  private:
   static void softmax(const float* logits, int n, float* p) {
     const float mx = *std::max_element(logits, logits + n);
@@ -215,6 +228,7 @@ class AgeGenderClassifier {
   int age_bins_ = 1;  // 1: regression in years/100; else a distribution over 0..age_bins_-1 years
   double age_sigma_ = 5.0;  // a regression head's spread in years (metadata "age_sigma")
   std::array<float, 3> mean_{}, std_{};
+  Int8Form int8_;
 };
 
 struct FaceResult {
