@@ -10,13 +10,15 @@ using namespace cnn;
 namespace q8 = cnn::kernels::int8;
 
 namespace {
-// Every int8 path this CPU runs: the portable one and, where the CPU has it, VNNI.
+// Every int8 path this CPU runs: the portable one, AVX2 (vpmaddwd) and, where the CPU has it, VNNI.
 struct Int8Path {
   const char* name;
   Isa isa;
 };
 std::vector<Int8Path> int8_paths() {
   std::vector<Int8Path> v{{"generic", Isa::Generic}};
+  for (Isa isa : test::available_isas())
+    if (isa == Isa::AVX2) v.push_back({"avx2", Isa::AVX2});
   if (q8::cpu_has_vnni()) v.push_back({"avx512-vnni", Isa::AVX512});
   return v;
 }

@@ -272,7 +272,8 @@ def cmd_report(a):
         if v:
             lines.append(f"- {k}: {v}")
     lines.append("")
-    lines.append("Batch 1, fp32, 224x224, median ms per image (lower is better); "
+    precision = "int8" if "int8" in title else "fp32"
+    lines.append(f"Batch 1, {precision}, 224x224, median ms per image (lower is better); "
                  "ratios < 1 mean our engine is faster. Background: the most cores other processes "
                  "kept busy just before any of the row's engine runs.")
     lines.append("")

@@ -72,6 +72,9 @@ struct PackedWeights {
   std::vector<int32_t> sums;  // [padded_oc]
   int8_t* data() { return reinterpret_cast<int8_t*>(store.data()); }  // [padded_oc / 16][taps][groups][16][4]
   const int8_t* data() const { return reinterpret_cast<const int8_t*>(store.data()); }
+  // The AVX2 path's form, made from the above on its first use: s16 pairs of input channels,
+  // [padded_oc / 16][taps][groups * 2][16][2].
+  mutable AlignedVector pairs16;
 };
 
 // weights: [oc][c][kh][kw] s8 (PyTorch's order).
@@ -325,12 +328,120 @@ inline void fold_image_columns(const uint8_t* x, const Geometry& g, uint8_t zero
   });
 }
 
+// AVX2 without VNNI: vpmaddwd multiplies s16 pairs exactly (vpmaddubsw, the u8 x s8 one, would
+// saturate at 255 x 127 x 2), so the weights are widened to s16 pairs of input channels and two
+// channels of a pixel are broadcast per step: 6 pixels x 16 output channels, 12 accumulators.
+// About half the multiply-adds per instruction of VNNI: int8 there saves memory, not time.
+inline void widen_pairs(const PackedWeights& pw, const Geometry& g) {
+  const int64_t T = g.taps(), G = g.groups(), blocks = g.padded_oc() / 16;
+  if (pw.pairs16.size() * 2 >= std::size_t(blocks * T * G * 64)) return;
+  pw.pairs16 = AlignedVector(std::size_t(blocks * T * G * 32));  // 2 bytes a weight, 2 per float
+  auto* out = reinterpret_cast<int16_t*>(pw.pairs16.data());
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t k = 0; k < G; ++k) {
+        const int8_t* src = pw.data() + ((b * T + t) * G + k) * 64;
+        int16_t* dst = out + ((b * T + t) * G + k) * 64;  // pairs 2k and 2k + 1, 32 values each
+        for (int j = 0; j < 16; ++j)
+          for (int q = 0; q < 4; ++q) dst[(q / 2) * 32 + j * 2 + q % 2] = src[j * 4 + q];
+      }
+}
+
+#ifdef CNN_X86
+// 8 output channels of one pixel (output offset `at`), the formula on vectors; `n` of them stored.
+CNN_TARGET_AVX2 inline void store8(__m256i acc, int64_t o, const Requant& r, int64_t at, int n, uint8_t* y) {
+  __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc, _mm256_loadu_si256((const __m256i*)(r.comp + o)))),
+                             _mm256_loadu_ps(r.scale + o), _mm256_loadu_ps(r.bias + o));
+  if (r.residual) {
+    uint8_t res[8] = {};
+    std::memcpy(res, r.residual + at, std::size_t(n));
+    const __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(res)));
+    v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(r.res_zero))), _mm256_set1_ps(r.res_scale), v);
+  }
+  if (r.act == Activation::ReLU || r.act == Activation::ReLU6) v = _mm256_max_ps(v, _mm256_setzero_ps());
+  if (r.act == Activation::ReLU6) v = _mm256_min_ps(v, _mm256_set1_ps(6.f));
+  if (r.out_float) {
+    float f[8];
+    _mm256_storeu_ps(f, v);
+    std::memcpy(r.out_float + at, f, std::size_t(n) * 4);
+    return;
+  }
+  __m256 t = _mm256_fmadd_ps(v, _mm256_set1_ps(r.out_inv_scale), _mm256_set1_ps(r.out_zero));
+  t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), _mm256_set1_ps(255.f));
+  const __m256i q = _mm256_cvtps_epi32(t);  // to nearest, ties to even; 0..255 already
+  const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+  uint8_t bytes[16];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(bytes), _mm_packus_epi16(w16, w16));
+  std::memcpy(y + at, bytes, std::size_t(n));
+}
+
+// NP pixels (from q0) x 16 output channels (block16 b16).
+template <int NP>
+CNN_TARGET_AVX2 void tile_avx2(const uint8_t* x, const PackedWeights& pw, const Geometry& g, const uint8_t* zeros,
+                               const Requant& r, int64_t q0, int64_t b16, uint8_t* y) {
+  const int64_t T = g.taps(), G = g.groups();
+  __m256i acc[NP][2];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p) acc[p][0] = acc[p][1] = _mm256_setzero_si256();
+  const int16_t* wb = reinterpret_cast<const int16_t*>(pw.pairs16.data()) + b16 * T * G * 64;
+  Origin at[NP];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p) at[p] = origin(g, q0 + p);
+  for (int64_t t = 0; t < T; ++t) {
+    const int ky = int(t / g.kw), kx = int(t - int64_t(ky) * g.kw);
+    const uint8_t* s[NP];
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) s[p] = source(x, g, at[p], ky, kx, zeros);
+    const int16_t* w = wb + t * G * 64;
+    for (int64_t pair = 0; pair < 2 * G; ++pair, w += 32) {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w)),
+                    w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16));
+#pragma GCC unroll 8
+      for (int p = 0; p < NP; ++p) {
+        uint16_t two;
+        std::memcpy(&two, s[p] + 2 * pair, 2);
+        const __m256i a = _mm256_set1_epi32(int32_t((two & 0xFFu) | (uint32_t(two & 0xFF00u) << 8)));
+        acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(a, w0));
+        acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(a, w1));
+      }
+    }
+  }
+  for (int j = 0; j < 2; ++j) {
+    const int64_t o = 16 * b16 + 8 * j;
+    if (o >= g.oc) break;
+    const int n = int(std::min<int64_t>(8, g.oc - o));
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) store8(acc[p][j], o, r, (q0 + p) * g.oc + o, n, y);
+  }
+}
+
+CNN_TARGET_AVX2 inline void conv_avx2(const uint8_t* x, const PackedWeights& pw, const Geometry& g,
+                                      const uint8_t* zeros, const Requant& r, uint8_t* y) {
+  widen_pairs(pw, g);
+  const int64_t Q = g.oh * g.ow, runs = (Q + kPixelsPerItem - 1) / kPixelsPerItem, blocks = (g.oc + 15) / 16;
+  parallel_for(runs * blocks, kPixelsPerItem * 16 * g.taps() * g.c, [&](int64_t item) {
+    const int64_t b = item % blocks, q_end = std::min(Q, (item / blocks + 1) * kPixelsPerItem);
+    int64_t q = item / blocks * kPixelsPerItem;
+    for (; q + kPixels <= q_end; q += kPixels) tile_avx2<kPixels>(x, pw, g, zeros, r, q, b, y);
+    switch (q_end - q) {
+      case 5: tile_avx2<5>(x, pw, g, zeros, r, q, b, y); break;
+      case 4: tile_avx2<4>(x, pw, g, zeros, r, q, b, y); break;
+      case 3: tile_avx2<3>(x, pw, g, zeros, r, q, b, y); break;
+      case 2: tile_avx2<2>(x, pw, g, zeros, r, q, b, y); break;
+      case 1: tile_avx2<1>(x, pw, g, zeros, r, q, b, y); break;
+      default: break;
+    }
+  });
+}
+#endif
+
 // One image: x NHWC u8 (kSlack readable bytes past its end), y NHWC u8. `zeros`: groups() * 4
 // bytes of the input's zero point. Picks the fastest path this CPU has.
 inline void conv(const uint8_t* x, const PackedWeights& pw, const Geometry& g, const uint8_t* zeros, const Requant& r,
                  uint8_t* y) {
 #ifdef CNN_X86
   if (use_vnni()) return conv_vnni(x, pw, g, zeros, r, y);
+  if (active_isa() >= Isa::AVX2) return conv_avx2(x, pw, g, zeros, r, y);
 #endif
   conv_generic(x, pw, g, zeros, r, y);
 }
