@@ -59,6 +59,18 @@ out("safetensors", "graph.safetensors",
                  "c.bias": ("F32", [4], f32([0, 1, 2, 3])),
                  "l.weight": ("F32", [2, 4], f32([1, 0, 0, 1, 0.5, 0.5, 0, 0])),
                  "l.bias": ("F32", [2], f32([0, 0]))}, {"graph": json.dumps(graph)}))
+# the same graph with an int8 form (include/cnn/quantize.hpp): int8 weights of 'c', ranges, scales
+quant = {"format": 1, "range": "percentile", "percentile": 99.99, "min_sqnr_db": 20,
+         "activations": {"@input": [0.0078125, 128], "c": [0.03125, 0], "p": [0.03125, 0], "f": [0.03125, 0],
+                         "l": [0.0625, 100]},
+         "int8": {"c": {"sqnr_db": 30, "weight_scales": [0.01, 0.02, 0.03, 0.04]}},
+         "fp32": {"l": {"sqnr_db": 40, "why": "its region's conversions would cost more than int8 saves"}}}
+out("safetensors", "graph_int8.safetensors",
+    safetensors({"c.weight": ("F32", [4, 3, 3, 3], f32([0.01 * i for i in range(108)])),
+                 "c.weight_int8": ("I8", [4, 3, 3, 3], bytes((i * 7) % 256 for i in range(108))),
+                 "c.bias": ("F32", [4], f32([0, 1, 2, 3])),
+                 "l.weight": ("F32", [2, 4], f32([1, 0, 0, 1, 0.5, 0.5, 0, 0])),
+                 "l.bias": ("F32", [2], f32([0, 0]))}, {"graph": json.dumps(graph), "quantization": json.dumps(quant)}))
 # a config-described model header (weights absent: the loader must say which are missing)
 out("safetensors", "config_only.safetensors",
     safetensors({}, {"format": "facecnn-1", "arch": "resnet18",
