@@ -4,6 +4,7 @@
 
 #include <climits>
 
+#include "cnn/quantize.hpp"
 #include "test_util.hpp"
 
 using namespace cnn;
@@ -106,4 +107,14 @@ TEST_CASE("safetensors whose shape product overflows: refused by name at the sha
   }
   CHECK(SafeTensors::from_memory("ok.safetensors", safetensors_with_shape("0,7")).dims("w") ==
         std::vector<int64_t>{0, 7});
+}
+
+TEST_CASE("an int8 form over non-finite weights is refused by name (fuzz reproducer: was undefined behaviour)") {
+  // tests/data/hostile/int8_nan_weight.safetensors: a tiny graph file with an int8 form whose
+  // layer's float weights hold a NaN; quantizing them converted NaN to int8.
+  const SafeTensors st = SafeTensors::open(kData + "int8_nan_weight.safetensors");
+  Model m = load_model(st);
+  const std::string e = error_of([&] { QuantizedModel q(m.graph, st); });
+  CHECK(has(e, "int8_nan_weight.safetensors"));
+  CHECK(has(e, "non-finite weight"));
 }

@@ -1,17 +1,19 @@
 // cnn/quantize.hpp — int8 inference of a loaded Graph: post-training static quantization.
 //
-//   Graph g = load_model("resnet18.safetensors");
-//   QuantizedModel q(g, calibration_images);          // a few hundred real inputs, NCHW float
-//   std::vector<Tensor> out = q.forward(image);       // same outputs as g.forward(image), in int8
-//   q.save("resnet18.int8.safetensors", weights);      // calibrate once; load with QuantizedModel(g, file)
+//   Model m = load_model("resnet18.safetensors");
+//   QuantizedModel q(m.graph, calibration_inputs);    // real inputs (a few hundred), NCHW float
+//   std::vector<Tensor> out = q.forward(image);       // the graph's outputs, computed in int8
+//   q.save("resnet18.int8.safetensors", SafeTensors::open("resnet18.safetensors"));
+//   QuantizedModel again(m2.graph, SafeTensors::open("resnet18.int8.safetensors"));  // no calibration
 //
-// What runs in int8: every convolution (groups 1, no dilation; BatchNorm, bias, residual and
-// ReLU/ReLU6 already fused into it by the Graph) whose own int8 error on the calibration inputs is
-// small enough (below), and the max pools between such convolutions. Weights are symmetric int8
-// per output channel (scale = max |w| / 127); activations are u8 per tensor with a zero point, their
-// range taken from the calibration inputs. Between int8 layers tensors stay u8 and channels-last
-// (NHWC, kernels/int8.hpp); the rest of the graph (depth-wise convolutions, average pools, linear
-// heads, ...) runs as before in fp32 NCHW, with a quantize or dequantize step where the two meet.
+// What runs in int8: convolutions (groups 1, no dilation; BatchNorm, bias, residual and ReLU/ReLU6
+// already fused into them by the Graph) and linear layers, as the rules below allow, and the max
+// pools, Dropout and Flatten between them. Weights are symmetric int8 per output channel
+// (scale = max |w| / 127); activations are u8 per tensor with a zero point, their range taken from
+// the calibration inputs. Between int8 layers tensors stay u8 and channels-last (NHWC,
+// kernels/int8.hpp); the rest of the graph (depth-wise convolutions, average pools, ...) runs as
+// before in fp32 NCHW, with a quantize or dequantize step where the two meet. A model output
+// computed by an int8 layer is written in float. docs/int8.md has the design and the figures.
 //
 // The rules for layers that stay fp32, both decided at calibration and saved with the int8 form:
 // - accuracy: each candidate is run alone in int8 on the float graph's own inputs to it
@@ -23,8 +25,10 @@
 //   converted element stays fp32 (the conversions would cost more than int8 saves).
 #pragma once
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
+#include <set>
 
 #include "graph.hpp"
 #include "io/json.hpp"
@@ -165,15 +169,18 @@ struct ConvInt8 {
   bool folded = false;         // kernel columns folded into channels (kernels::int8::folds_columns)
   mutable AlignedVector scratch;  // the folded image
 
-  // Quantizes `weight` ([oc][c][kh][kw] float) per output channel, or takes the given scales.
-  void set_weights(const std::vector<float>& weight, const std::vector<float>* given_scales = nullptr) {
+  // Quantizes `weight` ([oc][c][kh][kw] float) per output channel: scale = max |w| / 127.
+  // `layer` names the layer in the error a non-finite weight gives.
+  void set_weights(const std::vector<float>& weight, const std::string& layer) {
+    for (float w : weight)
+      if (!std::isfinite(w)) fail("quantize: layer '", layer, "' has a non-finite weight");
     const int64_t per = o.in_channels * o.kh * o.kw;
     weights.resize(weight.size());
     w_scale.assign(std::size_t(o.out_channels), 1.f);
     for (int64_t oc = 0; oc < o.out_channels; ++oc) {
       float m = 0.f;
       for (int64_t i = 0; i < per; ++i) m = std::max(m, std::abs(weight[std::size_t(oc * per + i)]));
-      float s = given_scales ? (*given_scales)[std::size_t(oc)] : (m > 0.f ? m / 127.f : 1.f);
+      const float s = m > 0.f ? m / 127.f : 1.f;
       w_scale[std::size_t(oc)] = s;
       for (int64_t i = 0; i < per; ++i) {
         const float v = std::nearbyint(weight[std::size_t(oc * per + i)] / s);
@@ -239,7 +246,7 @@ inline bool int8_candidate(const Layer* l, ConvInt8& c, const float*& bias) {
     const Conv2dOptions& o = conv->options();
     if (o.groups != 1 || o.dilation_h != 1 || o.dilation_w != 1 || !int8_activation(conv->epilogue().act)) return false;
     c.o = o, c.act = conv->epilogue().act, c.residual = conv->num_inputs() == 2;
-    c.set_weights(conv->weight().values);
+    c.set_weights(conv->weight().values, l->name());
     bias = conv->bias_data();
     return true;
   }
@@ -248,7 +255,7 @@ inline bool int8_candidate(const Layer* l, ConvInt8& c, const float*& bias) {
     c.o = Conv2dOptions{};
     c.o.in_channels = lin->in_features(), c.o.out_channels = lin->out_features();
     c.act = lin->activation();
-    c.set_weights(lin->weight().values);
+    c.set_weights(lin->weight().values, l->name());
     bias = lin->bias_data();
     return true;
   }
@@ -783,7 +790,13 @@ class QuantizedModel {
       const int i = it->second;
       quant::ConvInt8 c;
       const float* bias = nullptr;
-      if (!quant::int8_candidate(layers_[std::size_t(i)], c, bias)) bad("layer '" + name + "' cannot run in int8");
+      bool capable = false;
+      try {
+        capable = quant::int8_candidate(layers_[std::size_t(i)], c, bias);
+      } catch (const Error& e) {
+        fail(origin, ": ", e.what());
+      }
+      if (!capable) bad("layer '" + name + "' cannot run in int8");
       const json::Value* ws = entry.is_object() ? entry.find("weight_scales") : nullptr;
       if (!ws || !ws->is_array() || int64_t(ws->array.size()) != c.o.out_channels)
         bad("layer '" + name + "' needs " + std::to_string(c.o.out_channels) + " weight scales");
