@@ -477,6 +477,45 @@ TEST_CASE("agegender app: photos") {
   CHECK(vt::has(r.err, "skipping " + dir + "/notes.txt: not an image (.jpg .jpeg .png .bmp)\n"));
 }
 
+TEST_CASE("agegender app: int8 from the weights files' int8 forms, and calibrating a new one") {
+  const std::string astronaut = vt::repo("samples/astronaut.png");
+  vt::Run fp = agegender(astronaut + " --json --threads 1");
+  vt::Run q = agegender(astronaut + " --json --threads 1 --precision int8");
+  CHECK(fp.rc == 0);
+  CHECK(q.rc == 0);
+  CHECK(vt::has(q.out, "\"classified\":true"));
+  const auto gender = [](const std::string& json) { return json.substr(json.find("\"gender\":"), 13); };
+  CHECK(gender(q.out) == gender(fp.out));  // p = 0.91 in fp32: int8 must not flip it
+  // The face-api model's file holds no int8 form: said, exit 1.
+  vt::Run r = agegender(astronaut + " --model faceapi --precision int8");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "agegender-faceapi.safetensors: holds no int8 form"));
+  // Calibrating: the crops the app writes are the calibration set.
+  const std::string crops = vt::tmp_dir() + "/ag_int8_crops", out = vt::tmp_dir() + "/ag_int8.safetensors";
+  r = agegender(astronaut + " --crops " + crops + " --quiet");
+  REQUIRE(r.rc == 0);
+  std::remove(out.c_str());
+  r = agegender("--model vgg16 --calibrate " + crops + " --save-int8 " + out);
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "int8 form calibrated on 1 face crops"));
+  CHECK(vt::has(r.out, "features.0 "));
+  r = agegender(astronaut + " --weights " + out + " --precision int8 --json");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"age_group\":\"("));
+  // Bad int8 flags: exit 2 before any work.
+  for (const char* f : {"--precision int4", "--calibrate", ""}) {  // the last: no --save-int8
+    CAPTURE(f);
+    r = agegender(std::string("--calibrate ") + crops + " " + f);
+    CHECK(r.rc == 2);
+  }
+  r = agegender(astronaut + " --calibrate " + crops + " --save-int8 " + out);
+  CHECK(r.rc == 2);
+  CHECK(vt::has(r.err, "--calibrate runs alone"));
+  r = agegender("--calibrate /nonexistent --save-int8 " + out);
+  CHECK(r.rc == 2);
+  CHECK(vt::has(r.err, "--calibrate: /nonexistent is not a directory"));
+}
+
 // The rough edges a new user hits: folders without photos, other files in them, output folders
 // that do not exist yet, --threads 0, the progress bar, and a photo in which no face is found.
 TEST_CASE("agegender app: careless input") {

@@ -205,6 +205,38 @@ TEST_CASE("detect app: the CNN by default, with scores and landmarks; --detector
   CHECK(vt::has(r.err, "agegender-vgg16bn.safetensors: not a face detector"));
 }
 
+TEST_CASE("detect app: --precision int8 from the weights' int8 form; --calibrate makes one") {
+  const std::string img = vt::repo("samples/astronaut.png");
+  vt::Run fp = vt::run(VISION_DETECT_EXE, img + " --json");
+  vt::Run q = vt::run(VISION_DETECT_EXE, img + " --json --precision int8");
+  CHECK(q.rc == 0);
+  // YuNet's int8 form keeps every layer fp32 (docs/int8.md, the speed rule): the same boxes.
+  const auto faces = [](const std::string& json) {
+    const std::size_t at = json.find("\"faces\"");
+    return json.substr(at, json.find("\"detector\"") - at);
+  };
+  CHECK(faces(q.out) == faces(fp.out));
+  const std::string dir = vt::tmp_dir() + "/det_int8", out = vt::tmp_dir() + "/det_int8.safetensors";
+  ::mkdir(dir.c_str(), 0755);
+  vt::write_bytes(dir + "/a.png", vt::read_text(img));
+  std::remove(out.c_str());
+  vt::Run r = vt::run(VISION_DETECT_EXE, "--calibrate " + dir + " --save-int8 " + out);
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "int8 form calibrated on 1 photos"));
+  CHECK(vt::has(r.out, "backbone.model0.conv "));
+  r = vt::run(VISION_DETECT_EXE, img + " --weights " + out + " --precision int8 --json");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"landmarks\":[["));
+  for (const char* f : {"--precision int4", "--precision int8 --detector haar", "--calibrate " , "--save-int8 x.safetensors"}) {
+    CAPTURE(f);
+    r = vt::run(VISION_DETECT_EXE, img + " " + f);
+    CHECK(r.rc == 2);
+  }
+  r = vt::run(VISION_DETECT_EXE, img + " --calibrate " + dir + " --save-int8 " + out);
+  CHECK(r.rc == 2);
+  CHECK(vt::has(r.err, "--calibrate runs alone"));
+}
+
 TEST_CASE("detect app: folders are walked like agegender's; outputs checked and their folders made up front") {
   const std::string img = vt::repo("samples/astronaut.png");
   const std::string root = vt::tmp_dir() + "/detwalk";
