@@ -318,3 +318,26 @@ TEST_CASE("int8 helpers: u8 max pooling equals pooling before quantizing; vector
     CHECK(std::equal(pq.begin(), pq.end(), want.begin()));
   }
 }
+
+TEST_CASE("quantizing NaN and infinities gives the same bytes on every path (NaN and -inf: 0, +inf: 255)") {
+  const Shape s{1, 2, 1, 19};
+  Tensor x(s);
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = float(i) - 10.f;
+  x[3] = std::numeric_limits<float>::quiet_NaN();
+  x[4] = std::numeric_limits<float>::infinity();
+  x[5] = -std::numeric_limits<float>::infinity();
+  x[30] = std::numeric_limits<float>::quiet_NaN();
+  const QuantParams qp = choose_qparams(-10.0, 30.0);
+  std::vector<uint8_t> first;
+  for (Isa isa : test::available_isas()) {
+    test::IsaScope scope(isa);
+    std::vector<uint8_t> q(std::size_t(s.numel() + 64));
+    quant::quantize_nchw(x.data(), s, qp, q.data());
+    CHECK(q[3 * 2] == 0);  // NHWC: pixel 3, channel 0
+    CHECK(q[4 * 2] == 255);
+    CHECK(q[5 * 2] == 0);
+    CHECK(q[(30 - 19) * 2 + 1] == 0);
+    if (first.empty()) first = q;
+    CHECK(q == first);
+  }
+}

@@ -69,7 +69,7 @@ namespace quant {
 
 // Float NCHW sample -> u8 NHWC sample: q = round_half_even(clamp(fma(x, 1/scale, zero), 0, 255)).
 inline void quantize_row_generic(const float* x, int64_t n, float inv, float zero, uint8_t* q) {
-  for (int64_t i = 0; i < n; ++i) q[i] = uint8_t(std::nearbyint(std::min(std::max(std::fma(x[i], inv, zero), 0.f), 255.f)));
+  for (int64_t i = 0; i < n; ++i) q[i] = kernels::int8::quantize_value(x[i], inv, zero);
 }
 #ifdef CNN_X86
 CNN_TARGET_AVX512 inline void quantize_row_avx512(const float* x, int64_t n, float inv, float zero, uint8_t* q) {

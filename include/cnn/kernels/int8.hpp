@@ -20,9 +20,10 @@
 //
 // Weights are packed once: output channels padded to blocks of 64 (four vectors), input channels
 // to groups of 4, as [block16][tap][group][16 channels][4] bytes. Activations are read 4 bytes at a
-// time, so buffers keep kInt8Slack readable bytes after their end.
+// time, so buffers keep kSlack readable bytes after their end.
 //
-// conv_reference() is the definition; tests/test_int8.cpp compares every ISA with it, bit for bit.
+// Paths: AVX-512 VNNI (vpdpbusd), AVX2 (vpmaddwd on s16 pairs), portable. conv_reference() is the
+// definition; tests/test_int8.cpp compares every path with it, bit for bit.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -30,7 +31,6 @@
 #include <cstring>
 #include <vector>
 
-#include "../checked.hpp"
 #include "../parallel.hpp"
 #include "cpu.hpp"
 #include "gemm.hpp"
@@ -107,18 +107,25 @@ struct Requant {
   float* out_float = nullptr;  // write v itself here (NHWC float) instead of a u8 output
 };
 
+// max and min as the vector instructions compute them (a > b ? a : b): a NaN in `a` gives b.
+inline float max_as_vector(float a, float b) { return a > b ? a : b; }
+inline float min_as_vector(float a, float b) { return a < b ? a : b; }
+
 // The output value before it is quantized again (all but the last line of the formula).
 inline float dequantized(int32_t acc, int64_t o, const Requant& r, const uint8_t* res) {
   float v = std::fma(float(acc - r.comp[o]), r.scale[o], r.bias[o]);
   if (r.residual) v = std::fma(float(int32_t(*res) - r.res_zero), r.res_scale, v);
-  if (r.act == Activation::ReLU || r.act == Activation::ReLU6) v = std::max(v, 0.f);
-  if (r.act == Activation::ReLU6) v = std::min(v, 6.f);
+  if (r.act == Activation::ReLU || r.act == Activation::ReLU6) v = max_as_vector(v, 0.f);
+  if (r.act == Activation::ReLU6) v = min_as_vector(v, 6.f);
   return v;
 }
+// fma(v, 1 / scale, zero) clamped to 0..255 (a NaN to 0) and rounded to nearest, ties to even.
+inline uint8_t quantize_value(float v, float inv_scale, float zero) {
+  const float t = min_as_vector(max_as_vector(std::fma(v, inv_scale, zero), 0.f), 255.f);
+  return uint8_t(std::nearbyint(t));  // the default rounding mode
+}
 inline uint8_t requantize(int32_t acc, int64_t o, const Requant& r, const uint8_t* res) {
-  float t = std::fma(dequantized(acc, o, r, res), r.out_inv_scale, r.out_zero);
-  t = std::min(std::max(t, 0.f), 255.f);
-  return uint8_t(std::nearbyint(t));  // the default rounding mode: to nearest, ties to even
+  return quantize_value(dequantized(acc, o, r, res), r.out_inv_scale, r.out_zero);
 }
 
 // Output element `at` (channel o) from its sum: u8 into y, or float into r.out_float.
