@@ -32,27 +32,25 @@ import statistics
 import sys
 import time
 
+from peers import time_runs  # the fp32 peers' timing loop (bench/peers/peers.py), same method
+
 MODELS = ("vgg16", "resnet18", "resnet50")
 
 
-def positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
+def int_at_least(lo):
+    """An argparse type: an integer >= lo."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
+        return v
+    return parse
 
 
-def nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
+positive_int, nonneg_int = int_at_least(1), int_at_least(0)
 
 
 def model_list(text):
@@ -92,17 +90,6 @@ def parse_args(argv):
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def time_runs(fn, runs, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
 
 
 def calibration_inputs(torch, n, size):

@@ -580,6 +580,17 @@ class QuantizedModel {
 
   // Observes the float graph on every calibration input: ranges, then (for percentiles)
   // histograms; then quantizes every candidate and measures its SQNR; then picks the int8 layers.
+  // Layer i's int8 form with its tensors' ranges (input, output, residual) and whether it writes a
+  // model output (in float), prepared to run.
+  void connect(quant::ConvInt8& c, int i, const float* bias) const {
+    const std::vector<int>& in = inputs_[std::size_t(i)];
+    c.in = qparams_[std::size_t(in[0])];
+    c.out = qparams_[std::size_t(i)];
+    if (c.residual) c.res = qparams_[std::size_t(in[1])];
+    c.float_out = std::find(outputs_.begin(), outputs_.end(), i) != outputs_.end();
+    c.prepare(bias);
+  }
+
   // The graph's nodes as forward() needs them (layers live on the heap, so a moved Graph keeps them).
   void take_structure(const Graph& graph) {
     if (!graph.loaded()) fail("quantize: the model holds no weights yet");
@@ -618,18 +629,12 @@ class QuantizedModel {
       if (forwards_range(layers_[std::size_t(i)])) qparams_[std::size_t(i)] = qparams_[std::size_t(inputs_[std::size_t(i)][0])];
 
     // Candidates, quantized with these ranges; a model output is written in float.
-    const std::vector<int> outs = outputs_;
     std::map<int, quant::ConvInt8> candidates;
     for (int i = 1; i < N; ++i) {
       quant::ConvInt8 c;
       const float* bias = nullptr;
       if (!quant::int8_candidate(layers_[std::size_t(i)], c, bias)) continue;
-      const std::vector<int>& in = inputs_[std::size_t(i)];
-      c.in = qparams_[std::size_t(in[0])];
-      c.out = qparams_[std::size_t(i)];
-      if (c.residual) c.res = qparams_[std::size_t(in[1])];
-      c.float_out = std::find(outs.begin(), outs.end(), i) != outs.end();
-      c.prepare(bias);
+      connect(c, i, bias);
       candidates.emplace(i, std::move(c));
     }
     // Each candidate alone on the float graph's own tensors.
@@ -783,7 +788,6 @@ class QuantizedModel {
       if (!z.is_index() || z.number > 255) bad("the zero point of '" + node_name(i) + "' must be a whole number in [0, 255]");
       qparams_[std::size_t(i)].zero = int32_t(z.number);
     }
-    const std::vector<int> outs = outputs_;
     for (const auto& [name, entry] : int8->object) {
       const auto it = by_name.find(name);
       if (it == by_name.end() || it->second == 0) bad("int8 layer '" + name + "' is not in the model");
@@ -808,12 +812,7 @@ class QuantizedModel {
       if (file.dims(tensor) != want)
         fail(origin, ": tensor '", tensor, "' has shape ", dims_str(file.dims(tensor)), ", expected ", dims_str(want));
       c.weights = file.read_int8(tensor);
-      const std::vector<int>& in = inputs_[std::size_t(i)];
-      c.in = qparams_[std::size_t(in[0])];
-      c.out = qparams_[std::size_t(i)];
-      if (c.residual) c.res = qparams_[std::size_t(in[1])];
-      c.float_out = std::find(outs.begin(), outs.end(), i) != outs.end();
-      c.prepare(bias);
+      connect(c, i, bias);
       if (const json::Value* db = entry.find("sqnr_db"); db && db->is_number()) sqnr_[i] = db->number;
       convs_.emplace(i, std::move(c));
     }

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../parallel.hpp"
@@ -161,6 +162,27 @@ inline void conv_reference(const uint8_t* x, const int8_t* weights, const Geomet
 constexpr int kPixels = 6;                       // pixels per register tile (x 4 vectors = 24 sums)
 constexpr int64_t kPixelsPerItem = 4 * kPixels;  // pixels per work item
 
+// Calls tile(np, q0, b) for every register tile: np pixels from pixel q0 (np a compile-time
+// std::integral_constant, kPixels but at the end of a run) and channel block b of `blocks` blocks
+// of `block_oc` output channels. Work items are runs of kPixelsPerItem pixels x one block.
+template <class Tile>
+void for_tiles(const Geometry& g, int64_t blocks, int64_t block_oc, Tile&& tile) {
+  const int64_t Q = g.oh * g.ow, runs = (Q + kPixelsPerItem - 1) / kPixelsPerItem;
+  parallel_for(runs * blocks, kPixelsPerItem * block_oc * g.taps() * g.c, [&](int64_t item) {
+    const int64_t b = item % blocks, q_end = std::min(Q, (item / blocks + 1) * kPixelsPerItem);
+    int64_t q = item / blocks * kPixelsPerItem;
+    for (; q + kPixels <= q_end; q += kPixels) tile(std::integral_constant<int, kPixels>{}, q, b);
+    switch (q_end - q) {
+      case 5: tile(std::integral_constant<int, 5>{}, q, b); break;
+      case 4: tile(std::integral_constant<int, 4>{}, q, b); break;
+      case 3: tile(std::integral_constant<int, 3>{}, q, b); break;
+      case 2: tile(std::integral_constant<int, 2>{}, q, b); break;
+      case 1: tile(std::integral_constant<int, 1>{}, q, b); break;
+      default: break;
+    }
+  });
+}
+
 // Where output pixel q's window starts in the input (top-left tap; may lie in the padding).
 struct Origin {
   int64_t y, x;
@@ -277,19 +299,8 @@ CNN_TARGET_VNNI void tile_vnni(const uint8_t* x, const PackedWeights& pw, const 
 
 CNN_TARGET_VNNI inline void conv_vnni(const uint8_t* x, const PackedWeights& pw, const Geometry& g,
                                       const uint8_t* zeros, const Requant& r, uint8_t* y) {
-  const int64_t Q = g.oh * g.ow, runs = (Q + kPixelsPerItem - 1) / kPixelsPerItem, blocks = g.padded_oc() / 64;
-  parallel_for(runs * blocks, kPixelsPerItem * 64 * g.taps() * g.c, [&](int64_t item) {
-    const int64_t b = item % blocks, q_end = std::min(Q, (item / blocks + 1) * kPixelsPerItem);
-    int64_t q = item / blocks * kPixelsPerItem;
-    for (; q + kPixels <= q_end; q += kPixels) tile_vnni<kPixels>(x, pw, g, zeros, r, q, b, y);
-    switch (q_end - q) {
-      case 5: tile_vnni<5>(x, pw, g, zeros, r, q, b, y); break;
-      case 4: tile_vnni<4>(x, pw, g, zeros, r, q, b, y); break;
-      case 3: tile_vnni<3>(x, pw, g, zeros, r, q, b, y); break;
-      case 2: tile_vnni<2>(x, pw, g, zeros, r, q, b, y); break;
-      case 1: tile_vnni<1>(x, pw, g, zeros, r, q, b, y); break;
-      default: break;
-    }
+  for_tiles(g, g.padded_oc() / 64, 64, [&](auto np, int64_t q, int64_t b) {
+    tile_vnni<decltype(np)::value>(x, pw, g, zeros, r, q, b, y);
   });
 }
 #endif
@@ -425,19 +436,8 @@ CNN_TARGET_AVX2 void tile_avx2(const uint8_t* x, const PackedWeights& pw, const 
 CNN_TARGET_AVX2 inline void conv_avx2(const uint8_t* x, const PackedWeights& pw, const Geometry& g,
                                       const uint8_t* zeros, const Requant& r, uint8_t* y) {
   widen_pairs(pw, g);
-  const int64_t Q = g.oh * g.ow, runs = (Q + kPixelsPerItem - 1) / kPixelsPerItem, blocks = (g.oc + 15) / 16;
-  parallel_for(runs * blocks, kPixelsPerItem * 16 * g.taps() * g.c, [&](int64_t item) {
-    const int64_t b = item % blocks, q_end = std::min(Q, (item / blocks + 1) * kPixelsPerItem);
-    int64_t q = item / blocks * kPixelsPerItem;
-    for (; q + kPixels <= q_end; q += kPixels) tile_avx2<kPixels>(x, pw, g, zeros, r, q, b, y);
-    switch (q_end - q) {
-      case 5: tile_avx2<5>(x, pw, g, zeros, r, q, b, y); break;
-      case 4: tile_avx2<4>(x, pw, g, zeros, r, q, b, y); break;
-      case 3: tile_avx2<3>(x, pw, g, zeros, r, q, b, y); break;
-      case 2: tile_avx2<2>(x, pw, g, zeros, r, q, b, y); break;
-      case 1: tile_avx2<1>(x, pw, g, zeros, r, q, b, y); break;
-      default: break;
-    }
+  for_tiles(g, (g.oc + 15) / 16, 16, [&](auto np, int64_t q, int64_t b) {
+    tile_avx2<decltype(np)::value>(x, pw, g, zeros, r, q, b, y);
   });
 }
 #endif
