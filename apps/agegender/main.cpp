@@ -51,6 +51,8 @@ const char* kUsage =
     "                        int8 forms in their weights files (default fp32)\n"
     "  --calibrate DIR --save-int8 OUT  make the age/gender network's int8 form from the aligned\n"
     "                        face crops in DIR (--crops output), write its weights file with it as OUT\n"
+    "  --calibration minmax|percentile  activation ranges for --calibrate (default percentile)\n"
+    "  --min-sqnr DB         --calibrate: layers whose own int8 error is larger stay fp32 (default 20)\n"
     " evaluation:\n"
     "  --manifest M.csv      CSV with header image,age,gender[,x,y,w,h] (age: years or a range 30-39)\n"
     "  --root DIR            directory the manifest's image paths are relative to (default: the manifest's)\n"
@@ -337,7 +339,7 @@ int calibrate(const Options& o, vision::AgeGenderClassifier& clf) {
   if (in.errors) return 1;
   std::vector<vision::Image> crops;
   for (const std::string& path : in.photos) crops.push_back(vision::load_image(path, o.load));
-  clf.calibrate_int8(crops);
+  clf.calibrate_int8(crops, o.int8.quantize_options());
   clf.save_int8(o.int8.save);
   std::printf("%s: int8 form calibrated on %zu face crops from %s, written with the weights as %s\n%s", o.weights.c_str(),
               crops.size(), o.int8.calibrate.c_str(), o.int8.save.c_str(), clf.int8().report().c_str());

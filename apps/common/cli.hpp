@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include <cnn/quantize.hpp>
+
 namespace cli {
 
 struct Program {
@@ -273,6 +275,8 @@ class Progress {
 // DIR, --save-int8 writes the weights file again with it, and the app stops there.
 struct Int8Flags {
   std::string precision = "fp32", calibrate, save;
+  std::string range = "percentile";  // --calibration minmax|percentile
+  double min_sqnr_db = 20;           // --min-sqnr DB (cnn::QuantizeOptions)
   // Takes flag `a` (value from `val`) if it is one of these; false otherwise.
   template <class Val>
   bool take(const std::string& a, Val&& val) {
@@ -281,12 +285,24 @@ struct Int8Flags {
       if (precision != "fp32" && precision != "int8") usage_error("--precision must be fp32 or int8, got '" + precision + "'");
     } else if (a == "--calibrate") calibrate = val();
     else if (a == "--save-int8") save = val();
+    else if (a == "--calibration") {
+      range = val();
+      if (range != "minmax" && range != "percentile") usage_error("--calibration must be minmax or percentile, got '" + range + "'");
+    } else if (a == "--min-sqnr") min_sqnr_db = parse_double(a, val(), -100, 200);
     else return false;
     return true;
   }
   bool calibrating() const { return !calibrate.empty(); }
+  cnn::QuantizeOptions quantize_options() const {
+    cnn::QuantizeOptions q;
+    q.range = range == "minmax" ? cnn::CalibrationRange::MinMax : cnn::CalibrationRange::Percentile;
+    q.min_sqnr_db = min_sqnr_db;
+    return q;
+  }
   void check() const {
     if (calibrate.empty() != save.empty()) usage_error("--calibrate DIR and --save-int8 OUT go together");
+    if (calibrate.empty() && (range != "percentile" || min_sqnr_db != 20))
+      usage_error("--calibration and --min-sqnr are for --calibrate");
     if (!calibrate.empty() && !dir_exists(calibrate)) usage_error("--calibrate: " + calibrate + " is not a directory");
     if (!save.empty()) check_output_file("--save-int8", save);
   }

@@ -50,6 +50,8 @@ const char* kUsage =
     "  --precision fp32|int8 cnn: int8 runs the network's int8 form from its weights file (default fp32)\n"
     "  --calibrate DIR --save-int8 OUT  cnn: make that int8 form from the photos in DIR and write the\n"
     "                        weights file with it as OUT\n"
+    "  --calibration minmax|percentile  activation ranges for --calibrate (default percentile)\n"
+    "  --min-sqnr DB         --calibrate: layers whose own int8 error is larger stay fp32 (default 20)\n"
     "  -h, --help            this text\n";
 
 // --calibrate DIR --save-int8 OUT: the network's int8 form from the photos in DIR, each scaled as
@@ -60,7 +62,7 @@ int calibrate(vision::YuNetDetector& det, const cli::Int8Flags& int8, const visi
   if (in.errors) return 1;
   std::vector<vision::Image> photos;
   for (const std::string& path : in.photos) photos.push_back(vision::load_image(path, lo));
-  det.calibrate_int8(photos, fp);
+  det.calibrate_int8(photos, fp, int8.quantize_options());
   det.save_int8(int8.save);
   std::printf("%s: int8 form calibrated on %zu photos from %s, written with the weights as %s\n%s", det.path().c_str(),
               photos.size(), int8.calibrate.c_str(), int8.save.c_str(), det.int8().report().c_str());

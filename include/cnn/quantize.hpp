@@ -754,8 +754,7 @@ class QuantizedModel {
     const std::string& origin = file.origin();
     const std::string text = file.meta("quantization");
     if (text.empty())
-      fail(origin, ": holds no int8 form (no metadata 'quantization'); calibrate first (cnn-infer --precision int8 "
-                   "--calibrate ... --save-int8 FILE)");
+      fail(origin, ": holds no int8 form (no metadata 'quantization'); make one with --calibrate ... --save-int8 FILE");
     json::Value doc;
     try {
       doc = json::parse(text);

@@ -486,10 +486,13 @@ TEST_CASE("agegender app: int8 from the weights files' int8 forms, and calibrati
   CHECK(vt::has(q.out, "\"classified\":true"));
   const auto gender = [](const std::string& json) { return json.substr(json.find("\"gender\":"), 13); };
   CHECK(gender(q.out) == gender(fp.out));  // p = 0.91 in fp32: int8 must not flip it
-  // The face-api model's file holds no int8 form: said, exit 1.
-  vt::Run r = agegender(astronaut + " --model faceapi --precision int8");
+  // The face-api model in int8 too; a weights file without an int8 form: said, exit 1.
+  vt::Run r = agegender(astronaut + " --model faceapi --precision int8 --json");
+  CHECK(r.rc == 0);
+  CHECK(gender(r.out) == gender(fp.out));
+  r = agegender(astronaut + " --precision int8 --weights " + vt::repo("tests/golden/models/resnet18_agedist.safetensors"));
   CHECK(r.rc == 1);
-  CHECK(vt::has(r.err, "agegender-faceapi.safetensors: holds no int8 form"));
+  CHECK(vt::has(r.err, "resnet18_agedist.safetensors: holds no int8 form"));
   // Calibrating: the crops the app writes are the calibration set.
   const std::string crops = vt::tmp_dir() + "/ag_int8_crops", out = vt::tmp_dir() + "/ag_int8.safetensors";
   r = agegender(astronaut + " --crops " + crops + " --quiet");
@@ -503,7 +506,7 @@ TEST_CASE("agegender app: int8 from the weights files' int8 forms, and calibrati
   CHECK(r.rc == 0);
   CHECK(vt::has(r.out, "\"age_group\":\"("));
   // Bad int8 flags: exit 2 before any work.
-  for (const char* f : {"--precision int4", "--calibrate", ""}) {  // the last: no --save-int8
+  for (const char* f : {"--precision int4", "--calibrate", "", "--calibration mean", "--min-sqnr x"}) {  // "": no --save-int8
     CAPTURE(f);
     r = agegender(std::string("--calibrate ") + crops + " " + f);
     CHECK(r.rc == 2);
