@@ -145,19 +145,12 @@ def census(torch, model):
 
     c = {"quantized_conv": 0, "float_conv": 0, "quantized_linear": 0, "float_linear": 0,
          "quantize_ops": 0, "dequantize_ops": 0}
+    kinds = [(nnq.Conv2d, "quantized_conv"), (nn.Conv2d, "float_conv"), (nnq.Linear, "quantized_linear"),
+             (nn.Linear, "float_linear"), (nnq.Quantize, "quantize_ops"), (nnq.DeQuantize, "dequantize_ops")]
     for m in model.modules():
-        if isinstance(m, nnq.Conv2d):
-            c["quantized_conv"] += 1
-        elif isinstance(m, nn.Conv2d):
-            c["float_conv"] += 1
-        elif isinstance(m, nnq.Linear):
-            c["quantized_linear"] += 1
-        elif isinstance(m, nn.Linear):
-            c["float_linear"] += 1
-        elif isinstance(m, nnq.Quantize):
-            c["quantize_ops"] += 1
-        elif isinstance(m, nnq.DeQuantize):
-            c["dequantize_ops"] += 1
+        key = next((k for cls, k in kinds if isinstance(m, cls)), None)  # quantized classes first
+        if key:
+            c[key] += 1
     graph = getattr(model, "graph", None)  # FX GraphModule: the (de)quantize steps are graph nodes
     if graph is not None:
         for node in graph.nodes:

@@ -272,17 +272,19 @@ class Graph {
 
   // Per-layer times (the fastest of `runs`, the least disturbed by other load), slowest first.
   std::string profile(ConstTensorView input, int runs = 5) {
-    std::vector<std::vector<double>> all;
-    for (int r = 0; r < runs; ++r) {
-      std::vector<double> ms;
-      forward(input, &ms);
-      all.push_back(ms);
-    }
+    const auto all = profile_runs(runs, [&](std::vector<double>* ms) { forward(input, ms); });
     const MemoryPlan& p = plan(input.shape);
     return profile_table(all, [&](std::size_t i) {
       const Layer& l = *nodes_[i].layer;
       return std::array<std::string, 3>{l.name(), l.type() + " " + l.describe(), p.shapes[i].str() + (p.blocked[i] ? " c16" : "")};
     });
+  }
+
+  // Each node's time in `runs` runs of run(&ms) (a forward that records them).
+  static std::vector<std::vector<double>> profile_runs(int runs, const std::function<void(std::vector<double>*)>& run) {
+    std::vector<std::vector<double>> all(static_cast<std::size_t>(std::max(runs, 1)));
+    for (auto& ms : all) run(&ms);
+    return all;
   }
 
   // The table profile() prints: node i's best time over the runs (ms[run][node], node 0 the

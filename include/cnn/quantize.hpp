@@ -396,12 +396,7 @@ class QuantizedModel {
 
   // Per-layer times as Graph::profile() prints them, "int8" marking the layers that run so.
   std::string profile(ConstTensorView input, int runs = 5) {
-    std::vector<std::vector<double>> all;
-    for (int r = 0; r < runs; ++r) {
-      std::vector<double> ms;
-      forward(input, &ms);
-      all.push_back(ms);
-    }
+    const auto all = Graph::profile_runs(runs, [&](std::vector<double>* ms) { forward(input, ms); });
     return Graph::profile_table(all, [&](std::size_t i) {
       const Layer& l = *layers_[i];
       const bool int8 = convs_.count(int(i)) || int8_pools_.count(int(i));
