@@ -1,12 +1,14 @@
 // bench_agegender - speed of the age/gender pipeline (Google Benchmark), with the bundled models.
 //   bench_agegender [benchmark flags]
-// The photo is samples/astronaut.png (one face) placed in a 640x480 frame.
-//   BM_classify/<model>/threads    one aligned 200x200 crop -> resize, normalise, network (per face)
-//   BM_network/<model>/threads     the network alone on a prepared input
+// The photo is samples/astronaut.png (one face) placed in a 640x480 frame. <model>: 0 ResNet-18,
+// 1 VGG16-BN, 2 face-api; <int8>: 0 fp32, 1 the weights file's int8 form (the app's default, auto).
+//   BM_classify/<model>/<int8>/threads  one aligned 200x200 crop -> resize, normalise, network (per face)
+//   BM_network/<model>/<int8>/threads   the network alone on a prepared input
 //   BM_align/threads               alignment of the detected face on its five landmarks
-//   BM_photo/<model>/threads       the whole photo: detect (YuNet), align, classify (ms_per_photo)
+//   BM_photo/<model>/<int8>/threads     the whole photo: detect (YuNet), align, classify (ms_per_photo)
 //   BM_photo_12mp/threads          a 4000x3000 group photo (a WIDER photo with 10 faces, enlarged; needs
-//                                  ../shared): detect, align, classify every face, ResNet model
+//                                  ../shared): detect, align, classify every face, the app's default
+//                                  model and precision
 //   BM_decode_12mp/png/stb         decoding that photo in memory from a JPEG (quality 90; png:0) or a
 //                                  PNG (png:1) with decode_image (stb:0: libjpeg-turbo, libpng) or
 //                                  with stb_image on the same bytes (stb:1, for comparison)
@@ -28,44 +30,48 @@ namespace {
 const char* kModels[] = {"agegender-resnet18.safetensors", "agegender-vgg16bn.safetensors",
                          "agegender-faceapi.safetensors"};
 constexpr int kNumModels = int(std::size(kModels));
+constexpr int kDefaultModel = 2;  // what `agegender PHOTO` runs: face-api, int8 (auto)
 std::string g_weights;
 vision::Image g_photo, g_grey, g_face;
-std::unique_ptr<vision::FacePipeline> g_pipe[kNumModels];
+std::unique_ptr<vision::FacePipeline> g_pipe[kNumModels][2];  // [model][int8]
 vision::Image g_big;              // the 12-megapixel photo (empty without ../shared)
 std::vector<uint8_t> g_big_jpeg, g_big_png;
 vision::Face g_det;
 
 void set_threads(benchmark::State& st, int arg) { cnn::set_num_threads(int(st.range(arg))); }
 
+vision::FacePipeline& pipe(benchmark::State& st) { return *g_pipe[st.range(0)][st.range(1)]; }
+void label(benchmark::State& st) { st.SetLabel(std::string(kModels[st.range(0)]) + (st.range(1) ? " int8" : " fp32")); }
+
 void BM_classify(benchmark::State& st) {
-  set_threads(st, 1);
-  auto& clf = g_pipe[st.range(0)]->classifier();
+  set_threads(st, 2);
+  auto& clf = pipe(st).classifier();
   for (auto _ : st) benchmark::DoNotOptimize(clf.classify(g_face).p_male);
-  st.SetLabel(kModels[st.range(0)]);
+  label(st);
 }
 
 void BM_network(benchmark::State& st) {
-  set_threads(st, 1);
-  auto& clf = g_pipe[st.range(0)]->classifier();
+  set_threads(st, 2);
+  auto& clf = pipe(st).classifier();
   const cnn::Tensor x = clf.preprocess(g_face);
   for (auto _ : st) benchmark::DoNotOptimize(clf.classify_input(x).p_male);
-  st.SetLabel(kModels[st.range(0)]);
+  label(st);
 }
 
 void BM_align(benchmark::State& st) {
   set_threads(st, 0);
-  for (auto _ : st) benchmark::DoNotOptimize(g_pipe[0]->analyse_face(g_photo, g_grey, g_det).aligned.data());
+  for (auto _ : st) benchmark::DoNotOptimize(g_pipe[0][0]->analyse_face(g_photo, g_grey, g_det).aligned.data());
 }
 
 void BM_photo(benchmark::State& st) {
-  set_threads(st, 1);
+  set_threads(st, 2);
   std::size_t faces = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : st) faces += g_pipe[st.range(0)]->analyse(g_photo).size();
+  for (auto _ : st) faces += pipe(st).analyse(g_photo).size();
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   st.counters["ms_per_photo"] = ms / double(st.iterations());
   st.counters["faces"] = double(faces) / double(st.iterations());
-  st.SetLabel(kModels[st.range(0)]);
+  label(st);
 }
 
 void BM_photo_12mp(benchmark::State& st) {
@@ -73,7 +79,7 @@ void BM_photo_12mp(benchmark::State& st) {
   set_threads(st, 0);
   std::size_t faces = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : st) faces += g_pipe[0]->analyse(g_big).size();
+  for (auto _ : st) faces += g_pipe[kDefaultModel][1]->analyse(g_big).size();
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   st.counters["ms_per_photo"] = ms / double(st.iterations());
   st.counters["faces"] = double(faces) / double(st.iterations());
@@ -97,10 +103,10 @@ void BM_decode_12mp(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_classify)->ArgsProduct({{0, 1, 2}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_network)->ArgsProduct({{0, 1, 2}, {1}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_classify)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}})->ArgNames({"model", "int8", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_network)->ArgsProduct({{0, 1, 2}, {0, 1}, {1}})->ArgNames({"model", "int8", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_align)->Arg(1)->ArgName("threads")->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_photo)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"model", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_photo)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}})->ArgNames({"model", "int8", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_photo_12mp)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_decode_12mp)->ArgsProduct({{0, 1}, {0, 1}})->ArgNames({"png", "stb"})->Unit(benchmark::kMillisecond);
 
@@ -115,11 +121,14 @@ int main(int argc, char** argv) {
       std::copy(astronaut.row(y), astronaut.row(y) + 512 * 3, g_photo.row(y) + 64 * 3);
     g_grey = vision::to_grey(g_photo);
     for (int m = 0; m < kNumModels; ++m)
-      g_pipe[m] = std::make_unique<vision::FacePipeline>(
-          std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(root + "/weights/yunet.safetensors")),
-          vision::CascadeClassifier::load(root + "/weights/haarcascade_eye.xml"),
-          vision::AgeGenderClassifier::load(root + "/weights/" + kModels[m]));
-    const auto faces = g_pipe[0]->analyse(g_photo);
+      for (int q = 0; q < 2; ++q) {
+        vision::AgeGenderClassifier clf = vision::AgeGenderClassifier::load(root + "/weights/" + kModels[m]);
+        if (q) clf.use_int8();
+        g_pipe[m][q] = std::make_unique<vision::FacePipeline>(
+            std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(root + "/weights/yunet.safetensors")),
+            vision::CascadeClassifier::load(root + "/weights/haarcascade_eye.xml"), std::move(clf));
+      }
+    const auto faces = g_pipe[0][0]->analyse(g_photo);
     if (faces.size() != 1) {
       std::fprintf(stderr, "bench_agegender: expected one face in the test photo, found %zu\n", faces.size());
       return 1;

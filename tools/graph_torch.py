@@ -28,10 +28,13 @@ def pair(v):
 
 
 def run_graph(graph, weights, x):
-    """graph: the parsed JSON; weights: {name: np.ndarray}; x: torch tensor (N,C,H,W)."""
+    """graph: the parsed JSON; weights: {name: np.ndarray or torch tensor (trainable parameters stay
+    in the autograd graph)}; x: torch tensor (N,C,H,W)."""
     vals = {graph["inputs"][0]["name"]: x}
     prev = graph["inputs"][0]["name"]
-    W = lambda k: torch.from_numpy(np.array(weights[k], dtype=np.float32))  # noqa: E731
+    def W(k):
+        w = weights[k]
+        return w if isinstance(w, torch.Tensor) else torch.from_numpy(np.array(w, dtype=np.float32))
     for n in graph["nodes"]:
         ins = [vals[i] for i in n.get("inputs", [prev])]
         op, name = n["op"], n["name"]

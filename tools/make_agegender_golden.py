@@ -5,7 +5,8 @@ test that the engine gives the same (tests/agegender/test_agegender.cpp).
 For each aligned face crop (PNG, any size; the app's `--crops` output), the network input is made
 the way the C++ classifier makes it: cv2.resize(INTER_AREA) to the model's input size, RGB,
 (px/255 - mean)/std with mean/std from the file's metadata. The weights are read from the
-.safetensors (F16 -> F32) into tools/torch_models.py's network and run in eval mode.
+.safetensors (F16 -> F32) into tools/torch_models.py's network and run in eval mode; a graph file
+(metadata "graph", such as agegender-faceapi.safetensors) runs in tools/graph_torch.py.
 
   /usr/bin/python3 tools/make_agegender_golden.py --weights weights/agegender-resnet18.safetensors \
       --faces tests/golden/agegender/*.png --out tests/golden/agegender/resnet18
@@ -31,6 +32,10 @@ import train_agegender  # noqa: E402  (age_years: how the age head reads in year
 
 def load_model(path):
     tensors, meta = safetensors_io.load(path)
+    if "graph" in meta:  # a graph file (the face-api model): tools/graph_torch.py runs its description
+        import graph_torch
+        graph = json.loads(meta["graph"])
+        return (lambda x: graph_torch.run_graph(graph, tensors, x)), meta
     cfg = torch_models.default_config(**json.loads(meta["config"]))
     model = torch_models.build(cfg).eval()
     state = {k.replace("heads.", "multi.heads.") if k.startswith("heads.") else k: torch.from_numpy(v.astype(np.float32))

@@ -27,8 +27,9 @@ using cli::usage_error;
 const char* kUsage =
     "usage: agegender PHOTO|DIR... [options]\n"
     "       agegender --manifest M.csv --root DIR --predictions P.csv [--aligned] [--report R.md] [options]\n"
-    "  --model resnet|vgg16|faceapi  bundled model (default resnet; faceapi: heads on face-api's\n"
-    "                        recognition network, best on photos, ~10 ms per face)\n"
+    "  --model faceapi|resnet|vgg16  bundled model: faceapi (default; face-api's recognition\n"
+    "                        network fine-tuned with the heads, 150 px, best on photos), or the\n"
+    "                        smaller ResNet-18 (phase II) and VGG16-BN (phase I), 64 px\n"
     "  --weights FILE        another age/gender model (.safetensors with gender/age_group/age heads)\n"
     "  --detector cnn|haar   face detector: YuNet CNN with landmarks (default; with --cascade: haar)\n"
     "                        or a Viola-Jones cascade\n"
@@ -47,8 +48,9 @@ const char* kUsage =
     "  --annotate-dir DIR    write each annotated photo as DIR/<name>.png\n"
     "  --crops DIR           write each aligned face as DIR/<name>_face<k>.png (what the network sees)\n"
     "  --quiet               no progress bar\n"
-    "  --precision fp32|int8 int8: run the age/gender network and the CNN detector in int8, from the\n"
-    "                        int8 forms in their weights files (default fp32)\n"
+    "  --precision auto|fp32|int8  int8: run the age/gender network and the CNN detector in int8,\n"
+    "                        from the int8 forms in their weights files; auto (default): int8 where a\n"
+    "                        file's form converts any layer (the bundled age/gender models), else fp32\n"
     "  --calibrate DIR --save-int8 OUT  make the age/gender network's int8 form from the aligned\n"
     "                        face crops in DIR (--crops output), write its weights file with it as OUT\n"
     "  --calibration minmax|percentile  activation ranges for --calibrate (default percentile)\n"
@@ -65,7 +67,7 @@ const char* kUsage =
 
 struct Options {
   std::vector<std::string> inputs;
-  std::string model = "resnet", weights, detector, detector_weights, cascade, eye_cascade, annotate,
+  std::string model = "faceapi", weights, detector, detector_weights, cascade, eye_cascade, annotate,
       annotate_dir, crops_dir;
   std::string manifest, root, predictions, report;
   bool json = false, aligned = false, quiet = false;
@@ -111,7 +113,7 @@ Options parse_args(int argc, char** argv) {
     else o.inputs.push_back(a);
   }
   if (o.model != "resnet" && o.model != "vgg16" && o.model != "faceapi")
-    usage_error("--model must be resnet, vgg16 or faceapi, got '" + o.model + "'");
+    usage_error("--model must be faceapi, resnet or vgg16, got '" + o.model + "'");
   if (o.detector.empty()) o.detector = o.cascade.empty() ? "cnn" : "haar";  // --cascade alone means the cascade
   if (o.detector != "cnn" && o.detector != "haar") usage_error("--detector must be cnn or haar, got '" + o.detector + "'");
   if (o.detector == "cnn" && !o.cascade.empty()) usage_error("--cascade is for --detector haar");
@@ -368,10 +370,8 @@ int main(int argc, char** argv) {
         det->work_bytes_per_pixel() + (o.annotate.empty() && o.annotate_dir.empty() ? 0 : cli::kAnnotateBytesPerPixel);
     vision::AgeGenderClassifier clf = vision::AgeGenderClassifier::load(o.weights);
     if (o.int8.calibrating()) return calibrate(o, clf);
-    if (o.int8.precision == "int8") {
-      clf.use_int8();
-      if (auto* cnn = dynamic_cast<vision::YuNetDetector*>(det.get())) cnn->use_int8();
-    }
+    clf.use_precision(o.int8.mode());
+    if (auto* cnn = dynamic_cast<vision::YuNetDetector*>(det.get())) cnn->use_precision(o.int8.mode());
     vision::FacePipeline pipe(std::move(det), vision::CascadeClassifier::load(o.eye_cascade), std::move(clf), po);
     return o.manifest.empty() ? run_photos(o, pipe) : run_manifest(o, pipe);
   } catch (const std::bad_alloc&) {

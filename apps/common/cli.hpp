@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <cnn/quantize.hpp>
+#include <vision/precision.hpp>
 
 namespace cli {
 
@@ -274,7 +275,7 @@ class Progress {
 // int8 runs a network's int8 form from its weights file; --calibrate makes one from the images in
 // DIR, --save-int8 writes the weights file again with it, and the app stops there.
 struct Int8Flags {
-  std::string precision = "fp32", calibrate, save;
+  std::string precision = "auto", calibrate, save;  // --precision auto|fp32|int8 (vision::Precision)
   std::string range = "percentile";  // --calibration minmax|percentile
   double min_sqnr_db = 20;           // --min-sqnr DB (cnn::QuantizeOptions)
   // Takes flag `a` (value from `val`) if it is one of these; false otherwise.
@@ -282,7 +283,8 @@ struct Int8Flags {
   bool take(const std::string& a, Val&& val) {
     if (a == "--precision") {
       precision = val();
-      if (precision != "fp32" && precision != "int8") usage_error("--precision must be fp32 or int8, got '" + precision + "'");
+      if (precision != "auto" && precision != "fp32" && precision != "int8")
+        usage_error("--precision must be auto, fp32 or int8, got '" + precision + "'");
     } else if (a == "--calibrate") calibrate = val();
     else if (a == "--save-int8") save = val();
     else if (a == "--calibration") {
@@ -293,6 +295,9 @@ struct Int8Flags {
     return true;
   }
   bool calibrating() const { return !calibrate.empty(); }
+  vision::Precision mode() const {
+    return precision == "int8" ? vision::Precision::Int8 : precision == "fp32" ? vision::Precision::FP32 : vision::Precision::Auto;
+  }
   cnn::QuantizeOptions quantize_options() const {
     cnn::QuantizeOptions q;
     q.range = range == "minmax" ? cnn::CalibrationRange::MinMax : cnn::CalibrationRange::Percentile;

@@ -47,7 +47,9 @@ const char* kUsage =
     "  --eye-cascade FILE    eye cascade for --align (default: bundled haarcascade_eye.xml)\n"
     "  --dump-grey DIR       write the decoded grey image of input i as DIR/<iiii>.png\n"
     "  --quiet               no progress bar\n"
-    "  --precision fp32|int8 cnn: int8 runs the network's int8 form from its weights file (default fp32)\n"
+    "  --precision auto|fp32|int8  cnn: int8 runs the network's int8 form from its weights file;\n"
+    "                        auto (default): that form where it converts any layer, else fp32 (the\n"
+    "                        bundled YuNet's keeps every layer fp32: auto runs it in fp32)\n"
     "  --calibrate DIR --save-int8 OUT  cnn: make that int8 form from the photos in DIR and write the\n"
     "                        weights file with it as OUT\n"
     "  --calibration minmax|percentile  activation ranges for --calibrate (default percentile)\n"
@@ -143,7 +145,7 @@ int main(int argc, char** argv) {
     if (cnn_detector) {
       auto yunet = std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(weights_path));
       if (int8.calibrating()) return calibrate(*yunet, int8, fp, lo);
-      if (int8.precision == "int8") yunet->use_int8();
+      yunet->use_precision(int8.mode());
       det = std::move(yunet);
     } else det = std::make_unique<vision::CascadeFaceDetector>(vision::CascadeClassifier::load(cascade_path), p);
     if (!align_dir.empty()) eyes = vision::CascadeClassifier::load(eye_path);

@@ -204,6 +204,8 @@ class AgeGenderClassifier {
 
   // int8 inference from the weights file's int8 form (an error naming the file if it has none).
   void use_int8() { int8_.load(model_.graph, path_); }
+  // fp32, int8 or auto (precision.hpp); returns whether the network now runs in int8.
+  bool use_precision(Precision p) { return int8_.select(model_.graph, path_, p); }
   // A new int8 form calibrated on aligned face crops (what the network sees: `--crops` output),
   // used from now on; save_int8() writes the weights file with it.
   void calibrate_int8(const std::vector<Image>& crops, const cnn::QuantizeOptions& opt = {}) {

@@ -2,6 +2,9 @@
 //
 // A network's int8 form lives in its own weights file (QuantizedModel::save adds it), so the apps'
 // `--precision int8` needs no calibration at run time; `--calibrate DIR --save-int8 OUT` makes one.
+// The apps' default, Precision::Auto, runs a network in int8 where its file holds an int8 form that
+// converts any layer (the bundled age/gender models), in fp32 otherwise (YuNet's form keeps every
+// layer fp32: docs/int8.md).
 #pragma once
 #include <memory>
 #include <string>
@@ -11,12 +14,27 @@
 
 namespace vision {
 
+// Int8: the stored int8 form, an error naming the file if it has none. Auto: that form where the
+// file holds one with at least one int8 layer, else fp32 (a broken form is an error all the same).
+enum class Precision { Auto, FP32, Int8 };
+
 class Int8Form {
  public:
   bool active() const { return q_ != nullptr; }
   // The int8 form stored in `path`, the file `graph` was loaded from.
   void load(cnn::Graph& graph, const std::string& path) {
     q_ = std::make_unique<cnn::QuantizedModel>(graph, cnn::SafeTensors::open(path));
+  }
+  // Runs `graph` (loaded from `path`) in precision `p` from now on; returns whether in int8.
+  bool select(cnn::Graph& graph, const std::string& path, Precision p) {
+    q_.reset();
+    if (p == Precision::FP32) return false;
+    const cnn::SafeTensors file = cnn::SafeTensors::open(path);
+    if (p == Precision::Auto && file.meta("quantization").empty()) return false;
+    auto q = std::make_unique<cnn::QuantizedModel>(graph, file);
+    if (p == Precision::Auto && q->int8_layers() == 0) return false;
+    q_ = std::move(q);
+    return true;
   }
   // A new int8 form calibrated on `inputs` (the network's own input tensors).
   void calibrate(cnn::Graph& graph, const std::vector<cnn::Tensor>& inputs, const cnn::QuantizeOptions& opt) {

@@ -49,7 +49,8 @@ void check_model_against_torch(const std::string& weights_name, const std::strin
     const float* want = input.values.data() + i * std::size_t(per_face);
     double worst = 0;
     for (int64_t k = 0; k < per_face; ++k) worst = std::max(worst, double(std::fabs(x.data()[k] - want[k])));
-    const double one_level = 1.0 / 255 / 0.25;  // std 0.25 in the shipped models
+    const std::vector<double> stdv = clf.model().meta_numbers("std");
+    const double one_level = 1.0 / 255 / *std::min_element(stdv.begin(), stdv.end());
     CHECK(worst <= 1.01 * one_level);
     // The network: the engine on PyTorch's input, every head to 1e-4.
     cnn::Tensor golden_in(cnn::Shape{1, 3, S, S});
@@ -72,6 +73,10 @@ TEST_CASE("shipped ResNet age/gender model equals PyTorch on real face crops") {
 
 TEST_CASE("shipped VGG16 age/gender model equals PyTorch on real face crops") {
   check_model_against_torch("agegender-vgg16bn.safetensors", "vgg16bn");
+}
+
+TEST_CASE("shipped face-api age/gender model (a graph file) equals PyTorch on real face crops") {
+  check_model_against_torch("agegender-faceapi.safetensors", "faceapi");
 }
 
 TEST_CASE("one answer per face: the age lies in the group's label and in the range") {
@@ -424,6 +429,23 @@ TEST_CASE("malformed manifests name the file and line") {
   }
 }
 
+TEST_CASE("Precision::Auto runs a network in int8 only where its file's int8 form converts a layer") {
+  AgeGenderClassifier clf = AgeGenderClassifier::load(vt::repo("weights/agegender-faceapi.safetensors"));
+  CHECK(clf.use_precision(Precision::Auto));
+  CHECK(clf.int8().active());
+  CHECK(!clf.use_precision(Precision::FP32));
+  CHECK(!clf.int8().active());
+  // No int8 form: fp32 under Auto, an error naming the file under Int8.
+  AgeGenderClassifier plain = AgeGenderClassifier::load(vt::repo("tests/golden/models/resnet18_agedist.safetensors"));
+  CHECK(!plain.use_precision(Precision::Auto));
+  CHECK_THROWS_WITH_AS(plain.use_precision(Precision::Int8), doctest::Contains("resnet18_agedist.safetensors: holds no int8 form"),
+                       cnn::Error);
+  // YuNet's form keeps every layer fp32 (the speed rule): Auto leaves it on the float graph.
+  YuNetDetector yunet = YuNetDetector::load(vt::repo("weights/yunet.safetensors"));
+  CHECK(!yunet.use_precision(Precision::Auto));
+  CHECK(yunet.use_precision(Precision::Int8));
+}
+
 #ifdef VISION_AGEGENDER_EXE
 namespace {
 vt::Run agegender(const std::string& args) { return vt::run(VISION_AGEGENDER_EXE, args); }
@@ -479,20 +501,30 @@ TEST_CASE("agegender app: photos") {
 
 TEST_CASE("agegender app: int8 from the weights files' int8 forms, and calibrating a new one") {
   const std::string astronaut = vt::repo("samples/astronaut.png");
-  vt::Run fp = agegender(astronaut + " --json --threads 1");
+  vt::Run fp = agegender(astronaut + " --json --threads 1 --precision fp32");
   vt::Run q = agegender(astronaut + " --json --threads 1 --precision int8");
+  vt::Run dflt = agegender(astronaut + " --json --threads 1");
   CHECK(fp.rc == 0);
   CHECK(q.rc == 0);
   CHECK(vt::has(q.out, "\"classified\":true"));
-  const auto gender = [](const std::string& json) { return json.substr(json.find("\"gender\":"), 13); };
-  CHECK(gender(q.out) == gender(fp.out));  // p = 0.91 in fp32: int8 must not flip it
-  // The face-api model in int8 too; a weights file without an int8 form: said, exit 1.
-  vt::Run r = agegender(astronaut + " --model faceapi --precision int8 --json");
+  const auto field = [](const std::string& json, const std::string& key) {
+    const std::size_t at = json.find("\"" + key + "\":");
+    return at == std::string::npos ? std::string("(none)") : json.substr(at, key.size() + 10);
+  };
+  CHECK(field(q.out, "gender") == field(fp.out, "gender"));  // p = 0.9 in fp32: int8 must not flip it
+  CHECK(field(q.out, "p_male") != field(fp.out, "p_male"));  // but it is another network
+  // auto, the default: the bundled model's int8 form (it converts most layers)
+  CHECK(field(dflt.out, "p_male") == field(q.out, "p_male"));
+  CHECK(field(agegender(astronaut + " --json --threads 1 --precision auto").out, "p_male") == field(q.out, "p_male"));
+  // The ResNet in int8 too; a weights file without an int8 form: said, exit 1 (auto: fp32, silently).
+  vt::Run r = agegender(astronaut + " --model resnet --precision int8 --json");
   CHECK(r.rc == 0);
-  CHECK(gender(r.out) == gender(fp.out));
+  CHECK(field(r.out, "gender") == field(fp.out, "gender"));
   r = agegender(astronaut + " --precision int8 --weights " + vt::repo("tests/golden/models/resnet18_agedist.safetensors"));
   CHECK(r.rc == 1);
   CHECK(vt::has(r.err, "resnet18_agedist.safetensors: holds no int8 form"));
+  r = agegender(astronaut + " --weights " + vt::repo("tests/golden/models/resnet18_agedist.safetensors"));
+  CHECK(r.rc == 0);
   // Calibrating: the crops the app writes are the calibration set.
   const std::string crops = vt::tmp_dir() + "/ag_int8_crops", out = vt::tmp_dir() + "/ag_int8.safetensors";
   r = agegender(astronaut + " --crops " + crops + " --quiet");

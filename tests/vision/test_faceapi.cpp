@@ -1,9 +1,9 @@
 // face-api's face recognition network (dlib's ResNet), converted by tools/convert_faceapi.py into a
 // graph file, run by cnn::load_model alone: its descriptors equal face-api's own
 // (tests/golden/faceapi/, made by tools/faceapi/golden.mjs with @vladmandic/face-api 1.7.15).
-// The bundled file is the age/gender model built on it (tools/train_descriptor_heads.py), whose
-// "descriptor" output is the converted network's, unchanged; FACECNN_FACEAPI_WEIGHTS may name the
-// converter's own output instead.
+// The bundled weights/faceapi-recognition.safetensors is the converter's output (the age/gender
+// model fine-tunes its later layers, so its own descriptor is no longer face-api's);
+// FACECNN_FACEAPI_WEIGHTS may name another conversion (--dtype F32) or a model keeping the output.
 #include "common.hpp"
 
 #include <algorithm>
@@ -20,7 +20,7 @@ struct Threads {  // the engine's thread count for one scope
 
 std::string faceapi_weights() {
   const char* e = std::getenv("FACECNN_FACEAPI_WEIGHTS");
-  return e && *e ? std::string(e) : vt::repo("weights/agegender-faceapi.safetensors");
+  return e && *e ? std::string(e) : vt::repo("weights/faceapi-recognition.safetensors");
 }
 
 }  // namespace
