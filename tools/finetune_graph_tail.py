@@ -11,7 +11,7 @@ Everything before the node --from stays frozen, so its output (the one value the
 reads) is computed once per training view and cached in F16 beside --out (`features_<node>.npz`):
 view 0 is the app-aligned crop, view 1 its mirror image, the others random scale/shift/roll
 (tools/train_agegender.py's augment, rolls up to --rotation degrees) with the photo degradations of
-its wild() at probability --wild-aug. Training then runs the tail alone (a few percent of the
+its wild() at probability --wild-aug (delete the cache to change these). Training then runs the tail alone (a few percent of the
 network's work), so an epoch over 17,814 faces x 6 views takes minutes on two cores. The loss is
 the heads' recipe (gender x2 with label smoothing 0.1, age group, age distribution towards a
 Gaussian of 2 years plus 0.1 x L1 of its mean); the tail's own layers learn at --lr x
@@ -127,6 +127,8 @@ def main():
     if os.path.exists(cache):
         z = np.load(cache)
         ft, at, gt, fv, av, gv = (torch.from_numpy(z[k]) for k in ("ft", "at", "gt", "fv", "av", "gv"))
+        if ft.shape[0] != a.views:
+            sys.exit(f"{cache} holds {ft.shape[0]} views, not --views {a.views}: delete it to make it again")
     else:
         it, at, gt = H.load_crops(a.data, a.crops, "train", side)
         iv, av, gv = H.load_crops(a.data, a.crops, "val", side)
@@ -164,8 +166,8 @@ def main():
 
     def score():
         with torch.no_grad():
-            o = {k: torch.cat(v) for k, v in zip(("gender", "age_group", "age"), zip(*[
-                (r["gender"], r["age_group"], r["age"]) for r in (run(fv[i:i + 256]) for i in range(0, len(fv), 256))]))}
+            parts = [run(fv[i:i + 256]) for i in range(0, len(fv), 256)]
+        o = {h: torch.cat([p[h] for p in parts]) for h in ("gender", "age_group", "age")}
         vg = torch.tensor([T.age_group(float(v)) for v in av])
         pg = o["age_group"].argmax(1)
         return ((o["gender"].argmax(1) == gv).float().mean().item() * 100, (pg == vg).float().mean().item() * 100,

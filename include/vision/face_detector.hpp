@@ -255,7 +255,7 @@ class YuNetDetector : public FaceDetector {
   }
 
   // int8 inference from the weights file's int8 form (an error naming the file if it has none).
-  void use_int8() { int8_.load(model_.graph, path_); }
+  void use_int8() { use_precision(Precision::Int8); }
   // fp32, int8 or auto (precision.hpp); returns whether the network now runs in int8.
   bool use_precision(Precision p) { return int8_.select(model_.graph, path_, p); }
   // A new int8 form calibrated on photos, each scaled as detect() scales it with `p`; used from

@@ -21,11 +21,8 @@ enum class Precision { Auto, FP32, Int8 };
 class Int8Form {
  public:
   bool active() const { return q_ != nullptr; }
-  // The int8 form stored in `path`, the file `graph` was loaded from.
-  void load(cnn::Graph& graph, const std::string& path) {
-    q_ = std::make_unique<cnn::QuantizedModel>(graph, cnn::SafeTensors::open(path));
-  }
-  // Runs `graph` (loaded from `path`) in precision `p` from now on; returns whether in int8.
+  // Runs `graph` (loaded from `path`) in precision `p` from now on: fp32, or the int8 form stored
+  // in `path`; returns whether in int8.
   bool select(cnn::Graph& graph, const std::string& path, Precision p) {
     q_.reset();
     if (p == Precision::FP32) return false;
