@@ -29,7 +29,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import graph_torch  # noqa: E402
@@ -190,14 +189,8 @@ def main():
         for i in range(0, n, a.batch):
             idx = perm[i:i + a.batch]
             o = run(ft[view[idx], idx])
-            g_loss = F.cross_entropy(o["gender"], gt[idx], label_smoothing=0.1)
-            if teacher is not None:
-                g_loss = (1 - a.keep_gender) * g_loss + a.keep_gender * F.kl_div(
-                    o["gender"].log_softmax(1), teacher[view[idx], idx], reduction="batchmean")
-            loss = (a.gender_weight * g_loss
-                    + F.cross_entropy(o["age_group"], groups[idx], label_smoothing=0.1)
-                    + F.kl_div(o["age"].log_softmax(1), T.age_dist_targets(at[idx], 2.0), reduction="batchmean")
-                    + 0.1 * F.l1_loss(T.age_years(o["age"]), at[idx]))
+            loss = H.heads_loss(o, gt[idx], groups[idx], at[idx], a.gender_weight, a.keep_gender,
+                                None if teacher is None else teacher[view[idx], idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
