@@ -537,6 +537,16 @@ TEST_CASE("agegender app: int8 from the weights files' int8 forms, and calibrati
   r = agegender(astronaut + " --weights " + out + " --precision int8 --json");
   CHECK(r.rc == 0);
   CHECK(vt::has(r.out, "\"age_group\":\"("));
+  // A broken int8 form is an error under auto (the default) as under int8: never a silent fall-back.
+  std::string broken = vt::read_text(out);
+  const std::size_t fmt = broken.find("\\\"format\\\":1");
+  REQUIRE(fmt != std::string::npos);
+  broken[fmt + 11] = '7';
+  vt::write_bytes(out + ".broken", broken);
+  r = agegender(astronaut + " --weights " + out + ".broken");
+  CHECK(r.rc == 1);
+  CHECK(vt::has(r.err, "ag_int8.safetensors.broken: metadata 'quantization': needs \"format\": 1"));
+  CHECK(agegender(astronaut + " --weights " + out + ".broken --precision fp32").rc == 0);
   // Bad int8 flags: exit 2 before any work.
   for (const char* f : {"--precision int4", "--calibrate", "", "--calibration mean", "--min-sqnr x"}) {  // "": no --save-int8
     CAPTURE(f);
