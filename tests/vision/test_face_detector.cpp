@@ -106,6 +106,70 @@ TEST_CASE("the detector scales a large photo for the faces wanted") {
   CHECK(det.detect(to_grey(photo), p).size() == 1);
 }
 
+TEST_CASE("the mirror pass averages two passes: scores, boxes, landmarks") {
+  // average_passes on hand-made candidates: a pair that overlaps (IoU >= 0.5) is one face with the
+  // mean score and the score-weighted box; a face only one pass has keeps half its score.
+  auto cand = [](float score, float x0, float y0, float x1, float y1) {
+    detail::Candidate c{};
+    c.score = score;
+    c.box[0] = x0, c.box[1] = y0, c.box[2] = x1, c.box[3] = y1;
+    for (int k = 0; k < 5; ++k) c.lm[2 * k] = x0 + k, c.lm[2 * k + 1] = y0 + k;
+    return c;
+  };
+  const std::vector<detail::Candidate> a = {cand(0.9f, 0, 0, 100, 100), cand(0.6f, 300, 0, 340, 40)};
+  const std::vector<detail::Candidate> b = {cand(0.7f, 500, 0, 540, 40), cand(0.3f, 10, 0, 110, 100)};
+  const std::vector<detail::Candidate> m = YuNetDetector::average_passes(a, b);
+  REQUIRE(m.size() == 3);
+  CHECK(m[0].score == doctest::Approx(0.6f));  // (0.9 + 0.3) / 2
+  CHECK(m[0].box[0] == doctest::Approx(0.25f * 10));  // weights 0.75 and 0.25
+  CHECK(m[0].box[2] == doctest::Approx(0.75f * 100 + 0.25f * 110));
+  CHECK(m[0].lm[0] == doctest::Approx(0.25f * 10));
+  CHECK(m[1].score == doctest::Approx(0.35f));  // b's lone face: 0.7 / 2
+  CHECK(m[1].box[0] == 500);
+  CHECK(m[2].score == doctest::Approx(0.3f));  // a's lone face: 0.6 / 2
+
+  // On photos: mirroring the photo mirrors the answer (the two passes swap), and the averaged
+  // landmarks stay where the single pass puts them (the mirror's left eye is the photo's right).
+  YuNetDetector det = YuNetDetector::load(kWeights);
+  FaceDetectParams p;
+  p.min_face = 0;
+  p.mirror = true;
+  std::vector<std::string> photos = {vt::repo("samples/astronaut.png")};
+  if (vt::have_shared())  // a group photo of 8 faces
+    photos.push_back(vt::shared_dir() + "/data/wider-dev/images/12--Group/12_Group_Group_12_Group_Group_12_101.jpg");
+  for (const std::string& path : photos) {
+    INFO(path);
+    const Image img = load_image(path);
+    const Image flipped = flip_horizontal(img);
+    const std::vector<Face> got = det.detect(img, p), got_flipped = det.detect(flipped, p);
+    FaceDetectParams single = p;
+    single.mirror = false;
+    const std::vector<Face> one = det.detect(img, single);
+    REQUIRE(!got.empty());
+    REQUIRE(got.size() == got_flipped.size());
+    for (std::size_t k = 0; k < got.size(); ++k) {
+      const Face &f = got[k], &g = got_flipped[k];
+      CHECK(f.score == doctest::Approx(g.score).epsilon(1e-4));
+      CHECK(std::abs(f.box.x - (img.width() - g.box.x - g.box.w)) <= 2);
+      CHECK(std::abs(f.box.y - g.box.y) <= 1);
+      CHECK(std::abs(f.box.w - g.box.w) <= 2);
+      CHECK(f.landmarks[kEyeLeft].x < f.landmarks[kEyeRight].x);
+      CHECK(std::fabs(f.landmarks[kEyeLeft].x - (img.width() - g.landmarks[kEyeRight].x)) <= 1.0);
+    }
+    int compared = 0;
+    for (const Face& f : got) {  // the sure faces against the single pass's box of the same face
+      if (f.score < 0.8f) continue;
+      for (const Face& o : one) {
+        if (iou(f.box, o.box) < 0.7) continue;
+        ++compared;
+        for (int m = 0; m < 5; ++m)
+          CHECK(std::hypot(f.landmarks[m].x - o.landmarks[m].x, f.landmarks[m].y - o.landmarks[m].y) <= 0.1 * f.box.w);
+      }
+    }
+    CHECK(compared >= 1);
+  }
+}
+
 TEST_CASE("the cascade behind the same interface: OpenCV's boxes, a probability from the neighbours") {
   CascadeFaceDetector det(CascadeClassifier::load(vt::repo("weights/haarcascade_frontalface_alt2.xml")));
   const Image photo = load_image(vt::repo("samples/astronaut.png"));
@@ -189,12 +253,16 @@ TEST_CASE("detect app: the CNN by default, with scores and landmarks; --detector
   r = vt::run(VISION_DETECT_EXE, img + " --json --min-score 1");
   CHECK(r.rc == 0);
   CHECK(vt::has(r.out, "\"faces\":[]"));
+  r = vt::run(VISION_DETECT_EXE, img + " --json --mirror on");
+  CHECK(r.rc == 0);
+  CHECK(vt::has(r.out, "\"landmarks\":[["));
   const std::string ann = vt::tmp_dir() + "/cnn_annot.png";
   r = vt::run(VISION_DETECT_EXE, img + " --annotate " + ann);
   CHECK(r.rc == 0);
   CHECK(load_image(ann).width() == 512);
   for (const char* f : {"--detector dnn", "--min-score 1.5", "--min-score -0.1", "--detector cnn --cascade x.xml",
-                        "--detector haar --weights w.safetensors", "--max-input 4"}) {
+                        "--detector haar --weights w.safetensors", "--max-input 4", "--mirror yes",
+                        "--detector haar --mirror on"}) {
     CAPTURE(f);
     r = vt::run(VISION_DETECT_EXE, img + " " + f);
     CHECK(r.rc == 2);
