@@ -5,9 +5,10 @@
 //   BM_classify/<model>/<int8>/threads  one aligned 200x200 crop -> resize, normalise, network (per face)
 //   BM_network/<model>/<int8>/threads   the network alone on a prepared input
 //   BM_align/threads               alignment of the detected face on its five landmarks
-//   BM_photo/<model>/<int8>/threads     the whole photo: detect (YuNet), align, classify (ms_per_photo)
-//   BM_photo_12mp/<model>/<int8>/threads  a 4000x3000 group photo (a WIDER photo with 10 faces,
-//                                  enlarged; needs ../shared): detect, align, classify every face
+//   BM_photo/<model>/<int8>/threads/mirror  the whole photo: detect (YuNet; mirror:1 with its mirror
+//                                  pass, the pipeline's default), align, classify (ms_per_photo)
+//   BM_photo_12mp/<model>/<int8>/threads/mirror  a 4000x3000 group photo (a WIDER photo with 10
+//                                  faces, enlarged; needs ../shared): detect, align, classify every face
 //   BM_decode_12mp/png/stb         decoding that photo in memory from a JPEG (quality 90; png:0) or a
 //                                  PNG (png:1) with decode_image (stb:0: libjpeg-turbo, libpng) or
 //                                  with stb_image on the same bytes (stb:1, for comparison)
@@ -61,11 +62,19 @@ void BM_align(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(g_pipe[0][0]->analyse_face(g_photo, g_grey, g_det).aligned.data());
 }
 
+// The pipeline of the benchmark's model and precision, its detector's mirror pass as asked (arg 3).
+vision::FacePipeline& photo_pipe(benchmark::State& st) {
+  vision::FacePipeline& p = pipe(st);
+  p.options().detect.mirror = st.range(3) != 0;
+  return p;
+}
+
 void BM_photo(benchmark::State& st) {
   set_threads(st, 2);
+  vision::FacePipeline& p = photo_pipe(st);
   std::size_t faces = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : st) faces += pipe(st).analyse(g_photo).size();
+  for (auto _ : st) faces += p.analyse(g_photo).size();
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   st.counters["ms_per_photo"] = ms / double(st.iterations());
   st.counters["faces"] = double(faces) / double(st.iterations());
@@ -75,9 +84,10 @@ void BM_photo(benchmark::State& st) {
 void BM_photo_12mp(benchmark::State& st) {
   if (g_big.empty()) return st.SkipWithError("../shared/data/wider-dev is missing");
   set_threads(st, 2);
+  vision::FacePipeline& p = photo_pipe(st);
   std::size_t faces = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : st) faces += pipe(st).analyse(g_big).size();
+  for (auto _ : st) faces += p.analyse(g_big).size();
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   st.counters["ms_per_photo"] = ms / double(st.iterations());
   st.counters["faces"] = double(faces) / double(st.iterations());
@@ -105,8 +115,8 @@ void BM_decode_12mp(benchmark::State& st) {
 BENCHMARK(BM_classify)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}})->ArgNames({"model", "int8", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_network)->ArgsProduct({{0, 1, 2}, {0, 1}, {1}})->ArgNames({"model", "int8", "threads"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_align)->Arg(1)->ArgName("threads")->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_photo)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}})->ArgNames({"model", "int8", "threads"})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_photo_12mp)->ArgsProduct({{0, 2}, {0, 1}, {1, 2}})->ArgNames({"model", "int8", "threads"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_photo)->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {0, 1}})->ArgNames({"model", "int8", "threads", "mirror"})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_photo_12mp)->ArgsProduct({{0, 2}, {0, 1}, {1, 2}, {0, 1}})->ArgNames({"model", "int8", "threads", "mirror"})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_decode_12mp)->ArgsProduct({{0, 1}, {0, 1}})->ArgNames({"png", "stb"})->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {

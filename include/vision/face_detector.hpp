@@ -291,9 +291,10 @@ class YuNetDetector : public FaceDetector {
   // the photo's own coordinates (landmarks keep their names: the mirror's left eye is the photo's
   // right eye).
   std::vector<detail::Candidate> look(const Image& scaled, const Image& photo, bool mirrored) {
-    std::vector<detail::Candidate> cands =
-        candidates(int8_.forward(model_.graph, input_tensor(scaled, mirrored).view()), double(scaled.width()) / photo.width(),
-                   double(scaled.height()) / photo.height());
+    fill_input(scaled, mirrored, input_);
+    std::vector<detail::Candidate> cands = candidates(int8_.forward(model_.graph, input_.view()),
+                                                      double(scaled.width()) / photo.width(),
+                                                      double(scaled.height()) / photo.height());
     if (mirrored) {
       const float w = float(photo.width());
       for (detail::Candidate& c : cands) {
@@ -349,9 +350,16 @@ class YuNetDetector : public FaceDetector {
   // values, zero-padded on the right and bottom to multiples of 32 (so the three levels line up for
   // the upsampling adds).
   static cnn::Tensor input_tensor(const Image& rgb, bool mirrored = false) {
+    cnn::Tensor t;
+    fill_input(rgb, mirrored, t);
+    return t;
+  }
+  // The same into `t`, reused when it has the shape already (its padding is zero from then on):
+  // a 1600x1200 photo's input is 23 MB, not worth allocating and clearing twice per photo.
+  static void fill_input(const Image& rgb, bool mirrored, cnn::Tensor& t) {
     const int64_t W = (rgb.width() + 31) / 32 * 32, H = (rgb.height() + 31) / 32 * 32;
-    cnn::Tensor t(cnn::Shape{1, 3, H, W});
-    std::fill(t.data(), t.data() + t.numel(), 0.f);
+    const cnn::Shape shape{1, 3, H, W};
+    if (!(t.shape() == shape) || !t.data()) t = cnn::Tensor(shape);  // zero-filled
     for (int y = 0; y < rgb.height(); ++y) {
       const uint8_t* row = rgb.row(y);
       float* b = t.data() + y * W;
@@ -364,7 +372,6 @@ class YuNetDetector : public FaceDetector {
         b[to] = row[3 * x + 2];
       }
     }
-    return t;
   }
 
   // Candidates from the twelve outputs of an input that was the photo scaled by (sx, sy), in photo
@@ -427,6 +434,7 @@ class YuNetDetector : public FaceDetector {
   std::string path_;
   cnn::Model model_;
   Int8Form int8_;
+  cnn::Tensor input_;  // the network's input, kept between calls (fill_input)
   YuNetDecode decode_;
   int out_[3][4] = {};  // output index of cls, bbox, obj, kps per level
 };
