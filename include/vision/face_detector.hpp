@@ -354,19 +354,26 @@ class YuNetDetector : public FaceDetector {
     fill_input(rgb, mirrored, t);
     return t;
   }
-  // The same into `t`, reused when it has the shape already (its padding is zero from then on):
-  // a 1600x1200 photo's input is 23 MB, not worth allocating and clearing twice per photo.
+  // The same into `t`, reused when it has the shape already (a 1600x1200 photo's input is 23 MB,
+  // not worth allocating and clearing twice per photo): only the padding is cleared again.
   static void fill_input(const Image& rgb, bool mirrored, cnn::Tensor& t) {
     const int64_t W = (rgb.width() + 31) / 32 * 32, H = (rgb.height() + 31) / 32 * 32;
     const cnn::Shape shape{1, 3, H, W};
-    if (!(t.shape() == shape) || !t.data()) t = cnn::Tensor(shape);  // zero-filled
-    for (int y = 0; y < rgb.height(); ++y) {
+    const bool fresh = !(t.shape() == shape) || !t.data();
+    if (fresh) t = cnn::Tensor(shape);  // zero-filled
+    const int w = rgb.width(), h = rgb.height();
+    for (int64_t c = 0; c < 3 && !fresh; ++c) {
+      float* plane = t.data() + c * H * W;
+      for (int y = 0; y < h; ++y) std::fill(plane + y * W + w, plane + (y + 1) * W, 0.f);
+      std::fill(plane + h * W, plane + H * W, 0.f);
+    }
+    for (int y = 0; y < h; ++y) {
       const uint8_t* row = rgb.row(y);
       float* b = t.data() + y * W;
       float* g = b + H * W;
       float* r = g + H * W;
-      for (int x = 0; x < rgb.width(); ++x) {
-        const int to = mirrored ? rgb.width() - 1 - x : x;
+      for (int x = 0; x < w; ++x) {
+        const int to = mirrored ? w - 1 - x : x;
         r[to] = row[3 * x];
         g[to] = row[3 * x + 1];
         b[to] = row[3 * x + 2];

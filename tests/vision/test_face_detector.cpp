@@ -170,6 +170,35 @@ TEST_CASE("the mirror pass averages two passes: scores, boxes, landmarks") {
   }
 }
 
+TEST_CASE("a detector reused on photos of other sizes answers as a fresh one") {
+  // The network's input is kept between calls; a photo whose padded size is the same as the last
+  // one's (512 -> 500 px: both padded to 512) must see zeros, not the last photo, in its padding.
+  const Image photo = load_image(vt::repo("samples/astronaut.png"));
+  const Image smaller = crop(photo, Rect{0, 0, 500, 500});
+  for (bool mirror : {false, true}) {
+    cnn::Tensor t;
+    YuNetDetector::fill_input(photo, !mirror, t);
+    YuNetDetector::fill_input(smaller, mirror, t);
+    const cnn::Tensor want = YuNetDetector::input_tensor(smaller, mirror);
+    REQUIRE(t.shape() == want.shape());
+    CHECK(std::memcmp(t.data(), want.data(), want.bytes()) == 0);
+  }
+  FaceDetectParams p;
+  p.min_face = 0;
+  p.min_score = 0.f;
+  for (bool mirror : {false, true}) {
+    p.mirror = mirror;
+    YuNetDetector reused = YuNetDetector::load(kWeights), fresh = YuNetDetector::load(kWeights);
+    reused.detect(photo, p);
+    const std::vector<Face> a = reused.detect(smaller, p), b = fresh.detect(smaller, p);
+    REQUIRE(a.size() == b.size());
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      CHECK(a[k].score == b[k].score);
+      CHECK(a[k].box == b[k].box);
+    }
+  }
+}
+
 TEST_CASE("the cascade behind the same interface: OpenCV's boxes, a probability from the neighbours") {
   CascadeFaceDetector det(CascadeClassifier::load(vt::repo("weights/haarcascade_frontalface_alt2.xml")));
   const Image photo = load_image(vt::repo("samples/astronaut.png"));
