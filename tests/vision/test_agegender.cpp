@@ -479,7 +479,18 @@ TEST_CASE("agegender app: photos") {
   CHECK(r.rc == 0);
   CHECK(vt::has(r.out, "\"classified\":true"));
   CHECK(!vt::has(r.out, "landmarks"));
-  for (const char* f : {"--detector dnn", "--min-score 2", "--classify-score -1", "--detector cnn --cascade x.xml"}) {
+  // The detector's mirror pass is the default; --mirror off runs the network once (another score).
+  auto faces_json = [&](const std::string& flags) {
+    const vt::Run run = agegender(astronaut + " --json --threads 1" + flags);
+    CHECK(run.rc == 0);
+    return run.out.substr(0, run.out.find("\"ms\":"));
+  };
+  const std::string by_default = faces_json(""), mirrored = faces_json(" --mirror on"), single = faces_json(" --mirror off");
+  CHECK(by_default == mirrored);
+  CHECK(by_default != single);
+  CHECK(vt::has(single, "\"classified\":true"));
+  for (const char* f : {"--detector dnn", "--min-score 2", "--classify-score -1", "--detector cnn --cascade x.xml",
+                        "--mirror 1", "--detector haar --mirror off"}) {
     CAPTURE(f);
     r = agegender(astronaut + " " + f);
     CHECK(r.rc == 2);
