@@ -1,7 +1,7 @@
 // Engine benchmarks (Google Benchmark). Build: cmake --build build --target bench_engine
 //
 //   build/bench/bench_engine --benchmark_filter=Peak      the machine's fp32 FMA peak (1 thread)
-//   build/bench/bench_engine --benchmark_filter=Gemm      GEMM at VGG16 / ResNet-50 layer shapes
+//   build/bench/bench_engine --benchmark_filter=Gemm      GEMM at VGG16 / ResNet-50 layer shapes (GemmBf16: in bf16)
 //   build/bench/bench_engine --benchmark_filter=Conv      every distinct conv layer of both models
 //   build/bench/bench_engine --benchmark_filter=Model     whole models, batch 1 and 8, 1 and 2 threads
 // CNN_ISA=avx2|generic forces a slower kernel path; CNN_WINOGRAD=0 turns Winograd off.
@@ -9,12 +9,15 @@
 // of the peak measured by BM_Peak in the same process.
 #include <benchmark/benchmark.h>
 
+#include <array>
+
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <set>
 
 #include <cnn/cnn.hpp>
+#include <cnn/kernels/gemm_bf16.hpp>
 
 namespace {
 
@@ -121,23 +124,43 @@ void BM_Gemm(benchmark::State& st) {
   report(st, 2.0 * M * N * K, threads);
 }
 // M = output channels, N = output pixels, K = input channels x kernel area (VGG16 and ResNet-50).
-BENCHMARK(BM_Gemm)
-    ->ArgNames({"M", "N", "K", "thr"})
-    ->Args({64, 50176, 576, 1})     // VGG16 conv1_2 (as im2col GEMM)
-    ->Args({128, 12544, 1152, 1})   // VGG16 conv2_2
-    ->Args({256, 3136, 2304, 1})    // VGG16 conv3_x
-    ->Args({512, 784, 4608, 1})     // VGG16 conv4_x
-    ->Args({512, 196, 4608, 1})     // VGG16 conv5_x
-    ->Args({64, 3136, 256, 1})      // ResNet-50 layer1 conv1
-    ->Args({256, 3136, 64, 1})      // ResNet-50 layer1 conv3
-    ->Args({512, 784, 128, 1})      // ResNet-50 layer2 conv3
-    ->Args({1024, 196, 256, 1})     // ResNet-50 layer3 conv3
-    ->Args({2048, 49, 512, 1})      // ResNet-50 layer4 conv3
-    ->Args({1024, 1024, 1024, 1})   // square: the usual SGEMM yardstick (bench/peers/gemm_peers.py)
-    ->Args({2048, 2048, 2048, 1})
-    ->Args({512, 784, 4608, 2})
-    ->Args({256, 3136, 64, 2})
-    ->Unit(benchmark::kMillisecond);
+void gemm_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "N", "K", "thr"});
+  for (const auto& s : std::vector<std::array<int64_t, 4>>{
+           {64, 50176, 576, 1},     // VGG16 conv1_2 (as im2col GEMM)
+           {128, 12544, 1152, 1},   // VGG16 conv2_2
+           {256, 3136, 2304, 1},    // VGG16 conv3_x
+           {512, 784, 4608, 1},     // VGG16 conv4_x
+           {512, 196, 4608, 1},     // VGG16 conv5_x
+           {64, 3136, 256, 1},      // ResNet-50 layer1 conv1
+           {256, 3136, 64, 1},      // ResNet-50 layer1 conv3
+           {512, 784, 128, 1},      // ResNet-50 layer2 conv3
+           {1024, 196, 256, 1},     // ResNet-50 layer3 conv3
+           {2048, 49, 512, 1},      // ResNet-50 layer4 conv3
+           {1024, 1024, 1024, 1},   // square: the usual SGEMM yardstick (bench/peers/gemm_peers.py)
+           {2048, 2048, 2048, 1},
+           {512, 784, 4608, 2},
+           {256, 3136, 64, 2}})
+    b->Args({s[0], s[1], s[2], s[3]});
+}
+BENCHMARK(BM_Gemm)->Apply(gemm_shapes)->Unit(benchmark::kMillisecond);
+
+// The same shapes in bf16 with fp32 sums (gemm_bf16.hpp; skipped without AVX512_BF16).
+void BM_GemmBf16(benchmark::State& st) {
+  if (!cnn::kernels::bf16_available()) return st.SkipWithError("no AVX512_BF16 on this CPU");
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const int threads = int(st.range(3));
+  cnn::set_num_threads(threads);
+  std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
+  const cnn::kernels::PackedA16 pa = cnn::kernels::pack_a_bf16(M, K, cnn::ConstMat{a.data(), K, 1});
+  const cnn::ConstMat B{b.data(), N, 1};
+  for (auto _ : st) {
+    cnn::kernels::gemm_bf16_packed(M, N, K, pa, cnn::kernels::matrix_source(B), cnn::Mat{c.data(), N, 1});
+    benchmark::DoNotOptimize(c.data());
+  }
+  report(st, 2.0 * M * N * K, threads);
+}
+BENCHMARK(BM_GemmBf16)->Apply(gemm_shapes)->Unit(benchmark::kMillisecond);
 
 // The same GEMM with B packed beforehand: what the blocked loop and micro-kernel reach without the
 // per-call packing (docs/performance.md compares the two).

@@ -216,3 +216,33 @@ TEST_CASE("a model configuration survives its JSON round trip") {
   CHECK_THROWS_WITH_AS(ModelConfig::from_json("{\"heads\":[{\"name\":3}]}", "f.safetensors"),
                        doctest::Contains("f.safetensors: each config head"), Error);
 }
+
+TEST_CASE("in bf16 (set_bf16) the models stay within 1e-2 of PyTorch's fp32 outputs") {
+  if (!kernels::bf16_available()) {
+    MESSAGE("this CPU has no AVX512_BF16: the bf16 path is not run here");
+    return;
+  }
+  struct Bf16Scope {
+    Bf16Scope() { set_bf16(true); }
+    ~Bf16Scope() { set_bf16(false); }
+  } bf16;
+  int changed = 0;  // models whose output the bf16 kernels changed (they ran)
+  for (const char* name : kCases) {
+    const std::string base = test::golden(std::string("models/") + name);
+    Model m = load_model(base + ".safetensors");
+    const Tensor x = read_npy_nchw(base + ".input.npy");
+    const std::vector<Tensor> out = m.graph.forward(x.view());
+    set_bf16(false);
+    const std::vector<Tensor> fp32 = m.graph.forward(x.view());
+    set_bf16(true);
+    const auto names = m.graph.output_names();
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      const NpyArray want = read_npy(base + "." + names[k] + ".npy");
+      const double err = test::rel_error(out[k].data(), want.values.data(), out[k].numel());
+      INFO(name << " output " << names[k] << " error " << err);
+      CHECK(err < 1e-2);
+      changed += test::rel_error(out[k].data(), fp32[k].data(), out[k].numel()) > 0;
+    }
+  }
+  CHECK(changed >= 3);
+}

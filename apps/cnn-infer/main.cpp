@@ -41,8 +41,9 @@ const char* kUsage =
     "  --bench N             time N runs after a warm-up; prints one JSON line\n"
     "  --summary             print the layer table (layer, type, output shape, parameters)\n"
     "  --profile             time each layer (fastest of 5 runs), slowest first\n"
-    "  --precision P         fp32 (default) or int8. int8 takes the weights file's int8 form, or\n"
-    "                        calibrates one from --calibrate\n"
+    "  --precision P         fp32 (default), bf16 or int8. bf16: the convolutions that run as GEMMs\n"
+    "                        multiply in bf16 with fp32 sums (needs AVX512_BF16); int8 takes the\n"
+    "                        weights file's int8 form, or calibrates one from --calibrate\n"
     "  --calibrate SRC       calibration inputs for int8: a .npy (N,C,H,W, normalised like --input),\n"
     "                        a folder of them, or 'random' (seeded noise: for timing only)\n"
     "  --calibration R       minmax or percentile (default) activation ranges\n"
@@ -108,8 +109,8 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--profile") o.profile = true;
     else if (a == "--precision") {
       o.precision = value();
-      if (o.precision != "fp32" && o.precision != "int8")
-        usage_error("--precision expects fp32 or int8, got '" + o.precision + "'");
+      if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "int8")
+        usage_error("--precision expects fp32, bf16 or int8, got '" + o.precision + "'");
     } else if (a == "--calibrate") o.calibrate = value();
     else if (a == "--save-int8") o.save_int8 = value();
     else if (a == "--calibration") {
@@ -190,6 +191,11 @@ std::vector<cnn::Tensor> calibration_inputs(const Options& o, const cnn::Shape& 
 
 int run(const Options& o) {
   if (o.threads) cnn::set_num_threads(o.threads);
+  if (o.precision == "bf16") {
+    if (!cnn::kernels::bf16_available())
+      throw cnn::Error("--precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps); use fp32 or int8");
+    cnn::set_bf16(true);
+  }
   cnn::Model model;
   std::optional<cnn::SafeTensors> file;
   if (o.random_weights) {

@@ -87,6 +87,19 @@ inline bool& winograd_setting() {
 inline void set_winograd(bool on) { winograd_setting() = on; }
 inline bool winograd_enabled() { return winograd_setting(); }
 
+// Whether convolutions that run as a GEMM (1x1 and strided ones the other kernels leave, im2col)
+// multiply in bf16 with fp32 sums (kernels/gemm_bf16.hpp), where the CPU has AVX512_BF16. Default
+// off (outputs move by about 1e-3 relative); CNN_BF16=1 or set_bf16(true) turns it on.
+inline bool& bf16_setting() {
+  static bool on = [] {
+    const char* env = std::getenv("CNN_BF16");
+    return env && std::strcmp(env, "1") == 0;
+  }();
+  return on;
+}
+inline void set_bf16(bool on) { bf16_setting() = on; }
+inline bool bf16_enabled() { return bf16_setting(); }
+
 // Whether stride-2 convolutions may use the direct kernel (kernels/direct_conv.hpp) with AVX-512.
 // Default on; CNN_DIRECT=0 turns it off (they run as implicit-im2col GEMM).
 inline bool& direct_setting() {

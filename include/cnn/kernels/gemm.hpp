@@ -279,45 +279,15 @@ CNN_TARGET_AVX512 inline __m512 activate_avx512(__m512 x, Activation act, __m512
   return x;
 }
 
-// 8 rows x (16 * NV) columns; NV = 2 is the main kernel, NV = 1 serves narrow right-hand sides
-// (Winograd on small feature maps) with half the padding.
+// A finished 8 x (16 * NV) tile of sums into C (`rows` x `cols` of it): added to C unless `first`;
+// with `last`, the epilogue (bias, residual, activation). Shared by the fp32 and bf16 kernels.
 template <int NV>
-CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
-                                             int64_t ldc, int64_t rows, int64_t cols, bool first, bool last,
-                                             const Epilogue& ep, int64_t row0, int64_t a_next) {
-  __m512 acc[kMR][NV];
-#pragma GCC unroll 8
-  for (int r = 0; r < kMR; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  // The tile's rows of C and of the residual are far apart in memory and beyond L2 for large maps:
-  // request them now, they are needed after the k loop (ResNet-50's 64->256 1x1 convolutions at
-  // 56x56 with a residual: 0.70-0.77 -> 0.57 ms at 2 threads).
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * v), _MM_HINT_T0);
-    if (last && ep.residual)
-      for (int v = 0; v < NV; ++v)
-        _mm_prefetch(reinterpret_cast<const char*>(ep.residual + (c + r * ldc + 16 * v - ep.out_base)), _MM_HINT_T0);
-  }
+CNN_TARGET_AVX512 inline void store_tile_avx512(const __m512 (&acc)[kMR][NV], float* c, int64_t ldc, int64_t rows,
+                                                int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0) {
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) {
     const int64_t n = std::clamp<int64_t>(cols - 16 * v, 0, 16);
     mask[v] = __mmask16((1u << n) - 1);
-  }
-  for (int64_t k = 0; k < kc; ++k, a += kMR, b += ldb) {
-    // A panels (weights) stream from beyond L2 in Winograd and for deep layers. Into L1: this
-    // panel 2 KiB ahead (+20% on 512-channel Winograd layers); into L2: the next call's panel, so
-    // a panel read straight from memory arrives while this one is multiplied (small maps, where
-    // each panel serves one call: 16 GEMMs of 512x16x512 from memory 8.2 -> 5.3 ms). One cache
-    // line of each every other step, the rate the panel is consumed.
-    if ((k & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(a + 512), _MM_HINT_T0);
-    else _mm_prefetch(reinterpret_cast<const char*>(a + a_next), _MM_HINT_T1);
-    __m512 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);  // panels: aligned, zero-padded
-#pragma GCC unroll 8
-    for (int r = 0; r < kMR; ++r) {
-      const __m512 ar = _mm512_set1_ps(a[r]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
-    }
   }
   const bool vector_epilogue = last && ep.act != Activation::Sigmoid;
   const __m512 slope = _mm512_set1_ps(ep.slope);
@@ -337,6 +307,44 @@ CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const f
     if (last && !vector_epilogue)
       for (int64_t j = 0; j < cols; ++j) cr[j] = ep.apply(cr[j], row0 + r, cr + j);
   }
+}
+
+// 8 rows x (16 * NV) columns; NV = 2 is the main kernel, NV = 1 serves narrow right-hand sides
+// (Winograd on small feature maps) with half the padding.
+template <int NV>
+CNN_TARGET_AVX512 inline void micro_avx512_t(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
+                                             int64_t ldc, int64_t rows, int64_t cols, bool first, bool last,
+                                             const Epilogue& ep, int64_t row0, int64_t a_next) {
+  __m512 acc[kMR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < kMR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  // The tile's rows of C and of the residual are far apart in memory and beyond L2 for large maps:
+  // request them now, they are needed after the k loop (ResNet-50's 64->256 1x1 convolutions at
+  // 56x56 with a residual: 0.70-0.77 -> 0.57 ms at 2 threads).
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * v), _MM_HINT_T0);
+    if (last && ep.residual)
+      for (int v = 0; v < NV; ++v)
+        _mm_prefetch(reinterpret_cast<const char*>(ep.residual + (c + r * ldc + 16 * v - ep.out_base)), _MM_HINT_T0);
+  }
+  for (int64_t k = 0; k < kc; ++k, a += kMR, b += ldb) {
+    // A panels (weights) stream from beyond L2 in Winograd and for deep layers. Into L1: this
+    // panel 2 KiB ahead (+20% on 512-channel Winograd layers); into L2: the next call's panel, so
+    // a panel read straight from memory arrives while this one is multiplied (small maps, where
+    // each panel serves one call: 16 GEMMs of 512x16x512 from memory 8.2 -> 5.3 ms). One cache
+    // line of each every other step, the rate the panel is consumed.
+    if ((k & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(a + 512), _MM_HINT_T0);
+    else _mm_prefetch(reinterpret_cast<const char*>(a + a_next), _MM_HINT_T1);
+    __m512 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);  // panels: aligned, zero-padded
+#pragma GCC unroll 8
+    for (int r = 0; r < kMR; ++r) {
+      const __m512 ar = _mm512_set1_ps(a[r]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+    }
+  }
+  store_tile_avx512<NV>(acc, c, ldc, rows, cols, first, last, ep, row0);
 }
 inline void micro_avx512(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t rows,
                          int64_t cols, bool first, bool last, const Epilogue& ep, int64_t row0, int64_t a_next) {

@@ -7,7 +7,8 @@
 //     (kernels/depthwise.hpp),
 //   - stride-2 convolutions, with AVX-512, directly on the image (kernels/direct_conv.hpp),
 //   - 1x1 stride-1 unpadded convolutions as one GEMM on the input itself,
-//   - everything else as GEMM per group on the image unfolded on the fly (implicit im2col),
+//   - everything else as GEMM per group on the image unfolded on the fly (implicit im2col); with
+//     set_bf16(true) and AVX512_BF16 these GEMMs multiply in bf16 (kernels/gemm_bf16.hpp),
 // with weights transformed and packed once at load (prepare()). Where a graph hands it channel-
 // blocked views (runs_blocked() and the writes_*() hooks below), the 1x1, Winograd and direct
 // kernels run on that layout instead (kernels/blocked.hpp).
@@ -22,6 +23,7 @@
 #include "../kernels/blocked.hpp"
 #include "../kernels/depthwise.hpp"
 #include "../kernels/direct_conv.hpp"
+#include "../kernels/gemm_bf16.hpp"
 #include "../kernels/linear.hpp"
 #include "../kernels/rowconv.hpp"
 #include "../kernels/winograd.hpp"
@@ -222,6 +224,7 @@ class Conv2d : public Layer {
     packed_.clear();
     for (auto& w : winograd_) w.reset();
     direct_.reset();
+    bf16_packed_.clear();
     blocked_panels_ = AlignedVector();
     blocked_winograd_.reset();
     if (!is_depthwise()) {
@@ -262,7 +265,9 @@ class Conv2d : public Layer {
     if (o_.in_channels % kernels::blocked::kLanes || o_.out_channels % kernels::blocked::kLanes) return false;
     const Shape& s = in[0];
     if (s.h * s.w < 56 * 56 || use_rowconv(s, output_shape_of(s))) return false;
-    if (is_blocked_pointwise()) return kernels::blocked::pointwise_supports(pointwise_geometry(s));
+    // In bf16 the 1x1 layers run as bf16 GEMMs on NCHW (1.6-1.8x the fp32 GEMM), not blocked in fp32.
+    if (is_blocked_pointwise())
+      return !(bf16_enabled() && kernels::bf16_available()) && kernels::blocked::pointwise_supports(pointwise_geometry(s));
     if (use_direct(s, output_shape_of(s))) return true;
     return winograd_shape() && winograd_enabled() && o_.in_channels <= 64 && o_.out_channels <= 64;
 #else
@@ -322,6 +327,7 @@ class Conv2d : public Layer {
 #endif
     Conv2dOptions unpadded = o_;
     unpadded.pad_h = unpadded.pad_w = 0;
+    const bool bf16 = bf16_enabled() && kernels::bf16_available();
     for (int64_t n = 0; n < x.shape.n; ++n) {
       const float* image = x.sample(n);
       if (padded) {
@@ -337,7 +343,9 @@ class Conv2d : public Layer {
             is_pointwise() ? kernels::matrix_source(plain) : kernels::BSource{Im2colSource::pack, &unfold, true};
         Epilogue e = ep;
         if (e.bias) e.bias += g * cout_g;
-        kernels::gemm_packed(cout_g, P, K, packed_[g], src, Mat{y.channel(n, g * cout_g), P, 1}, e);
+        const Mat out{y.channel(n, g * cout_g), P, 1};
+        if (bf16) kernels::gemm_bf16_packed(cout_g, P, K, bf16_weights()[std::size_t(g)], src, out, e);
+        else kernels::gemm_packed(cout_g, P, K, packed_[g], src, out, e);
       }
     }
   }
@@ -390,6 +398,16 @@ class Conv2d : public Layer {
     if (direct_pads_itself(in, out))
       return {o_.in_channels, in.h, in.w, o_.kh, o_.kw, o_.stride_h, out.h, out.w, o_.pad_h, o_.pad_w};
     return {o_.in_channels, in.h + 2 * o_.pad_h, in.w + 2 * o_.pad_w, o_.kh, o_.kw, o_.stride_h, out.h, out.w};
+  }
+  // The GEMM weights in bf16 k pairs (set_bf16), one packed matrix per group, built on first use.
+  const std::vector<kernels::PackedA16>& bf16_weights() const {
+    std::lock_guard<std::mutex> lock(lazy_weights_mutex_);
+    if (bf16_packed_.empty()) {
+      const int64_t cout_g = o_.out_channels / o_.groups, K = weight_.numel() / o_.out_channels;
+      for (int64_t g = 0; g < o_.groups; ++g)
+        bf16_packed_.push_back(kernels::pack_a_bf16(cout_g, K, ConstMat{weight_.values.data() + g * cout_g * K, K, 1}));
+    }
+    return bf16_packed_;
   }
   // The direct kernel's weight panels, built on first use (only strided layers need them).
   const kernels::direct::Weights& direct_weights() const {
@@ -539,9 +557,10 @@ class Conv2d : public Layer {
   std::vector<kernels::PackedA> packed_;
   mutable std::unique_ptr<kernels::winograd::Weights> winograd_[2];  // tile 4, tile 2
   mutable std::unique_ptr<kernels::direct::Weights> direct_;
+  mutable std::vector<kernels::PackedA16> bf16_packed_;  // GEMM weights in bf16 (set_bf16)
   mutable AlignedVector blocked_panels_;  // 1x1 weights for the blocked path
   mutable std::unique_ptr<kernels::blocked::WinogradWeights> blocked_winograd_;
-  mutable std::mutex lazy_weights_mutex_;  // guards the weights built on first use (Winograd, direct, blocked)
+  mutable std::mutex lazy_weights_mutex_;  // guards the weights built on first use (Winograd, direct, blocked, bf16)
 };
 
 }  // namespace cnn
