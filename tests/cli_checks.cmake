@@ -102,7 +102,13 @@ if(NOT OUT MATCHES "layer1.0.conv1 +Conv2d +int8 +SQNR")
   message(FATAL_ERROR "--summary lacks the int8 report:\n${OUT}")
 endif()
 # Int8: bad flags and inputs.
-expect_error("--precision expects fp32 or int8, got 'int4'" --weights ${M}.safetensors --precision int4 --bench 1)
+expect_error("--precision expects fp32, bf16 or int8, got 'int4'" --weights ${M}.safetensors --precision int4 --bench 1)
+# bf16 runs where the CPU has AVX512_BF16, and is refused by name where it has not
+execute_process(COMMAND ${CNN_INFER} --weights ${M}.safetensors --precision bf16 --input ${M}.input.npy
+                        --output ${WORK}/b16.npy --threads 1 RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 AND NOT err MATCHES "--precision bf16: this CPU has no AVX512_BF16")
+  message(FATAL_ERROR "cnn-infer --precision bf16: rc ${rc}\n${err}")
+endif()
 expect_error("--calibrate and --save-int8 need --precision int8" --weights ${M}.safetensors --calibrate ${M}.input.npy --bench 1)
 expect_error("--precision int8 with --random-weights needs --calibrate" --arch resnet18 --random-weights --precision int8 --bench 1)
 expect_error("--save-int8 needs --weights and --calibrate" --weights ${M}.safetensors --precision int8 --save-int8 ${WORK}/x.safetensors)
