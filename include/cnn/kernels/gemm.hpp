@@ -434,6 +434,33 @@ namespace detail {
 #endif
 constexpr int64_t kKC = CNN_GEMM_KC, kMC = 512, kNC = CNN_GEMM_NC;
 
+// A tile of sums computed aside (`tile`, rows of `ld`) into C at (row, col), for a C whose columns
+// are not contiguous: added to C unless `first`; with `last`, the epilogue.
+inline void scatter_tile(const float* tile, int64_t ld, Mat C, int64_t row, int64_t col, int64_t rows, int64_t cols,
+                         bool first, bool last, const Epilogue& ep) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      float& dst = C(row + r, col + j);
+      const float v = first ? tile[r * ld + j] : dst + tile[r * ld + j];
+      dst = last ? ep.apply(v, row + r, &dst) : v;
+    }
+}
+
+// What every GEMM driver does first: an output written over its residual (Conv2d::in_place_input)
+// holds the residual, which the first K block would overwrite with partial sums, so every block
+// adds onto C instead (returns true) and `ep` adds no residual; with K = 0, C is the epilogue of
+// an empty sum (`done`).
+inline bool gemm_prologue(int64_t M, int64_t N, int64_t K, Mat C, const Epilogue& ep_in, Epilogue& ep, bool& done) {
+  const bool onto_c = ep_in.residual && ep_in.residual == ep_in.out_base;
+  ep = ep_in;
+  if (onto_c) ep.residual = nullptr;
+  done = K == 0;
+  if (done)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C(i, j) = ep_in.apply(0.f, i, &C(i, j));
+  return onto_c;
+}
+
 // One thread's share: rows [m0, m1) (multiples of kMR) x columns [n0, n1). `packed_b`, if given, is
 // all of B packed already (columns [0, n1) in one block, K block pc at packed_b + pc * padded width).
 // `onto_c`: add the product to what C holds (else the first K block overwrites it).
@@ -477,12 +504,7 @@ inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K
                                             A.K * kMR);
             } else {
               micro(kc, ap, bp, ldb, tile.data(), NR, rows, cols, true, false, ep, row, A.K * kMR);
-              for (int64_t r = 0; r < rows; ++r)
-                for (int64_t j = 0; j < cols; ++j) {
-                  float& dst = C(row + r, jc + jr + j);
-                  const float v = first ? tile.data()[r * NR + j] : dst + tile.data()[r * NR + j];
-                  dst = last ? ep.apply(v, row + r, &dst) : v;
-                }
+              scatter_tile(tile.data(), NR, C, row, jc + jr, rows, cols, first, last, ep);
             }
           }
         }
@@ -497,18 +519,11 @@ inline void gemm_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K
 // results do not depend on the thread count.
 inline void gemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& A, BSource B, Mat C, const Epilogue& ep_in = {}) {
   if (M <= 0 || N <= 0) return;
-  // An output written over its residual (Conv2d::in_place_input): C holds the residual, which the
-  // first K block would overwrite with partial sums, so every block adds onto C instead and the
-  // epilogue adds no residual.
-  const bool onto_c = ep_in.residual && ep_in.residual == ep_in.out_base;
-  Epilogue ep = ep_in;
-  if (onto_c) ep.residual = nullptr;
   if (A.M != M || A.K != K) fail("gemm: packed A is ", A.M, "x", A.K, ", expected ", M, "x", K);
-  if (K == 0) {
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C(i, j) = ep_in.apply(0.f, i, &C(i, j));
-    return;
-  }
+  Epilogue ep;
+  bool done;
+  const bool onto_c = detail::gemm_prologue(M, N, K, C, ep_in, ep, done);
+  if (done) return;
   const Isa isa = active_isa();
   // A narrow B (a small feature map) takes AVX-512's 16-column kernel rather than padding to 32.
   const int64_t NR = isa == Isa::AVX512 && N <= 16 ? 16 : nr_for(isa);

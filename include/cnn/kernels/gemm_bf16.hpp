@@ -167,12 +167,7 @@ inline void gemm_bf16_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int6
             continue;
           }
           micro_bf16(pairs, ap, bp, tile.data(), NR, rows, cols, true, false, ep, row);
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t j = 0; j < cols; ++j) {
-              float& dst = C(row + r, jc + jr + j);
-              const float v = first ? tile.data()[r * NR + j] : dst + tile.data()[r * NR + j];
-              dst = last ? ep.apply(v, row + r, &dst) : v;
-            }
+          scatter_tile(tile.data(), NR, C, row, jc + jr, rows, cols, first, last, ep);
         }
       }
     }
@@ -190,14 +185,10 @@ inline void gemm_bf16_packed(int64_t M, int64_t N, int64_t K, const PackedA16& A
   if (A.M != M || A.K != K) fail("gemm_bf16: packed A is ", A.M, "x", A.K, ", expected ", M, "x", K);
   if (!bf16_available()) fail("gemm_bf16: this CPU has no AVX512_BF16 (or the active ISA is not AVX-512)");
 #if defined(CNN_X86)
-  const bool onto_c = ep_in.residual && ep_in.residual == ep_in.out_base;  // as gemm_packed
-  Epilogue ep = ep_in;
-  if (onto_c) ep.residual = nullptr;
-  if (K == 0) {
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C(i, j) = ep_in.apply(0.f, i, &C(i, j));
-    return;
-  }
+  Epilogue ep;
+  bool done;
+  const bool onto_c = detail::gemm_prologue(M, N, K, C, ep_in, ep, done);
+  if (done) return;
   const int64_t n_units = (N + 31) / 32, m_units = (M + kMR - 1) / kMR;
   const int threads = M * N * K >= 8 * kMinParallelWork ? num_threads() : 1;
   const bool split_n = n_units >= threads || n_units >= m_units;

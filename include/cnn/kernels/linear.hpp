@@ -103,20 +103,28 @@ inline LinearBlockFn linear_block_for(Isa isa) {
   return linear_block_generic;
 }
 
-// y[b * M + o] = ep(sum_k W[o * K + k] * x[b * K + k]) for o < M outputs and b < N samples.
-inline void linear_forward(int64_t M, int64_t N, int64_t K, const float* W, const float* x, float* y,
-                           const Epilogue& ep) {
-  const LinearBlockFn block = linear_block_for(active_isa());
+// The blocks of 4 outputs x 4 samples shared out to the threads; block(o0, no, b0, nb, acc) sums one.
+template <class Block>
+inline void linear_blocks(int64_t M, int64_t N, int64_t K, float* y, const Epilogue& ep, const Block& block) {
   const int64_t oblocks = (M + 3) / 4;
   parallel_for(oblocks, 4 * K * N, [&](int64_t ob) {
     const int64_t o0 = ob * 4, no = std::min<int64_t>(4, M - o0);
     float acc[16];
     for (int64_t b0 = 0; b0 < N; b0 += 4) {
       const int64_t nb = std::min<int64_t>(4, N - b0);
-      block(K, W, x, o0, no, b0, nb, acc);
+      block(o0, no, b0, nb, acc);
       for (int64_t o = 0; o < no; ++o)
         for (int64_t b = 0; b < nb; ++b) y[(b0 + b) * M + o0 + o] = ep.apply(acc[o * 4 + b], o0 + o);
     }
+  });
+}
+
+// y[b * M + o] = ep(sum_k W[o * K + k] * x[b * K + k]) for o < M outputs and b < N samples.
+inline void linear_forward(int64_t M, int64_t N, int64_t K, const float* W, const float* x, float* y,
+                           const Epilogue& ep) {
+  const LinearBlockFn block = linear_block_for(active_isa());
+  linear_blocks(M, N, K, y, ep, [&](int64_t o0, int64_t no, int64_t b0, int64_t nb, float* acc) {
+    block(K, W, x, o0, no, b0, nb, acc);
   });
 }
 
@@ -175,16 +183,8 @@ inline void linear_forward_bf16(int64_t N, const LinearBf16Weights& W, const flo
   for (int64_t b = 0; b < N; ++b)
     for (int64_t k = 0; k < K; ++k) xb[std::size_t(b * row + k)] = to_bf16(x[b * K + k]);
   const uint16_t* xs = xb.data();
-  const int64_t oblocks = (M + 3) / 4;
-  parallel_for(oblocks, 4 * K * N, [&](int64_t ob) {
-    const int64_t o0 = ob * 4, no = std::min<int64_t>(4, M - o0);
-    float acc[16];
-    for (int64_t b0 = 0; b0 < N; b0 += 4) {
-      const int64_t nb = std::min<int64_t>(4, N - b0);
-      linear_block_bf16(row, W.values.data(), xs, o0, no, b0, nb, acc);
-      for (int64_t o = 0; o < no; ++o)
-        for (int64_t b = 0; b < nb; ++b) y[(b0 + b) * M + o0 + o] = ep.apply(acc[o * 4 + b], o0 + o);
-    }
+  linear_blocks(M, N, K, y, ep, [&](int64_t o0, int64_t no, int64_t b0, int64_t nb, float* acc) {
+    linear_block_bf16(row, W.values.data(), xs, o0, no, b0, nb, acc);
   });
 #else
   (void)N, (void)x, (void)y, (void)ep;
