@@ -55,15 +55,17 @@ class WeightSource {
 // made where a producer and a consumer run on different layouts (see Layer::runs_blocked()).
 struct MemoryPlan {
   // The kernel settings the layouts and the workspace were chosen under: which kernel a layer runs
-  // decides both (set_isa(), set_blocked(), set_direct(), set_winograd(), set_rowconv()).
+  // decides both (set_isa(), set_blocked(), set_direct(), set_winograd(), set_rowconv(); set_bf16()
+  // keeps the 1x1 layers off the blocked layout).
   struct Settings {
     Isa isa = Isa::Generic;
-    bool blocked = false, direct = false, winograd = false, rowconv = false;
+    bool blocked = false, direct = false, winograd = false, rowconv = false, bf16 = false;
     static Settings current() {
-      return {active_isa(), blocked_enabled(), direct_enabled(), winograd_enabled(), rowconv_enabled()};
+      return {active_isa(), blocked_enabled(), direct_enabled(), winograd_enabled(), rowconv_enabled(), bf16_enabled()};
     }
     bool operator==(const Settings& o) const {
-      return isa == o.isa && blocked == o.blocked && direct == o.direct && winograd == o.winograd && rowconv == o.rowconv;
+      return isa == o.isa && blocked == o.blocked && direct == o.direct && winograd == o.winograd &&
+             rowconv == o.rowconv && bf16 == o.bf16;
     }
   };
   Shape input;
