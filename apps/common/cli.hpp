@@ -277,11 +277,12 @@ class Progress {
   bool on_, drawn_ = false;
 };
 
-// --precision fp32|int8, --calibrate DIR and --save-int8 OUT, as agegender and detect take them.
-// int8 runs a network's int8 form from its weights file; --calibrate makes one from the images in
-// DIR, --save-int8 writes the weights file again with it, and the app stops there.
+// --precision auto|fp32|bf16|int8, --calibrate DIR and --save-int8 OUT, as agegender and detect
+// take them. int8 runs a network's int8 form from its weights file; --calibrate makes one from the
+// images in DIR, --save-int8 writes the weights file again with it, and the app stops there. bf16
+// runs the fp32 networks with the engine's bf16 GEMMs (cnn::set_bf16; CPUs with AVX512_BF16).
 struct Int8Flags {
-  std::string precision = "auto", calibrate, save;  // --precision auto|fp32|int8 (vision::Precision)
+  std::string precision = "auto", calibrate, save;  // --precision auto|fp32|bf16|int8
   std::string range = "percentile";  // --calibration minmax|percentile
   double min_sqnr_db = 20;           // --min-sqnr DB (cnn::QuantizeOptions)
   // Takes flag `a` (value from `val`) if it is one of these; false otherwise.
@@ -289,8 +290,8 @@ struct Int8Flags {
   bool take(const std::string& a, Val&& val) {
     if (a == "--precision") {
       precision = val();
-      if (precision != "auto" && precision != "fp32" && precision != "int8")
-        usage_error("--precision must be auto, fp32 or int8, got '" + precision + "'");
+      if (precision != "auto" && precision != "fp32" && precision != "bf16" && precision != "int8")
+        usage_error("--precision must be auto, fp32, bf16 or int8, got '" + precision + "'");
     } else if (a == "--calibrate") calibrate = val();
     else if (a == "--save-int8") save = val();
     else if (a == "--calibration") {
@@ -301,8 +302,10 @@ struct Int8Flags {
     return true;
   }
   bool calibrating() const { return !calibrate.empty(); }
+  // The networks' precision (bf16: their fp32 form, the engine multiplying in bf16).
   vision::Precision mode() const {
-    return precision == "int8" ? vision::Precision::Int8 : precision == "fp32" ? vision::Precision::FP32 : vision::Precision::Auto;
+    if (precision == "int8") return vision::Precision::Int8;
+    return precision == "auto" ? vision::Precision::Auto : vision::Precision::FP32;
   }
   cnn::QuantizeOptions quantize_options() const {
     cnn::QuantizeOptions q;
@@ -310,7 +313,14 @@ struct Int8Flags {
     q.min_sqnr_db = min_sqnr_db;
     return q;
   }
+  // Checks the flags together; with --precision bf16 it turns the engine's bf16 GEMMs on.
   void check() const {
+    if (precision == "bf16") {
+      if (!calibrate.empty()) usage_error("--calibrate makes an int8 form: not with --precision bf16");
+      if (!cnn::kernels::bf16_available())
+        usage_error("--precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps); use auto, fp32 or int8");
+      cnn::set_bf16(true);
+    }
     if (calibrate.empty() != save.empty()) usage_error("--calibrate DIR and --save-int8 OUT go together");
     if (calibrate.empty() && (range != "percentile" || min_sqnr_db != 20))
       usage_error("--calibration and --min-sqnr are for --calibrate");

@@ -50,9 +50,10 @@ const char* kUsage =
     "  --eye-cascade FILE    eye cascade for --align (default: bundled haarcascade_eye.xml)\n"
     "  --dump-grey DIR       write the decoded grey image of input i as DIR/<iiii>.png\n"
     "  --quiet               no progress bar\n"
-    "  --precision auto|fp32|int8  cnn: int8 runs the network's int8 form from its weights file;\n"
-    "                        auto (default): that form where it converts any layer, else fp32 (the\n"
-    "                        bundled YuNet's keeps every layer fp32: auto runs it in fp32)\n"
+    "  --precision auto|fp32|bf16|int8  cnn: int8 runs the network's int8 form from its weights\n"
+    "                        file; auto (default): that form where it converts any layer, else fp32\n"
+    "                        (the bundled YuNet's keeps every layer fp32: auto runs it in fp32);\n"
+    "                        bf16: its GEMM layers multiply in bf16 (CPUs with AVX512_BF16)\n"
     "  --calibrate DIR --save-int8 OUT  cnn: make that int8 form from the photos in DIR and write the\n"
     "                        weights file with it as OUT\n"
     "  --calibration minmax|percentile  activation ranges for --calibrate (default percentile)\n"
@@ -127,8 +128,8 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args = images;
   if (detector.empty()) detector = cascade_path.empty() ? "cnn" : "haar";  // --cascade alone means the cascade
   const bool cnn_detector = detector == "cnn";
-  if (!cnn_detector && (int8.precision == "int8" || int8.calibrating()))
-    usage_error("--precision int8 and --calibrate are for --detector cnn");
+  if (!cnn_detector && (int8.precision == "int8" || int8.precision == "bf16" || int8.calibrating()))
+    usage_error("--precision int8|bf16 and --calibrate are for --detector cnn");
   if (!cnn_detector && !weights_path.empty()) usage_error("--weights is for --detector cnn");
   if (!cnn_detector && fp.mirror) usage_error("--mirror is for --detector cnn");
   if (cnn_detector && !cascade_path.empty()) usage_error("--cascade is for --detector haar");

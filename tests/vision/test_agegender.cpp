@@ -527,6 +527,18 @@ TEST_CASE("agegender app: int8 from the weights files' int8 forms, and calibrati
   // auto, the default: the bundled model's int8 form (it converts most layers)
   CHECK(field(dflt.out, "p_male") == field(q.out, "p_male"));
   CHECK(field(agegender(astronaut + " --json --threads 1 --precision auto").out, "p_male") == field(q.out, "p_male"));
+  // bf16: the fp32 networks with bf16 GEMM layers (another rounding, the same answer), or, on a CPU
+  // without AVX512_BF16, refused by name.
+  vt::Run b = agegender(astronaut + " --json --threads 1 --precision bf16");
+  if (cnn::kernels::bf16_available()) {
+    CHECK(b.rc == 0);
+    CHECK(field(b.out, "gender") == field(fp.out, "gender"));
+    CHECK(field(b.out, "p_male") != field(fp.out, "p_male"));
+  } else {
+    CHECK(b.rc == 2);
+    CHECK(vt::has(b.err, "--precision bf16: this CPU has no AVX512_BF16"));
+  }
+  CHECK(agegender(astronaut + " --precision bf16 --calibrate " + vt::tmp_dir() + " --save-int8 x.safetensors").rc == 2);
   // The ResNet in int8 too; a weights file without an int8 form: said, exit 1 (auto: fp32, silently).
   vt::Run r = agegender(astronaut + " --model resnet --precision int8 --json");
   CHECK(r.rc == 0);
