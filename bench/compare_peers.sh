@@ -43,7 +43,9 @@
 #   --precision P    fp32 (default) or int8: ours runs its int8 form (cnn-infer --precision int8,
 #                    calibrated on seeded noise: speed does not depend on it), PyTorch its own
 #                    post-training static int8 (bench/peers/torch_int8.py --line: oneDNN, eager
-#                    quantization for ResNets, FX for VGG); ONNX Runtime and OpenCV are not run
+#                    quantization for ResNets, FX for VGG), ONNX Runtime a QDQ export (u8
+#                    activations, per-channel s8 weights; peers.py export --int8, which needs
+#                    python3-onnx) that it fuses into its int8 kernels; OpenCV is not run
 #   --out FILE       Markdown table (default build/peers/results.md)
 #   --json FILE      JSON results (default: --out with .json instead of .md)
 #   --onnx-dir DIR   where the exported .onnx files go (default build/peers; never commit them)
@@ -160,12 +162,13 @@ BG="?"
 v=""
 want() { [[ ",$ENGINES," == *",$1,"* ]]; }
 skip() { SKIPPED[$1]=$2; say "$1: NOT RUN — $2"; }
-if [[ $PRECISION == int8 ]]; then  # only ours and PyTorch have an int8 runner here
-  for e in onnxruntime opencv; do
-    if want "$e"; then skip "$e" "no int8 runner for it here"; fi
-  done
-  ENGINES=$(tr ',' '\n' <<<"$ENGINES" | grep -E '^(ours|pytorch)$' | paste -sd, - || true)
+if [[ $PRECISION == int8 ]]; then  # OpenCV 4.6's DNN has no int8 path for ONNX QDQ models
+  if want opencv; then skip opencv "no int8 runner for it here"; fi
+  ENGINES=$(tr ',' '\n' <<<"$ENGINES" | grep -E '^(ours|pytorch|onnxruntime)$' | paste -sd, - || true)
 fi
+# The ONNX file each model runs from: fp32, or int8 QDQ (peers.py export --int8).
+SUFFIX=.onnx EXPORT_FLAGS=()
+[[ $PRECISION == fp32 ]] || { SUFFIX=.int8.onnx; EXPORT_FLAGS=(--int8); }
 
 CNN_INFER="$BUILD_DIR/bin/cnn-infer"
 if want ours; then
@@ -222,13 +225,13 @@ EXPORT_VERSION=$(sed -n 's/^EXPORT_VERSION = \([0-9]*\).*/\1/p' "$PEERS_DIR/peer
 declare -A ONNX_OK=() ONNX_WHY=()
 if [[ -n "${ENABLED[onnxruntime]:-}${ENABLED[opencv]:-}" ]]; then
   for m in "${MODEL_LIST[@]}"; do
-    f="$ONNX_DIR/$m.onnx"
+    f="$ONNX_DIR/$m$SUFFIX"
     if [[ -s "$f" && "$(cat "$f.version" 2>/dev/null)" == "$EXPORT_VERSION" ]]; then ONNX_OK[$m]=1; continue; fi
     if ((!HAVE_TORCH)); then
       ONNX_WHY[$m]="no $f, and torch is not available to export it"; continue
     fi
     say "exporting $m to $f ..."
-    if log=$(timeout "$TIMEOUT" "$PY" "$PEERS_DIR/peers.py" export --arch "$m" --out "$f" 2>&1); then
+    if log=$(timeout "$TIMEOUT" "$PY" "$PEERS_DIR/peers.py" export --arch "$m" --out "$f" ${EXPORT_FLAGS[@]+"${EXPORT_FLAGS[@]}"} 2>&1); then
       ONNX_OK[$m]=1
     else
       ONNX_WHY[$m]="ONNX export failed: $(grep -v -i warn <<<"$log" | tail -n 1)"
@@ -306,7 +309,7 @@ EOF
 
 # run_engine ENGINE MODEL THREADS RUNS ROUND
 run_engine() {
-  local e=$1 m=$2 t=$3 n=$4 r=$5 f="$ONNX_DIR/$2.onnx" out rc=0 cmd=()
+  local e=$1 m=$2 t=$3 n=$4 r=$5 f="$ONNX_DIR/$2$SUFFIX" out rc=0 cmd=()
   case "$e" in
     ours) cmd=("$CNN_INFER" --arch "$m" --random-weights --input-shape "1,3,224,224" --bench "$n" --threads "$t")
           [[ $PRECISION == fp32 ]] || cmd+=(--precision int8 --calibrate random) ;;

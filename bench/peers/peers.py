@@ -5,8 +5,10 @@ Subcommands (each benchmark prints exactly one JSON line on stdout; diagnostics 
 
   peers.py check torch|opencv
       exit 0 and print the version if the peer can be imported, else exit 1 with the reason.
-  peers.py export --arch ARCH --out FILE.onnx [--size 224]
+  peers.py export --arch ARCH --out FILE.onnx [--size 224] [--int8]
       export the torchvision model (random weights, eval mode) to ONNX with torch.onnx.export.
+      --int8: a QDQ model (QuantizeLinear/DequantizeLinear pairs) for ONNX Runtime's int8 kernels
+      (needs the onnx package: apt-get install python3-onnx); see export_int8().
   peers.py torch --arch ARCH --threads T --runs N [--warmup W] [--size 224]
       PyTorch eager, torch.set_num_threads(T), torch.inference_mode().
   peers.py opencv --onnx FILE --arch ARCH --threads T --runs N [--warmup W] [--size 224]
@@ -104,19 +106,83 @@ def cmd_check(a):
     return 0
 
 
+def fake_quantized(torch, model, size):
+    """The model with int8 fake quantization, calibrated: what ONNX Runtime's QDQ format encodes.
+
+    FX graph mode (prepare_fx, eval mode, so BN is folded into the convolutions) with observers that
+    also fake-quantize: u8 activations (per tensor, affine, min/max) and s8 weights (per output
+    channel, symmetric), the scheme ONNX Runtime's x86 int8 kernels (U8S8) run. Calibration: 4 seeded
+    random inputs, like torch_int8.py. FakeQuantize exports as QuantizeLinear/DequantizeLinear.
+    """
+    from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
+                                       PerChannelMinMaxObserver, QConfig, QConfigMapping,
+                                       disable_observer)
+    from torch.ao.quantization.quantize_fx import prepare_fx
+
+    act = FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
+                                 dtype=torch.quint8, qscheme=torch.per_tensor_affine)
+    weight = FakeQuantize.with_args(observer=PerChannelMinMaxObserver, quant_min=-128, quant_max=127,
+                                    dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
+    mapping = QConfigMapping().set_global(QConfig(activation=act, weight=weight))
+    example = torch.randn(1, 3, size, size)
+    prepared = prepare_fx(model, mapping, (example,))
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for _ in range(4):
+            prepared(torch.randn(1, 3, size, size, generator=g))
+    prepared.apply(disable_observer)  # freeze the scales; fake quantization stays on
+    return prepared
+
+
+def scalar_qparams(path):
+    """Make the per-tensor scales and zero points of Q/DQ nodes scalars, in place.
+
+    torch.onnx writes them as 1-element tensors; ONNX Runtime's QDQ fusion then builds QLinearAdd and
+    friends that reject them ("Scale and Zero-point must be a scalar").
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(path)
+    wanted = {i for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+              for i in n.input[1:]}
+    tensors = [i for i in m.graph.initializer if i.name in wanted]
+    tensors += [n.attribute[0].t for n in m.graph.node
+                if n.op_type == "Constant" and n.output[0] in wanted]
+    for t in tensors:
+        a = numpy_helper.to_array(t)
+        if a.shape == (1,):
+            t.CopyFrom(numpy_helper.from_array(a.reshape(()), t.name))
+    onnx.save(m, path)
+
+
 def cmd_export(a):
     import torch
 
     model = torchvision_model(a.arch)
     x = torch.randn(1, 3, a.size, a.size)
+    if a.int8:
+        import onnx  # noqa: F401 - fail before the slow part when it is missing
+        reference = model(x).detach()
+        model = fake_quantized(torch, model, a.size)
+        out = model(x).detach()
+        # A sanity figure, not a test: int8 noise on random weights, typically a few percent.
+        print(f"{a.arch} int8 (fake-quantized) vs fp32: relative difference "
+              f"{float((out - reference).norm() / reference.norm()):.3g}", file=sys.stderr)
     tmp = f"{a.out}.tmp{os.getpid()}"
-    with torch.no_grad():
-        torch.onnx.export(model, x, tmp, opset_version=a.opset, input_names=["input"],
-                          output_names=["output"], do_constant_folding=True)
-    os.replace(tmp, a.out)  # never leave a half-written model behind
+    try:
+        with torch.no_grad():
+            torch.onnx.export(model, x, tmp, opset_version=a.opset, input_names=["input"],
+                              output_names=["output"], do_constant_folding=True)
+        if a.int8:
+            scalar_qparams(tmp)
+        os.replace(tmp, a.out)  # never leave a half-written model behind
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     with open(a.out + ".version", "w") as f:
         f.write(f"{EXPORT_VERSION}\n")
-    print(json.dumps({"exported": a.out, "arch": a.arch, "opset": a.opset,
+    print(json.dumps({"exported": a.out, "arch": a.arch, "opset": a.opset, "int8": a.int8,
                       "bytes": os.path.getsize(a.out), "torch": torch.__version__}))
     return 0
 
@@ -354,6 +420,7 @@ def main():
     s.add_argument("--out", required=True)
     s.add_argument("--size", type=int, default=224)
     s.add_argument("--opset", type=int, default=13)
+    s.add_argument("--int8", action="store_true", help="QDQ int8 model for ONNX Runtime")
     s.set_defaults(fn=cmd_export)
 
     for name, fn in (("torch", cmd_torch), ("opencv", cmd_opencv)):
