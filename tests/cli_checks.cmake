@@ -102,7 +102,21 @@ if(NOT OUT MATCHES "layer1.0.conv1 +Conv2d +int8 +SQNR")
   message(FATAL_ERROR "--summary lacks the int8 report:\n${OUT}")
 endif()
 # Int8: bad flags and inputs.
-expect_error("--precision expects fp32, bf16 or int8, got 'int4'" --weights ${M}.safetensors --precision int4 --bench 1)
+expect_error("--precision expects fp32, bf16, int8 or \\(with --device cuda\\) tf32, got 'int4'" --weights ${M}.safetensors --precision int4 --bench 1)
+# The GPU: bad flags; a build without the backend, or a machine without a GPU, says so.
+expect_error("--device expects cpu or cuda, got 'gpu'" --weights ${M}.safetensors --device gpu --bench 1)
+expect_error("--precision tf32 needs --device cuda" --weights ${M}.safetensors --precision tf32 --bench 1)
+expect_error("--precision int8 runs on the CPU only" --weights ${M}.safetensors --device cuda --precision int8 --bench 1)
+execute_process(COMMAND ${CNN_INFER} --weights ${M}.safetensors --device cuda --input ${M}.input.npy
+                        --output ${WORK}/gpu.npy RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  if(NOT err MATCHES "built without the CUDA backend|cuda: no usable GPU: ")
+    message(FATAL_ERROR "cnn-infer --device cuda: rc ${rc}\n${err}")
+  endif()
+  if(EXISTS ${WORK}/gpu.npy)
+    message(FATAL_ERROR "a failed --device cuda run left its output file")
+  endif()
+endif()
 # bf16 runs where the CPU has AVX512_BF16, and is refused by name where it has not
 execute_process(COMMAND ${CNN_INFER} --weights ${M}.safetensors --precision bf16 --input ${M}.input.npy
                         --output ${WORK}/b16.npy --threads 1 RESULT_VARIABLE rc ERROR_VARIABLE err)

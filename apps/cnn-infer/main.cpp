@@ -6,6 +6,7 @@
 //   cnn-infer --weights model.safetensors --summary
 //   cnn-infer --weights m.safetensors --precision int8 --calibrate calib.npy --save-int8 m.int8.safetensors
 //   cnn-infer --weights m.int8.safetensors --precision int8 --input x.npy --output y.npy
+//   cnn-infer --arch resnet50 --random-weights --input-shape 64,3,224,224 --device cuda --precision tf32 --bench 20
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +23,9 @@
 
 #include <cnn/cnn.hpp>
 #include <cnn/quantize.hpp>
+#ifdef FACECNN_HAVE_CUDA
+#include <cnn/cuda/model.hpp>
+#endif
 
 namespace {
 
@@ -43,7 +47,10 @@ const char* kUsage =
     "  --profile             time each layer (fastest of 5 runs), slowest first\n"
     "  --precision P         fp32 (default), bf16 or int8. bf16: the convolutions that run as GEMMs\n"
     "                        multiply in bf16 with fp32 sums (needs AVX512_BF16); int8 takes the\n"
-    "                        weights file's int8 form, or calibrates one from --calibrate\n"
+    "                        weights file's int8 form, or calibrates one from --calibrate.\n"
+    "                        With --device cuda: fp32, tf32 or bf16 (the convolutions' arithmetic)\n"
+    "  --device D            cpu (default) or cuda: the whole model on GPU 0 (a build with\n"
+    "                        -DFACECNN_CUDA=ON); --bench then times the GPU with CUDA events\n"
     "  --calibrate SRC       calibration inputs for int8: a .npy (N,C,H,W, normalised like --input),\n"
     "                        a folder of them, or 'random' (seeded noise: for timing only)\n"
     "  --calibration R       minmax or percentile (default) activation ranges\n"
@@ -51,7 +58,7 @@ const char* kUsage =
     "  --save-int8 OUT       write the weights file again with the calibrated int8 form added\n";
 
 struct Options {
-  std::string arch, weights, input, output, precision = "fp32", calibrate, save_int8;
+  std::string arch, weights, input, output, precision = "fp32", calibrate, save_int8, device = "cpu";
   cnn::QuantizeOptions quant;
   bool random_weights = false, summary = false, profile = false;
   int64_t num_classes = 0;
@@ -109,8 +116,11 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--profile") o.profile = true;
     else if (a == "--precision") {
       o.precision = value();
-      if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "int8")
-        usage_error("--precision expects fp32, bf16 or int8, got '" + o.precision + "'");
+      if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "int8" && o.precision != "tf32")
+        usage_error("--precision expects fp32, bf16, int8 or (with --device cuda) tf32, got '" + o.precision + "'");
+    } else if (a == "--device") {
+      o.device = value();
+      if (o.device != "cpu" && o.device != "cuda") usage_error("--device expects cpu or cuda, got '" + o.device + "'");
     } else if (a == "--calibrate") o.calibrate = value();
     else if (a == "--save-int8") o.save_int8 = value();
     else if (a == "--calibration") {
@@ -145,6 +155,11 @@ Options parse_args(int argc, char** argv) {
   if (!o.save_int8.empty() && (o.calibrate.empty() || o.random_weights))
     usage_error("--save-int8 needs --weights and --calibrate (it writes the weights file with its int8 form)");
   check_output_path("--save-int8", o.save_int8);
+  if (o.device == "cpu" && o.precision == "tf32") usage_error("--precision tf32 needs --device cuda");
+  if (o.device == "cuda") {
+    if (o.precision == "int8") usage_error("--precision int8 runs on the CPU only (--device cpu)");
+    if (o.profile) usage_error("--profile times the CPU's layers; not with --device cuda");
+  }
   if (o.input.empty() && !o.bench && !o.summary && !o.profile && o.save_int8.empty())
     usage_error("nothing to do: give --input, --bench, --summary or --save-int8");
   return o;
@@ -191,7 +206,11 @@ std::vector<cnn::Tensor> calibration_inputs(const Options& o, const cnn::Shape& 
 
 int run(const Options& o) {
   if (o.threads) cnn::set_num_threads(o.threads);
-  if (o.precision == "bf16") {
+#ifndef FACECNN_HAVE_CUDA
+  if (o.device == "cuda")
+    throw cnn::Error("--device cuda: this cnn-infer was built without the CUDA backend (configure with -DFACECNN_CUDA=ON)");
+#endif
+  if (o.precision == "bf16" && o.device == "cpu") {
     if (!cnn::kernels::bf16_available())
       throw cnn::Error("--precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps); use fp32 or int8");
     cnn::set_bf16(true);
@@ -242,7 +261,15 @@ int run(const Options& o) {
     if (!o.save_int8.empty()) int8->save(o.save_int8, *file);
     if (o.summary) std::fputs(int8->report().c_str(), stdout);
   }
+#ifdef FACECNN_HAVE_CUDA
+  std::unique_ptr<cnn::cuda::Model> gpu;
+  if (o.device == "cuda") gpu = std::make_unique<cnn::cuda::Model>(model.graph, cnn::cuda::parse_precision(o.precision));
+  auto infer = [&](cnn::ConstTensorView x) {
+    return gpu ? gpu->forward(x) : int8 ? int8->forward(x) : model.graph.forward(x);
+  };
+#else
   auto infer = [&](cnn::ConstTensorView x) { return int8 ? int8->forward(x) : model.graph.forward(x); };
+#endif
   if (input.numel() == 0) return 0;
 
   std::vector<cnn::Tensor> outputs = infer(input.view());
@@ -261,6 +288,18 @@ int run(const Options& o) {
     }
   }
   if (o.profile) std::fputs((int8 ? int8->profile(input.view()) : model.graph.profile(input.view())).c_str(), stdout);
+#ifdef FACECNN_HAVE_CUDA
+  if (o.bench && gpu) {  // GPU time only: the input stays on the device, CUDA events around each run
+    const cnn::cuda::DeviceTensor x = cnn::cuda::DeviceTensor::upload(input.view());
+    const std::vector<double> ms = gpu->time_forward(x.view(), o.bench, 3);
+    const cnn::cuda::DeviceInfo info = cnn::cuda::device_info();
+    std::printf("{\"arch\":\"%s\",\"device\":\"cuda\",\"gpu\":\"%s\",\"precision\":\"%s\",\"batch\":%lld,"
+                "\"input\":\"%lldx%lld\",\"runs\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f}\n",
+                model.config.arch.c_str(), info.name.c_str(), o.precision.c_str(), (long long)shape.n,
+                (long long)shape.h, (long long)shape.w, o.bench, median(ms), *std::min_element(ms.begin(), ms.end()));
+    return 0;
+  }
+#endif
   if (o.bench) {
     std::vector<double> ms;
     for (int r = 0; r < o.bench; ++r) {

@@ -211,6 +211,10 @@ class Graph {
     return plan_;
   }
 
+  // The same plan with every tensor NCHW (no layer runs channel-blocked, so there are no layout
+  // conversions): what another backend, such as the CUDA one, runs the graph's nodes from.
+  MemoryPlan plan_nchw(Shape input) const { return make_plan(input, /*allow_blocked=*/false); }
+
   // The shape of each output (add_output() order) for this input shape.
   std::vector<Shape> output_shapes(Shape input) {
     const MemoryPlan& p = plan(input);
@@ -443,7 +447,7 @@ class Graph {
     removed.push_back(gone);
   }
 
-  MemoryPlan make_plan(Shape input) const {
+  MemoryPlan make_plan(Shape input, bool allow_blocked = true) const {
     if (input.n <= 0 || input.c <= 0 || input.h <= 0 || input.w <= 0) fail("graph: invalid input shape ", input.str());
     if (outputs_.empty()) fail("graph: no outputs declared");
     const int N = int(nodes_.size());
@@ -460,7 +464,7 @@ class Graph {
     for (int i = 1; i < N; ++i) {
       for (int j : nodes_[i].inputs) ins[i].push_back(p.shapes[j]);
       p.shapes[i] = nodes_[i].layer->output_shape(ins[i]);
-      runs[i] = nodes_[i].layer->runs_blocked(ins[i]);
+      runs[i] = allow_blocked && nodes_[i].layer->runs_blocked(ins[i]);
       p.workspace_floats = std::max(p.workspace_floats, nodes_[i].layer->workspace_floats(ins[i]));
     }
     choose_layouts(ins, runs, p.blocked);

@@ -109,6 +109,8 @@ class Add : public Layer {
   int in_place_input() const override { return 0; }
   bool accepts_activation() const override { return act_ == Activation::None; }
   void set_activation(Activation a, float slope) override { act_ = a, slope_ = slope; }
+  Activation activation() const { return act_; }
+  float slope() const { return slope_; }
 
   Shape output_shape(const std::vector<Shape>& in) const override {
     expect_inputs(in);

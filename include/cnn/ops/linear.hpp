@@ -29,6 +29,7 @@ class Linear : public Layer {
   const Param& weight() const { return weight_; }
   const float* bias_data() const { return bias_.values.empty() ? nullptr : bias_.values.data(); }
   Activation activation() const { return act_; }
+  float slope() const { return slope_; }  // LeakyReLU's
 
   Shape output_shape(const std::vector<Shape>& in) const override {
     expect_inputs(in);

@@ -1,0 +1,60 @@
+// cnn/cuda/launch.hpp — the GPU kernels as host functions: what the host code (model_impl.hpp,
+// compiled by the C++ compiler) calls, defined in kernels.cuh (compiled by nvcc).
+//
+// Each launcher queues its kernel on `stream` and returns cudaGetLastError() (launch errors only;
+// errors while running surface at the next synchronisation).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include "conv_geometry.hpp"
+
+namespace cnn::cuda {
+
+// How the convolutions multiply: FP32 on the CUDA cores (the reference's arithmetic, to rounding);
+// TF32 or BF16 on the tensor cores (inputs rounded to 10 or 7 mantissa bits, sums in FP32).
+enum class Precision { FP32, TF32, BF16 };
+
+inline const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::FP32: return "fp32";
+    case Precision::TF32: return "tf32";
+    case Precision::BF16: return "bf16";
+  }
+  return "?";
+}
+
+struct ConvArgs {
+  const float* x;         // input, NCHW
+  const float* weights;   // pack_weights(): [groups][k_padded][m_padded]
+  const KEntry* table;    // make_k_table(): [k_padded]
+  const float* bias;      // [cout] (zeros when the layer has none)
+  const float* residual;  // NCHW like y, or nullptr; may be y itself (read before written)
+  float* y;
+  ConvGeometry g;
+  int act;
+  float slope;
+};
+
+struct PoolArgs {
+  const float* x;
+  float* y;
+  int64_t planes;  // n * c
+  int h, w, oh, ow;
+  int kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+  bool max, count_include_pad;
+};
+
+cudaError_t launch_conv(Precision precision, const ConvArgs& args, cudaStream_t stream);
+// y[n][o] = act(bias[o] + sum_k w[o][k] x[n][k]); bias may be nullptr.
+cudaError_t launch_linear(const float* x, const float* w, const float* bias, float* y, int batch, int in, int out,
+                          int act, float slope, cudaStream_t stream);
+cudaError_t launch_pool(const PoolArgs& args, cudaStream_t stream);
+cudaError_t launch_adaptive_avg_pool(const float* x, float* y, int64_t planes, int h, int w, int oh, int ow,
+                                     cudaStream_t stream);
+cudaError_t launch_add(const float* a, const float* b, float* y, int64_t n, int act, float slope, cudaStream_t stream);
+cudaError_t launch_activate(const float* x, float* y, int64_t n, int act, float slope, cudaStream_t stream);
+cudaError_t launch_channel_affine(const float* x, float* y, const float* scale, const float* shift, int64_t n,
+                                  int channels, int64_t plane, cudaStream_t stream);
+cudaError_t launch_softmax(const float* x, float* y, int batch, int channels, int64_t plane, cudaStream_t stream);
+
+}  // namespace cnn::cuda
