@@ -10,10 +10,8 @@
 // A is the weight tensor, repacked once k-major and zero-padded to whole tiles (pack_weights());
 // B is never built: a kernel reads B[k][j] straight from the input through a per-layer table of
 // what each k adds to a column's window origin (make_k_table()). This header holds that
-// arithmetic, shared by the kernels (cnn/cuda/conv.cuh) and by reference_conv() below, which walks
-// the tiles in the kernels' order on the CPU: tests/test_cuda_geometry.cpp checks it against the
-// CPU engine in every build, GPU or not. It includes nothing of the engine, so that nvcc compiles
-// the kernels without the CPU code.
+// arithmetic for the kernels (conv_tiles.hpp, conv.cuh) and for the host code. It includes nothing
+// of the engine, so that nvcc compiles the kernels without the CPU code.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -146,34 +144,6 @@ CNN_HOST_DEVICE inline float activate(float v, int act, float slope) {
     case kActReLU6: return v > 0.f ? (v < 6.f ? v : 6.f) : 0.f;
     default: return v;
   }
-}
-
-// The convolution as the kernels compute it, tile by tile, from the packed weights and the k table
-// (float sums in k order; the GPU's order within a tile differs, so results agree to rounding).
-inline void reference_conv(const ConvGeometry& g, const std::vector<float>& packed, const std::vector<KEntry>& table,
-                           const float* x, const float* bias, const float* residual, int act, float slope, float* y) {
-  for (int grp = 0; grp < g.groups; ++grp)
-    for (int m0 = 0; m0 < g.m_padded; m0 += kTileM)
-      for (int64_t j0 = 0; j0 < g.columns(); j0 += kTileN)
-        for (int jj = 0; jj < kTileN; ++jj) {
-          const int64_t j = j0 + jj;
-          const Column c = decode_column(g, j, grp);
-          if (!c.valid) continue;
-          for (int mm = 0; mm < kTileM; ++mm) {
-            const int m = m0 + mm;
-            if (m >= g.cout_g) break;
-            float acc = 0.f;
-            for (int k = 0; k < g.k_padded; ++k) {
-              const KEntry& e = table[std::size_t(k)];
-              const float b = inside(g, c, e) ? x[c.base + e.offset] : 0.f;
-              acc += packed[(std::size_t(grp) * g.k_padded + k) * g.m_padded + m] * b;
-            }
-            const int64_t at = output_index(g, j, grp, m);
-            float v = acc + (bias ? bias[grp * g.cout_g + m] : 0.f);
-            if (residual) v += residual[at];
-            y[at] = activate(v, act, slope);
-          }
-        }
 }
 
 }  // namespace cnn::cuda

@@ -10,17 +10,16 @@ cudaError_t launch_conv(Precision precision, const ConvArgs& a, cudaStream_t str
   const ConvGeometry& g = a.g;
   const dim3 grid(unsigned((g.columns() + kTileN - 1) / kTileN), unsigned(g.m_padded / kTileM), unsigned(g.groups));
   switch (precision) {
-    case Precision::FP32: conv_fp32<<<grid, detail::kConvThreads, 0, stream>>>(a); break;
-    case Precision::TF32: conv_mma<Tf32><<<grid, detail::kConvThreads, 0, stream>>>(a); break;
-    case Precision::BF16: conv_mma<Bf16><<<grid, detail::kConvThreads, 0, stream>>>(a); break;
+    case Precision::FP32: conv_fp32<<<grid, kConvThreads, 0, stream>>>(a); break;
+    case Precision::TF32: conv_mma<Tf32><<<grid, kConvThreads, 0, stream>>>(a); break;
+    case Precision::BF16: conv_mma<Bf16Mma><<<grid, kConvThreads, 0, stream>>>(a); break;
   }
   return cudaGetLastError();
 }
 
-cudaError_t launch_linear(const float* x, const float* w, const float* bias, float* y, int batch, int in, int out,
-                          int act, float slope, cudaStream_t stream) {
-  const unsigned blocks = unsigned((out + kLinearWarps - 1) / kLinearWarps);
-  linear_rows<<<blocks, kLinearWarps * 32, 0, stream>>>(x, w, bias, y, batch, in, out, act, slope);
+cudaError_t launch_linear(const LinearArgs& a, cudaStream_t stream) {
+  const unsigned blocks = unsigned((a.out + kLinearWarps - 1) / kLinearWarps);
+  linear_rows<<<blocks, kLinearWarps * 32, 0, stream>>>(a);
   return cudaGetLastError();
 }
 

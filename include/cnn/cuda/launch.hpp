@@ -6,7 +6,8 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
-#include "conv_geometry.hpp"
+#include "conv_tiles.hpp"
+#include "op_elements.hpp"
 
 namespace cnn::cuda {
 
@@ -23,31 +24,11 @@ inline const char* precision_name(Precision p) {
   return "?";
 }
 
-struct ConvArgs {
-  const float* x;         // input, NCHW
-  const float* weights;   // pack_weights(): [groups][k_padded][m_padded]
-  const KEntry* table;    // make_k_table(): [k_padded]
-  const float* bias;      // [cout] (zeros when the layer has none)
-  const float* residual;  // NCHW like y, or nullptr; may be y itself (read before written)
-  float* y;
-  ConvGeometry g;
-  int act;
-  float slope;
-};
 
-struct PoolArgs {
-  const float* x;
-  float* y;
-  int64_t planes;  // n * c
-  int h, w, oh, ow;
-  int kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  bool max, count_include_pad;
-};
 
 cudaError_t launch_conv(Precision precision, const ConvArgs& args, cudaStream_t stream);
 // y[n][o] = act(bias[o] + sum_k w[o][k] x[n][k]); bias may be nullptr.
-cudaError_t launch_linear(const float* x, const float* w, const float* bias, float* y, int batch, int in, int out,
-                          int act, float slope, cudaStream_t stream);
+cudaError_t launch_linear(const LinearArgs& args, cudaStream_t stream);
 cudaError_t launch_pool(const PoolArgs& args, cudaStream_t stream);
 cudaError_t launch_adaptive_avg_pool(const float* x, float* y, int64_t planes, int h, int w, int oh, int ow,
                                      cudaStream_t stream);

@@ -9,13 +9,9 @@
 #include <utility>
 
 #include "model.hpp"
+#include "program.hpp"
 
 namespace cnn::cuda {
-
-static_assert(int(Activation::None) == kActNone && int(Activation::ReLU) == kActReLU &&
-                  int(Activation::LeakyReLU) == kActLeakyReLU && int(Activation::Sigmoid) == kActSigmoid &&
-                  int(Activation::ReLU6) == kActReLU6,
-              "conv_geometry.hpp's activation codes follow cnn::Activation");
 
 namespace detail {
 
@@ -65,33 +61,47 @@ struct Handle {
   operator T() const { return h; }
 };
 
-// One node's kernel and its uploaded parameters.
-struct Op {
-  enum Kind { Conv, Linear, Pool, AdaptivePool, Add, Activate, Affine, Softmax, Identity } kind = Identity;
-  const Layer* layer = nullptr;
-  int act = 0;
-  float slope = 0.01f;
-  ConvParams conv{};
-  DeviceArray<float> weights, bias;        // Conv: pack_weights(); Linear: [out][in] as stored
-  int64_t in_features = 0, out_features = 0;
-  Pool2dOptions pool;
-  bool max_pool = false;
-  DeviceArray<float> scale, shift;         // Affine
+// One node's parameters on the GPU.
+struct DeviceOp {
+  DeviceArray<float> weights, bias, scale, shift;
+  OpData data() const { return {weights.get(), bias.get(), scale.get(), shift.get()}; }
+  int64_t bytes() const { return weights.bytes() + bias.bytes() + scale.bytes() + shift.bytes(); }
 };
 
 // Everything that depends on the input shape.
 struct Plan {
   MemoryPlan memory;
+  std::vector<StepSpec> specs;
   std::vector<DeviceArray<float>> slots;
   std::vector<DeviceArray<KEntry>> tables;  // per step (Conv steps only)
-  std::vector<ConvGeometry> geometry;       // per step (Conv steps only)
 };
 
-[[noreturn]] inline void unsupported(const Layer& l, const std::string& why) {
-  fail("cuda: ", l.type(), " '", l.name(), "': ", why);
-}
-
-inline std::string describe_layer(const Layer& l) { return l.type() + " '" + l.name() + "'"; }
+// run_step()'s executor: the launchers of launch.hpp on one stream.
+struct Launcher {
+  Precision precision;
+  cudaStream_t stream;
+  int conv(const ConvArgs& a) { return launch_conv(precision, a, stream); }
+  int linear(const LinearArgs& a) { return launch_linear(a, stream); }
+  int pool(const PoolArgs& a) { return launch_pool(a, stream); }
+  int adaptive_avg_pool(const float* x, float* y, int64_t planes, int h, int w, int oh, int ow) {
+    return launch_adaptive_avg_pool(x, y, planes, h, w, oh, ow, stream);
+  }
+  int add(const float* a, const float* b, float* y, int64_t n, int act, float slope) {
+    return launch_add(a, b, y, n, act, slope, stream);
+  }
+  int activate(const float* x, float* y, int64_t n, int act, float slope) {
+    return launch_activate(x, y, n, act, slope, stream);
+  }
+  int affine(const float* x, float* y, const float* scale, const float* shift, int64_t n, int c, int64_t plane) {
+    return launch_channel_affine(x, y, scale, shift, n, c, plane, stream);
+  }
+  int softmax(const float* x, float* y, int batch, int c, int64_t plane) {
+    return launch_softmax(x, y, batch, c, plane, stream);
+  }
+  int copy(float* y, const float* x, int64_t n) {
+    return cudaMemcpyAsync(y, x, std::size_t(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream);
+  }
+};
 
 }  // namespace detail
 
@@ -164,98 +174,43 @@ struct Model::Impl {
   Precision precision = Precision::FP32;
   detail::Handle<cudaStream_t, cudaStreamDestroy> stream;
   detail::Handle<cudaEvent_t, cudaEventDestroy> start, stop;
-  std::vector<detail::Op> ops;  // per node (ops[0]: the input, unused)
+  std::vector<OpSpec> ops;               // per node (ops[0]: the input)
+  std::vector<detail::DeviceOp> params;  // the same, uploaded
   bool planned = false;
   detail::Plan plan;
-  DeviceTensor host_input;      // where forward(ConstTensorView) uploads to
+  DeviceTensor host_input;               // where forward(ConstTensorView) uploads to
 
   Impl(const Graph& g, Precision p) : graph(&g), precision(p) {
-    if (!g.loaded()) fail("cuda: the graph has no weights yet (load_weights() or init_random() first)");
+    ops = describe(g);  // refuses an unsupported layer before anything is allocated
     const DeviceInfo info = device_info();
     if (!info.usable) fail("cuda: no usable GPU: ", info.why);
-    ops.resize(g.num_nodes());
-    for (std::size_t i = 1; i < g.num_nodes(); ++i) ops[i] = make_op(*g.layer(int(i)));
+    params.resize(ops.size());
+    for (std::size_t i = 1; i < ops.size(); ++i) {
+      const OpSpec& op = ops[i];
+      const std::string what = layer_label(*op.layer);
+      params[i].weights = detail::DeviceArray<float>(op.weights, what + " weights");
+      params[i].bias = detail::DeviceArray<float>(op.bias, what + " bias");
+      params[i].scale = detail::DeviceArray<float>(op.scale, what + " scale");
+      params[i].shift = detail::DeviceArray<float>(op.shift, what + " shift");
+    }
     detail::check(cudaStreamCreateWithFlags(&stream.h, cudaStreamNonBlocking), "creating a stream");
     detail::check(cudaEventCreate(&start.h), "creating an event");
     detail::check(cudaEventCreate(&stop.h), "creating an event");
-  }
-
-  static detail::Op make_op(const Layer& l) {
-    using detail::Op;
-    Op op;
-    op.layer = &l;
-    const std::string what = detail::describe_layer(l);
-    if (auto* c = dynamic_cast<const Conv2d*>(&l)) {
-      op.kind = Op::Conv;
-      const Conv2dOptions& o = c->options();
-      op.conv = ConvParams{int(o.in_channels), int(o.out_channels), o.kh, o.kw, o.stride_h, o.stride_w,
-                           o.pad_h, o.pad_w, o.dilation_h, o.dilation_w, o.groups};
-      const Epilogue ep = c->epilogue();
-      op.act = int(ep.act), op.slope = ep.slope;
-      // The packing needs K and M only: any input shape gives the same matrix.
-      const ConvGeometry g = make_geometry(op.conv, 1, o.in_channels, o.kh, o.kw);
-      op.weights = detail::DeviceArray<float>(pack_weights(c->weight().values.data(), g), what + " weights");
-      std::vector<float> bias(std::size_t(op.conv.out_channels), 0.f);
-      if (c->bias_data()) std::copy(c->bias_data(), c->bias_data() + op.conv.out_channels, bias.begin());
-      op.bias = detail::DeviceArray<float>(bias, what + " bias");
-    } else if (auto* f = dynamic_cast<const cnn::Linear*>(&l)) {
-      op.kind = Op::Linear;
-      op.in_features = f->in_features(), op.out_features = f->out_features();
-      op.act = int(f->activation()), op.slope = f->slope();
-      op.weights = detail::DeviceArray<float>(f->weight().values, what + " weights");
-      std::vector<float> bias(std::size_t(op.out_features), 0.f);
-      if (f->bias_data()) std::copy(f->bias_data(), f->bias_data() + op.out_features, bias.begin());
-      op.bias = detail::DeviceArray<float>(bias, what + " bias");
-    } else if (auto* p = dynamic_cast<const Pool2d*>(&l)) {
-      op.kind = Op::Pool;
-      op.pool = p->options();
-      op.max_pool = p->kind() == PoolKind::Max;
-    } else if (dynamic_cast<const AdaptiveAvgPool2d*>(&l)) {
-      op.kind = Op::AdaptivePool;
-    } else if (auto* a = dynamic_cast<const cnn::Add*>(&l)) {
-      op.kind = Op::Add;
-      op.act = int(a->activation()), op.slope = a->slope();
-    } else if (auto* a = dynamic_cast<const ActivationLayer*>(&l)) {
-      op.kind = Op::Activate;
-      op.act = int(a->kind()), op.slope = a->slope();
-    } else if (auto* b = dynamic_cast<const BatchNorm2d*>(&l)) {
-      op.kind = Op::Affine;
-      std::vector<float> scale(b->scale().begin(), b->scale().end()), shift(b->shift().begin(), b->shift().end());
-      op.scale = detail::DeviceArray<float>(scale, what + " scale");
-      op.shift = detail::DeviceArray<float>(shift, what + " shift");
-    } else if (dynamic_cast<const cnn::Softmax*>(&l)) {
-      op.kind = Op::Softmax;
-    } else if (dynamic_cast<const Flatten*>(&l) || dynamic_cast<const Dropout*>(&l)) {
-      op.kind = Op::Identity;  // the same floats (Dropout: inference)
-    } else {
-      detail::unsupported(l, "no GPU kernel for this layer type");
-    }
-    return op;
   }
 
   void make_plan(Shape input) {
     planned = false;
     plan = detail::Plan{};
     plan.memory = graph->plan_nchw(input);
+    plan.specs = step_specs(plan.memory, ops);
     const MemoryPlan& m = plan.memory;
-    for (char b : m.blocked)
-      if (b) fail("cuda: internal: the NCHW plan has a blocked tensor");
     for (std::size_t s = 0; s < m.slot_floats.size(); ++s)
       plan.slots.emplace_back(std::size_t(std::max<int64_t>(m.slot_floats[s], 1)), "activation buffer " + std::to_string(s));
     plan.tables.resize(m.steps.size());
-    plan.geometry.resize(m.steps.size());
-    for (std::size_t s = 0; s < m.steps.size(); ++s) {
-      const MemoryPlan::Step& st = m.steps[s];
-      if (st.from >= 0) fail("cuda: internal: the NCHW plan converts a layout");
-      const detail::Op& op = ops[std::size_t(st.node)];
-      if (op.kind != detail::Op::Conv) continue;
-      const Shape& in = m.shapes[std::size_t(st.ins[0])];
-      if (in.c * in.h * in.w >= (int64_t(1) << 29) || in.n * in.c * in.h * in.w >= (int64_t(1) << 62))
-        detail::unsupported(*op.layer, "input " + in.str() + " is too large for the kernels' 32-bit offsets");
-      const ConvGeometry g = make_geometry(op.conv, int(in.n), int(in.c), int(in.h), int(in.w));
-      plan.geometry[s] = g;
-      plan.tables[s] = detail::DeviceArray<KEntry>(make_k_table(op.conv, g), detail::describe_layer(*op.layer) + " k table");
-    }
+    for (std::size_t s = 0; s < m.steps.size(); ++s)
+      if (!plan.specs[s].table.empty())
+        plan.tables[s] = detail::DeviceArray<KEntry>(plan.specs[s].table,
+                                                     layer_label(*ops[std::size_t(m.steps[s].node)].layer) + " k table");
     planned = true;
   }
 
@@ -264,56 +219,18 @@ struct Model::Impl {
     return plan.slots[std::size_t(plan.memory.slot[std::size_t(t)])].get();
   }
 
-  void run_step(std::size_t s, const float* input) {
-    const MemoryPlan& m = plan.memory;
-    const MemoryPlan::Step& st = m.steps[s];
-    const detail::Op& op = ops[std::size_t(st.node)];
-    const Shape& out = m.shapes[std::size_t(st.out)];
-    const Shape& in = m.shapes[std::size_t(st.ins[0])];
-    const float* x = tensor(st.ins[0], input);
-    float* y = tensor(st.out, input);
-    const int64_t n = out.numel();
-    using detail::Op;
-    cudaError_t e = cudaSuccess;
-    switch (op.kind) {
-      case Op::Conv: {
-        const ConvArgs a{x, op.weights.get(), plan.tables[s].get(), op.bias.get(),
-                         st.ins.size() > 1 ? tensor(st.ins[1], input) : nullptr, y, plan.geometry[s], op.act, op.slope};
-        e = launch_conv(precision, a, stream);
-        break;
-      }
-      case Op::Linear:
-        e = launch_linear(x, op.weights.get(), op.bias.get(), y, int(in.n), int(op.in_features), int(op.out_features),
-                          op.act, op.slope, stream);
-        break;
-      case Op::Pool: {
-        const Pool2dOptions& o = op.pool;
-        const PoolArgs a{x, y, in.n * in.c, int(in.h), int(in.w), int(out.h), int(out.w), o.kh, o.kw, o.sh(), o.sw(),
-                         o.pad_h, o.pad_w, o.dilation_h, o.dilation_w, op.max_pool, o.count_include_pad};
-        e = launch_pool(a, stream);
-        break;
-      }
-      case Op::AdaptivePool:
-        e = launch_adaptive_avg_pool(x, y, in.n * in.c, int(in.h), int(in.w), int(out.h), int(out.w), stream);
-        break;
-      case Op::Add: e = launch_add(x, tensor(st.ins[1], input), y, n, op.act, op.slope, stream); break;
-      case Op::Activate: e = launch_activate(x, y, n, op.act, op.slope, stream); break;
-      case Op::Affine:
-        e = launch_channel_affine(x, y, op.scale.get(), op.shift.get(), n, int(out.c), out.plane(), stream);
-        break;
-      case Op::Softmax: e = launch_softmax(x, y, int(out.n), int(out.c), out.plane(), stream); break;
-      case Op::Identity:
-        if (x != y) e = cudaMemcpyAsync(y, x, std::size_t(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream);
-        break;
-    }
-    detail::check(e, "running " + detail::describe_layer(*op.layer));
-  }
-
   std::vector<DeviceView> forward(const DeviceView& input) {
     if (!planned || plan.memory.input != input.shape) make_plan(input.shape);
-    for (std::size_t s = 0; s < plan.memory.steps.size(); ++s) run_step(s, input.data);
+    detail::Launcher launcher{precision, stream};
+    const MemoryPlan& m = plan.memory;
+    for (std::size_t s = 0; s < m.steps.size(); ++s) {
+      const std::size_t node = std::size_t(m.steps[s].node);
+      const int e = run_step(m, s, ops[node], params[node].data(), plan.specs[s], StepData{plan.tables[s].get()},
+                             [&](int t) { return tensor(t, input.data); }, launcher);
+      detail::check(cudaError_t(e), "running " + layer_label(*ops[node].layer));
+    }
     std::vector<DeviceView> out;
-    for (int t : plan.memory.outputs) out.push_back({plan.memory.shapes[std::size_t(t)], tensor(t, input.data)});
+    for (int t : m.outputs) out.push_back({m.shapes[std::size_t(t)], tensor(t, input.data)});
     return out;
   }
 };
@@ -371,7 +288,7 @@ std::vector<double> Model::time_forward(const DeviceView& input, int runs, int w
 
 int64_t Model::device_bytes() const {
   int64_t b = impl_->host_input.shape().numel() * int64_t(sizeof(float));
-  for (const detail::Op& op : impl_->ops) b += op.weights.bytes() + op.bias.bytes() + op.scale.bytes() + op.shift.bytes();
+  for (const detail::DeviceOp& op : impl_->params) b += op.bytes();
   for (const auto& s : impl_->plan.slots) b += s.bytes();
   for (const auto& t : impl_->plan.tables) b += t.bytes();
   return b;

@@ -1,0 +1,194 @@
+// The CUDA backend's kernels run on the CPU: each kernel's blocks one after another, each block's
+// threads one after another between its barriers, calling the same per-thread functions the GPU
+// runs (cnn/cuda/conv_tiles.hpp, op_elements.hpp). Only wmma's fragment multiply is emulated here,
+// from the fragments' documented layouts, with TF32 rounding as cvt.rna does it.
+//
+// SimModel drives a Graph through the backend's own program (cnn/cuda/program.hpp: describe,
+// step_specs, run_step) with host buffers standing in for device memory, so a whole model goes
+// through the same plan, dispatch, kernel arguments and thread code as on the GPU.
+#pragma once
+#include <cnn/cuda/program.hpp>
+#include <cstring>
+#include <memory>
+
+namespace cuda_sim {
+
+using namespace cnn::cuda;
+
+enum class Multiply { Fp32, Tf32, Bf16 };
+
+// cvt.rna.tf32.f32: to nearest, ties away from zero, 10 mantissa bits kept.
+inline float tf32(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+inline float value(float v) { return v; }
+inline float value(Bf16 b) { return bf16_value(b); }
+
+// One block of conv_fp32.
+inline void conv_fp32_block(const ConvArgs& p, int group, int m0, int64_t j0) {
+  auto s = std::make_unique<Tiles<float, 0>>();
+  std::vector<TileFetch> f(kConvThreads);
+  std::vector<Fp32Thread> t(kConvThreads);
+  std::vector<Column> col(kConvThreads);
+  const float* A = p.weights + int64_t(group) * p.g.k_padded * p.g.m_padded;
+  for (int tid = 0; tid < kConvThreads; ++tid) {
+    col[tid] = decode_column(p.g, j0 + tid % kTileN, group);
+    t[tid].zero();
+    f[tid].load(p, A, m0, 0, col[tid], tid);
+  }
+  for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
+    for (int tid = 0; tid < kConvThreads; ++tid) s->store(f[tid], tid);
+    for (int tid = 0; tid < kConvThreads; ++tid) {  // __syncthreads() above and below
+      if (kt + kTileK < p.g.k_padded) f[tid].load(p, A, m0, kt + kTileK, col[tid], tid);
+      t[tid].step(*s, tid);
+    }
+  }
+  for (int tid = 0; tid < kConvThreads; ++tid) t[tid].finish(p, group, m0, j0, tid);
+}
+
+// One block of conv_mma<Tf32> (T = float) or conv_mma<Bf16Mma> (T = Bf16): the same fetches and
+// stores; each warp's wmma calls emulated on the same shared-memory addresses and ldm.
+template <class T, int kSkew, int kK>
+void conv_mma_block(const ConvArgs& p, int group, int m0, int64_t j0, Multiply mul) {
+  using TilesT = Tiles<T, kSkew>;
+  auto s = std::make_unique<TilesT>();
+  std::vector<TileFetch> f(kConvThreads);
+  std::vector<Column> col(kConvThreads);
+  std::vector<float> acc(std::size_t(kConvThreads / 32) * 64 * 32, 0.f);  // per warp, 64 x 32
+  const float* A = p.weights + int64_t(group) * p.g.k_padded * p.g.m_padded;
+  auto operand = [&](T v) { return mul == Multiply::Tf32 ? tf32(value(v)) : value(v); };
+  for (int tid = 0; tid < kConvThreads; ++tid) {
+    col[tid] = decode_column(p.g, j0 + tid % kTileN, group);
+    f[tid].load(p, A, m0, 0, col[tid], tid);
+  }
+  for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
+    for (int tid = 0; tid < kConvThreads; ++tid) s->store(f[tid], tid);
+    for (int tid = 0; tid < kConvThreads; ++tid)
+      if (kt + kTileK < p.g.k_padded) f[tid].load(p, A, m0, kt + kTileK, col[tid], tid);
+    for (int warp = 0; warp < kConvThreads / 32; ++warp) {
+      const int wm = warp_m(warp), wn = warp_n(warp);
+      float* c = acc.data() + std::size_t(warp) * 64 * 32;
+      for (int kk = 0; kk < kTileK; kk += kK)
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 2; ++j) {
+            // load_matrix_sync(fa, &s.a[kk][wm + 16i], kLdA), col_major: (m, k) at [k * ldm + m];
+            // load_matrix_sync(fb, &s.b[kk][wn + 16j], kLdB), row_major: (k, n) at [k * ldm + n].
+            const T* a = &s->a[kk][wm + 16 * i];
+            const T* b = &s->b[kk][wn + 16 * j];
+            for (int r = 0; r < 16; ++r)
+              for (int q = 0; q < 16; ++q) {
+                float sum = c[(16 * i + r) * 32 + 16 * j + q];
+                for (int k = 0; k < kK; ++k) sum += operand(a[k * TilesT::kLdA + r]) * operand(b[k * TilesT::kLdB + q]);
+                c[(16 * i + r) * 32 + 16 * j + q] = sum;
+              }
+          }
+    }
+  }
+  float stage[16 * 16];
+  for (int warp = 0; warp < kConvThreads / 32; ++warp) {
+    const int wm = warp_m(warp), wn = warp_n(warp);
+    const float* c = acc.data() + std::size_t(warp) * 64 * 32;
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 2; ++j) {
+        for (int r = 0; r < 16; ++r)  // store_matrix_sync(stage, acc[i][j], 16, mem_row_major)
+          for (int q = 0; q < 16; ++q) stage[r * 16 + q] = c[(16 * i + r) * 32 + 16 * j + q];
+        for (int lane = 0; lane < 32; ++lane) store_fragment(p, group, m0 + wm + 16 * i, j0 + wn + 16 * j, stage, lane);
+      }
+  }
+}
+
+// The executor of run_step(): every kernel's grid, on the CPU.
+struct Executor {
+  Multiply multiply = Multiply::Fp32;
+
+  int conv(const ConvArgs& p) {
+    for (int group = 0; group < p.g.groups; ++group)
+      for (int m0 = 0; m0 < p.g.m_padded; m0 += kTileM)
+        for (int64_t j0 = 0; j0 < p.g.columns(); j0 += kTileN) {
+          if (multiply == Multiply::Fp32) conv_fp32_block(p, group, m0, j0);
+          else if (multiply == Multiply::Tf32) conv_mma_block<float, 4, 8>(p, group, m0, j0, multiply);
+          else conv_mma_block<Bf16, 8, 16>(p, group, m0, j0, multiply);
+        }
+    return 0;
+  }
+  int linear(const LinearArgs& a) {
+    const bool vec = a.in % 4 == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && reinterpret_cast<uintptr_t>(a.w) % 16 == 0;
+    for (int o = 0; o < a.out; ++o)
+      for (int n0 = 0; n0 < a.batch; n0 += kLinearBatch) {
+        const int nb = std::min(kLinearBatch, a.batch - n0);
+        float s[32][kLinearBatch];
+        for (int lane = 0; lane < 32; ++lane) linear_lane_sums(a, o, n0, nb, lane, vec, s[lane]);
+        for (int d = 16; d > 0; d /= 2) {  // __shfl_xor_sync's butterfly
+          float next[32][kLinearBatch];
+          for (int lane = 0; lane < 32; ++lane)
+            for (int q = 0; q < kLinearBatch; ++q) next[lane][q] = s[lane][q] + s[lane ^ d][q];
+          std::memcpy(s, next, sizeof s);
+        }
+        for (int q = 0; q < nb; ++q) linear_store(a, o, n0 + q, s[q][q]);
+      }
+    return 0;
+  }
+  int pool(const PoolArgs& a) {
+    for (int64_t i = 0; i < a.planes * a.oh * a.ow; ++i) pool_element(a, i);
+    return 0;
+  }
+  int adaptive_avg_pool(const float* x, float* y, int64_t planes, int h, int w, int oh, int ow) {
+    for (int64_t i = 0; i < planes * oh * ow; ++i) adaptive_avg_element(x, y, h, w, oh, ow, i);
+    return 0;
+  }
+  int add(const float* a, const float* b, float* y, int64_t n, int act, float slope) {
+    for (int64_t i = 0; i < n; ++i) y[i] = cnn::cuda::activate(a[i] + b[i], act, slope);
+    return 0;
+  }
+  int activate(const float* x, float* y, int64_t n, int act, float slope) {
+    for (int64_t i = 0; i < n; ++i) y[i] = cnn::cuda::activate(x[i], act, slope);
+    return 0;
+  }
+  int affine(const float* x, float* y, const float* scale, const float* shift, int64_t n, int c, int64_t plane) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale[(i / plane) % c] + shift[(i / plane) % c];
+    return 0;
+  }
+  int softmax(const float* x, float* y, int batch, int c, int64_t plane) {
+    for (int64_t i = 0; i < int64_t(batch) * plane; ++i) softmax_pixel(x, y, c, plane, i);
+    return 0;
+  }
+  int copy(float* y, const float* x, int64_t n) {
+    std::memcpy(y, x, std::size_t(n) * sizeof(float));
+    return 0;
+  }
+};
+
+// cnn::cuda::Model's forward, on host memory.
+class SimModel {
+ public:
+  explicit SimModel(const cnn::Graph& g) : graph_(g), ops_(describe(g)) {}
+
+  std::vector<cnn::Tensor> forward(cnn::ConstTensorView input, Multiply multiply) {
+    const cnn::MemoryPlan m = graph_.plan_nchw(input.shape);
+    const std::vector<StepSpec> specs = step_specs(m, ops_);
+    std::vector<std::vector<float>> slots;
+    for (int64_t floats : m.slot_floats) slots.emplace_back(std::size_t(floats), std::nanf(""));  // as uninitialised
+    auto tensor = [&](int t) {
+      return t == 0 ? const_cast<float*>(input.data) : slots[std::size_t(m.slot[std::size_t(t)])].data();
+    };
+    Executor exec{multiply};
+    for (std::size_t s = 0; s < m.steps.size(); ++s) {
+      const OpSpec& op = ops_[std::size_t(m.steps[s].node)];
+      const OpData d{op.weights.data(), op.bias.data(), op.scale.data(), op.shift.data()};
+      run_step(m, s, op, d, specs[s], StepData{specs[s].table.data()}, tensor, exec);
+    }
+    std::vector<cnn::Tensor> out;
+    for (int t : m.outputs) out.push_back(cnn::Tensor::from(m.shapes[std::size_t(t)], tensor(t)));
+    return out;
+  }
+
+ private:
+  const cnn::Graph& graph_;
+  std::vector<OpSpec> ops_;
+};
+
+}  // namespace cuda_sim

@@ -1,0 +1,95 @@
+// The CUDA backend on the CPU (every build, GPU or not): its program (describe, step_specs,
+// run_step) and its kernels' own thread code, run by tests/cuda_sim.hpp, against the CPU engine.
+// What this cannot check is the hardware: wmma's real multiply, timing, memory. That is
+// test_cuda.cpp's work, on a GPU.
+#include <doctest/doctest.h>
+
+#include "cuda_graphs.hpp"
+#include "cuda_sim.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using cuda_sim::Multiply;
+
+// max |gpu - cpu| / max |cpu| of one layer; whole networks add up the rounding of every layer, which
+// BF16 (8 significant bits) keeps within 3e-2 on the age/gender networks' logits.
+double tolerance(Multiply m, bool whole_model) {
+  return m == Multiply::Fp32 ? 1e-5 : m == Multiply::Bf16 && whole_model ? 3e-2 : 1e-2;
+}
+const char* name(Multiply m) { return m == Multiply::Fp32 ? "fp32" : m == Multiply::Tf32 ? "tf32" : "bf16"; }
+
+// The simulated GPU against the CPU forward of `g`, in each multiply.
+void compare(cnn::Graph& g, const cnn::Shape& in, std::mt19937& rng, const std::string& what, bool whole_model,
+             std::vector<Multiply> multiplies = {Multiply::Fp32, Multiply::Tf32, Multiply::Bf16}) {
+  cnn::Tensor x(in);
+  test::fill_random(x.data(), x.numel(), rng);
+  const std::vector<cnn::Tensor> cpu = g.forward(x.view());
+  cuda_sim::SimModel sim(g);
+  for (Multiply m : multiplies) {
+    const std::vector<cnn::Tensor> out = sim.forward(x.view(), m);
+    REQUIRE(out.size() == cpu.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      REQUIRE(out[i].shape() == cpu[i].shape());
+      const double err = test::rel_error(out[i].data(), cpu[i].data(), cpu[i].numel());
+      INFO(what << " " << in.str() << " " << std::string(name(m)) << " output " << i << ": " << err);
+      CHECK(err < tolerance(m, whole_model));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the GPU convolution kernels' thread code gives the CPU engine's convolution") {
+  std::mt19937 rng(20261208);
+  for (int trial = 0; trial < 24; ++trial) {
+    cnn::Shape in;
+    cnn::Graph g = cuda_graphs::conv_graph(trial, rng, in, 24);
+    compare(g, in, rng, "conv trial " + std::to_string(trial), false);
+  }
+}
+
+TEST_CASE("the GPU pooling, BatchNorm, activation, linear and softmax kernels give the CPU's results") {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 12; ++trial) {
+    cnn::Shape in;
+    cnn::Graph g = cuda_graphs::ops_graph(trial, rng, in);
+    compare(g, in, rng, "ops trial " + std::to_string(trial), false, {Multiply::Fp32});
+  }
+}
+
+TEST_CASE("the bundled age/gender networks through the GPU program give the CPU's outputs") {
+  std::mt19937 rng(5);
+  for (const char* file : {"agegender-resnet18.safetensors", "agegender-vgg16bn.safetensors"}) {
+    cnn::Model m = cnn::load_model(std::string(FACECNN_SOURCE_DIR) + "/weights/" + file);
+    compare(m.graph, {2, 3, 48, 40}, rng, file, true);
+  }
+}
+
+TEST_CASE("the NCHW plan a GPU runs from has no blocked tensor and no layout conversion") {
+  cnn::ModelConfig c;
+  c.arch = "resnet50";
+  c.num_classes = 10;
+  cnn::Graph g = cnn::build_model(c);
+  g.init_random(3);
+  const cnn::Shape in{2, 3, 96, 96};
+  const cnn::MemoryPlan cpu = g.plan(in);
+  const cnn::MemoryPlan nchw = g.plan_nchw(in);
+  for (char b : nchw.blocked) CHECK_FALSE(b);
+  for (const auto& st : nchw.steps) CHECK(st.from < 0);
+  CHECK(nchw.steps.size() == g.num_nodes() - 1);
+  for (std::size_t i = 0; i < g.num_nodes(); ++i) CHECK(nchw.shapes[i] == cpu.shapes[i]);
+  CHECK(nchw.slot_floats.size() < g.num_nodes() / 4);  // buffers are shared
+  CHECK_NOTHROW(cnn::cuda::step_specs(nchw, cnn::cuda::describe(g)));
+}
+
+TEST_CASE("a layer without a GPU kernel is refused by name, before any GPU is looked for") {
+  cnn::Graph g;
+  const int y = g.add<cnn::Upsample2d>({cnn::Graph::kInput}, "up", 2);
+  g.add_output(y, "out");
+  g.init_random(1);
+  CHECK_THROWS_WITH(cnn::cuda::describe(g), doctest::Contains("Upsample 'up': no GPU kernel"));
+  cnn::Graph unloaded;
+  unloaded.add_output(unloaded.add<cnn::Flatten>({cnn::Graph::kInput}, "flat"), "out");
+  CHECK_THROWS_WITH(cnn::cuda::describe(unloaded), doctest::Contains("no weights yet"));
+}
