@@ -5,7 +5,6 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <cstring>
 #include <utility>
 
 #include "model.hpp"
@@ -193,7 +192,9 @@ struct Model::Impl {
       params[i].scale = detail::DeviceArray<float>(op.scale, what + " scale");
       params[i].shift = detail::DeviceArray<float>(op.shift, what + " shift");
     }
-    detail::check(cudaStreamCreateWithFlags(&stream.h, cudaStreamNonBlocking), "creating a stream");
+    // A blocking stream: the synchronous copies on the default stream (DeviceTensor::upload,
+    // DeviceView::download) wait for its kernels, and its kernels for them.
+    detail::check(cudaStreamCreate(&stream.h), "creating a stream");
     detail::check(cudaEventCreate(&start.h), "creating an event");
     detail::check(cudaEventCreate(&stop.h), "creating an event");
   }
