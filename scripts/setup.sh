@@ -27,10 +27,12 @@ DEMO=(g++ cmake make libstb-dev libjpeg62-turbo-dev libpng-dev)
 #                          and the face-api converter test; libopenblas0-openmp is the BLAS that
 #                          Debian's PyTorch runs those comparisons (and tools/) with
 #   python3-opencv         tools/ that make the golden files (tools/opencv_golden.py, ...)
+#   python3-onnx           bench/compare_peers.sh --precision int8: ONNX Runtime's QDQ model
 #   clang, libclang-rt-dev libFuzzer and the sanitizer runtimes for scripts/fuzz.sh (.ci/run runs
 #                          it; docs/robustness.md). Left out with FACECNN_NO_FUZZ=1.
 TESTS=(doctest-dev nlohmann-json3-dev libbenchmark-dev
-       python3 python3-numpy python3-torch python3-torchvision libopenblas0-openmp python3-opencv)
+       python3 python3-numpy python3-torch python3-torchvision libopenblas0-openmp python3-opencv
+       python3-onnx)
 FUZZ=(clang libclang-rt-dev)
 
 pkgs=("${DEMO[@]}")
