@@ -28,47 +28,42 @@ inline float tf32(float v) {
 inline float value(float v) { return v; }
 inline float value(Bf16 b) { return bf16_value(b); }
 
+// The threads of one block, each with its share of the tile fetches (as constructed on the GPU).
+inline std::vector<TileFetch> block_fetches(const ConvArgs& p, int block_x, int block_y, int block_z) {
+  std::vector<TileFetch> f;
+  f.reserve(kConvThreads);
+  for (int tid = 0; tid < kConvThreads; ++tid) f.emplace_back(p, block_x, block_y, block_z, tid);
+  return f;
+}
+
 // One block of conv_fp32.
-inline void conv_fp32_block(const ConvArgs& p, int group, int m0, int64_t j0) {
+inline void conv_fp32_block(const ConvArgs& p, int block_x, int block_y, int block_z) {
   auto s = std::make_unique<Tiles<float, 0>>();
-  std::vector<TileFetch> f(kConvThreads);
+  std::vector<TileFetch> f = block_fetches(p, block_x, block_y, block_z);
   std::vector<Fp32Thread> t(kConvThreads);
-  std::vector<Column> col(kConvThreads);
-  const float* A = p.weights + int64_t(group) * p.g.k_padded * p.g.m_padded;
-  for (int tid = 0; tid < kConvThreads; ++tid) {
-    col[tid] = decode_column(p.g, j0 + tid % kTileN, group);
-    t[tid].zero();
-    f[tid].load(p, A, m0, 0, col[tid], tid);
-  }
+  for (Fp32Thread& th : t) th.zero();
   for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
     for (int tid = 0; tid < kConvThreads; ++tid) s->store(f[tid], tid);
     for (int tid = 0; tid < kConvThreads; ++tid) {  // __syncthreads() above and below
-      if (kt + kTileK < p.g.k_padded) f[tid].load(p, A, m0, kt + kTileK, col[tid], tid);
+      f[tid].fetch_next(p, kt, tid);
       t[tid].step(*s, tid);
     }
   }
-  for (int tid = 0; tid < kConvThreads; ++tid) t[tid].finish(p, group, m0, j0, tid);
+  for (int tid = 0; tid < kConvThreads; ++tid) t[tid].finish(p, f[tid], tid);
 }
 
 // One block of conv_mma<Tf32> (T = float) or conv_mma<Bf16Mma> (T = Bf16): the same fetches and
 // stores; each warp's wmma calls emulated on the same shared-memory addresses and ldm.
 template <class T, int kSkew, int kK>
-void conv_mma_block(const ConvArgs& p, int group, int m0, int64_t j0, Multiply mul) {
+void conv_mma_block(const ConvArgs& p, int block_x, int block_y, int block_z, Multiply mul) {
   using TilesT = Tiles<T, kSkew>;
   auto s = std::make_unique<TilesT>();
-  std::vector<TileFetch> f(kConvThreads);
-  std::vector<Column> col(kConvThreads);
+  std::vector<TileFetch> f = block_fetches(p, block_x, block_y, block_z);
   std::vector<float> acc(std::size_t(kConvThreads / 32) * 64 * 32, 0.f);  // per warp, 64 x 32
-  const float* A = p.weights + int64_t(group) * p.g.k_padded * p.g.m_padded;
   auto operand = [&](T v) { return mul == Multiply::Tf32 ? tf32(value(v)) : value(v); };
-  for (int tid = 0; tid < kConvThreads; ++tid) {
-    col[tid] = decode_column(p.g, j0 + tid % kTileN, group);
-    f[tid].load(p, A, m0, 0, col[tid], tid);
-  }
   for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
     for (int tid = 0; tid < kConvThreads; ++tid) s->store(f[tid], tid);
-    for (int tid = 0; tid < kConvThreads; ++tid)
-      if (kt + kTileK < p.g.k_padded) f[tid].load(p, A, m0, kt + kTileK, col[tid], tid);
+    for (int tid = 0; tid < kConvThreads; ++tid) f[tid].fetch_next(p, kt, tid);
     for (int warp = 0; warp < kConvThreads / 32; ++warp) {
       const int wm = warp_m(warp), wn = warp_n(warp);
       float* c = acc.data() + std::size_t(warp) * 64 * 32;
@@ -96,7 +91,8 @@ void conv_mma_block(const ConvArgs& p, int group, int m0, int64_t j0, Multiply m
       for (int j = 0; j < 2; ++j) {
         for (int r = 0; r < 16; ++r)  // store_matrix_sync(stage, acc[i][j], 16, mem_row_major)
           for (int q = 0; q < 16; ++q) stage[r * 16 + q] = c[(16 * i + r) * 32 + 16 * j + q];
-        for (int lane = 0; lane < 32; ++lane) store_fragment(p, group, m0 + wm + 16 * i, j0 + wn + 16 * j, stage, lane);
+        for (int lane = 0; lane < 32; ++lane)  // every thread's f holds the block's origin
+          store_fragment(p, f[0].group, f[0].m0 + wm + 16 * i, f[0].j0 + wn + 16 * j, stage, lane);
       }
   }
 }
@@ -106,12 +102,13 @@ struct Executor {
   Multiply multiply = Multiply::Fp32;
 
   int conv(const ConvArgs& p) {
-    for (int group = 0; group < p.g.groups; ++group)
-      for (int m0 = 0; m0 < p.g.m_padded; m0 += kTileM)
-        for (int64_t j0 = 0; j0 < p.g.columns(); j0 += kTileN) {
-          if (multiply == Multiply::Fp32) conv_fp32_block(p, group, m0, j0);
-          else if (multiply == Multiply::Tf32) conv_mma_block<float, 4, 8>(p, group, m0, j0, multiply);
-          else conv_mma_block<Bf16, 8, 16>(p, group, m0, j0, multiply);
+    const int blocks_x = int((p.g.columns() + kTileN - 1) / kTileN);  // the launch's grid
+    for (int z = 0; z < p.g.groups; ++z)
+      for (int y = 0; y < p.g.m_padded / kTileM; ++y)
+        for (int x = 0; x < blocks_x; ++x) {
+          if (multiply == Multiply::Fp32) conv_fp32_block(p, x, y, z);
+          else if (multiply == Multiply::Tf32) conv_mma_block<float, 4, 8>(p, x, y, z, multiply);
+          else conv_mma_block<Bf16, 8, 16>(p, x, y, z, multiply);
         }
     return 0;
   }

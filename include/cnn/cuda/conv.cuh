@@ -24,22 +24,18 @@ namespace cnn::cuda {
 // Grid: (ceil(columns / kTileN), m_padded / kTileM, groups); kConvThreads threads.
 __global__ void __launch_bounds__(kConvThreads) conv_fp32(ConvArgs p) {
   __shared__ Tiles<float, 0> s;
-  const int tid = threadIdx.x, group = blockIdx.z, m0 = blockIdx.y * kTileM;
-  const int64_t j0 = int64_t(blockIdx.x) * kTileN;
-  const float* A = p.weights + int64_t(group) * p.g.k_padded * p.g.m_padded;
-  const Column col = decode_column(p.g, j0 + tid % kTileN, group);
+  const int tid = threadIdx.x;
+  TileFetch f(p, blockIdx.x, blockIdx.y, blockIdx.z, tid);
   Fp32Thread t;
   t.zero();
-  TileFetch f;
-  f.load(p, A, m0, 0, col, tid);
   for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
     s.store(f, tid);
     __syncthreads();
-    if (kt + kTileK < p.g.k_padded) f.load(p, A, m0, kt + kTileK, col, tid);
+    f.fetch_next(p, kt, tid);
     t.step(s, tid);
     __syncthreads();
   }
-  t.finish(p, group, m0, j0, tid);
+  t.finish(p, f, tid);
 }
 
 // The tensor-core precisions: the fragment shapes and types of wmma.
@@ -66,11 +62,9 @@ __global__ void __launch_bounds__(kConvThreads) conv_mma(ConvArgs p) {
   namespace wmma = nvcuda::wmma;
   __shared__ Tiles<typename P::Element, P::kSkew> s;
   __shared__ __align__(32) float staging[kConvThreads / 32][16 * 16];
-  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, group = blockIdx.z, m0 = blockIdx.y * kTileM;
-  const int64_t j0 = int64_t(blockIdx.x) * kTileN;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int wm = warp_m(warp), wn = warp_n(warp);
-  const float* A = p.weights + int64_t(group) * p.g.k_padded * p.g.m_padded;
-  const Column col = decode_column(p.g, j0 + tid % kTileN, group);
+  TileFetch f(p, blockIdx.x, blockIdx.y, blockIdx.z, tid);
 
   wmma::fragment<wmma::accumulator, 16, 16, P::kK, float> acc[4][2];
 #pragma unroll
@@ -78,12 +72,10 @@ __global__ void __launch_bounds__(kConvThreads) conv_mma(ConvArgs p) {
 #pragma unroll
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
-  TileFetch f;
-  f.load(p, A, m0, 0, col, tid);
   for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
     s.store(f, tid);
     __syncthreads();
-    if (kt + kTileK < p.g.k_padded) f.load(p, A, m0, kt + kTileK, col, tid);
+    f.fetch_next(p, kt, tid);
 #pragma unroll
     for (int kk = 0; kk < kTileK; kk += P::kK) {
       // A is stored k-major, so its m x k fragment is column-major with ldm = the row length.
@@ -113,7 +105,7 @@ __global__ void __launch_bounds__(kConvThreads) conv_mma(ConvArgs p) {
     for (int j = 0; j < 2; ++j) {
       wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
       __syncwarp();
-      store_fragment(p, group, m0 + wm + 16 * i, j0 + wn + 16 * j, stage, lane);
+      store_fragment(p, f.group, f.m0 + wm + 16 * i, f.j0 + wn + 16 * j, stage, lane);
       __syncwarp();
     }
 }

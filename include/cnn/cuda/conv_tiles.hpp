@@ -110,15 +110,34 @@ struct ConvArgs {
 
 constexpr int kConvThreads = 256;
 
-// The registers that carry one step's tiles from global to shared memory. Thread tid fetches
+// A thread's share of its block's tile fetches: the block (blockIdx x, y, z) computes columns
+// j0..j0+kTileN-1 and rows m0..m0+kTileM-1 of group z's C; registers carry one step's tiles from
+// global to shared memory. Thread tid fetches
 //   A: rows k = tid/32 + 8i (i < 4), floats (tid%32)*4..+3 of the packed weights: 512 contiguous
 //      bytes per warp;
 //   B: rows k = tid/128 + 2i (i < 16) of column tid%128: consecutive threads, consecutive pixels.
 struct TileFetch {
+  int group, m0;
+  int64_t j0;
+  const float* A;  // the group's packed weights
+  Column col;      // this thread's column of B
   Float4 a[4];
   float b[16];
 
-  CNN_HOST_DEVICE void load(const ConvArgs& p, const float* A, int m0, int kt, const Column& col, int tid) {
+  // Fetches the first step's tiles.
+  CNN_HOST_DEVICE TileFetch(const ConvArgs& p, int block_x, int block_y, int block_z, int tid)
+      : group(block_z), m0(block_y * kTileM), j0(int64_t(block_x) * kTileN),
+        A(p.weights + int64_t(block_z) * p.g.k_padded * p.g.m_padded),
+        col(decode_column(p.g, j0 + tid % kTileN, block_z)) {
+    load(p, 0, tid);
+  }
+  // After step kt's tiles are in shared memory: fetch step kt + 1's, if there is one.
+  CNN_HOST_DEVICE void fetch_next(const ConvArgs& p, int kt, int tid) {
+    if (kt + kTileK < p.g.k_padded) load(p, kt + kTileK, tid);
+  }
+
+ private:
+  CNN_HOST_DEVICE void load(const ConvArgs& p, int kt, int tid) {
     CNN_UNROLL
     for (int i = 0; i < 4; ++i) {
       const int k = kt + tid / 32 + 8 * i;
@@ -212,11 +231,12 @@ struct Fp32Thread {
         for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
     }
   }
-  CNN_HOST_DEVICE void finish(const ConvArgs& p, int group, int m0, int64_t j0, int tid) const {
+  CNN_HOST_DEVICE void finish(const ConvArgs& p, const TileFetch& block, int tid) const {
     CNN_UNROLL
     for (int i = 0; i < 8; ++i)
       CNN_UNROLL
-      for (int j = 0; j < 8; ++j) store_output(p, group, m0 + row(tid, i), j0 + column(tid, j), acc[i][j]);
+      for (int j = 0; j < 8; ++j)
+        store_output(p, block.group, block.m0 + row(tid, i), block.j0 + column(tid, j), acc[i][j]);
   }
 };
 
