@@ -1,10 +1,47 @@
-// The small graphs the CUDA backend is tested on: the same cases on the GPU (test_cuda.cpp,
-// against the CPU engine) and in the CPU simulation of its kernels (test_cuda_on_cpu.cpp).
+// What the CUDA backend is tested on, and how: the same small graphs, and the same comparison
+// with the CPU engine, on the GPU (test_cuda.cpp) and in the CPU simulation of its kernels
+// (test_cuda_on_cpu.cpp).
 #pragma once
+#include <doctest/doctest.h>
+
 #include <cnn/cnn.hpp>
+#include <cnn/cuda/conv_tiles.hpp>  // Precision
+#include <functional>
 #include <random>
 
+#include "test_util.hpp"
+
 namespace cuda_graphs {
+
+using cnn::cuda::Precision;
+
+// Bounds on max |ours - cpu| / max |cpu|: the for one kernel (`fp32` is 1e-4 on the GPU,
+// whose FP32 sums run in another order; the simulation is held to 1e-5); whole networks add up
+// every layer's rounding, which BF16 (8 significant bits) keeps within 3e-2 on the age/gender
+// networks' logits.
+inline double tolerance(Precision p, bool whole_model, double fp32) {
+  return p == Precision::FP32 ? fp32 : p == Precision::BF16 && whole_model ? 3e-2 : 1e-2;
+}
+
+// Runs `g` on the CPU and through `run` in each precision, and compares every output.
+using Runner = std::function<std::vector<cnn::Tensor>(cnn::ConstTensorView, Precision)>;
+inline void compare(cnn::Graph& g, const cnn::Shape& in, std::mt19937& rng, const std::string& what, bool whole_model,
+                    double fp32, const Runner& run,
+                    std::vector<Precision> precisions = {Precision::FP32, Precision::TF32, Precision::BF16}) {
+  cnn::Tensor x(in);
+  test::fill_random(x.data(), x.numel(), rng);
+  const std::vector<cnn::Tensor> cpu = g.forward(x.view());
+  for (Precision p : precisions) {
+    const std::vector<cnn::Tensor> out = run(x.view(), p);
+    REQUIRE(out.size() == cpu.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      REQUIRE(out[i].shape() == cpu[i].shape());
+      const double err = test::rel_error(out[i].data(), cpu[i].data(), cpu[i].numel());
+      INFO(what << " " << in.str() << " " << std::string(cnn::cuda::precision_name(p)) << " output " << i << ": " << err);
+      CHECK(err < tolerance(p, whole_model, fp32));
+    }
+  }
+}
 
 inline int pick(std::mt19937& rng, int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
 

@@ -15,8 +15,6 @@ namespace cuda_sim {
 
 using namespace cnn::cuda;
 
-enum class Multiply { Fp32, Tf32, Bf16 };
-
 // cvt.rna.tf32.f32: to nearest, ties away from zero, 10 mantissa bits kept.
 inline float tf32(float v) {
   uint32_t u;
@@ -55,12 +53,12 @@ inline void conv_fp32_block(const ConvArgs& p, int block_x, int block_y, int blo
 // One block of conv_mma<Tf32> (T = float) or conv_mma<Bf16Mma> (T = Bf16): the same fetches and
 // stores; each warp's wmma calls emulated on the same shared-memory addresses and ldm.
 template <class T, int kSkew, int kK>
-void conv_mma_block(const ConvArgs& p, int block_x, int block_y, int block_z, Multiply mul) {
+void conv_mma_block(const ConvArgs& p, int block_x, int block_y, int block_z, Precision mul) {
   using TilesT = Tiles<T, kSkew>;
   auto s = std::make_unique<TilesT>();
   std::vector<TileFetch> f = block_fetches(p, block_x, block_y, block_z);
   std::vector<float> acc(std::size_t(kConvThreads / 32) * 64 * 32, 0.f);  // per warp, 64 x 32
-  auto operand = [&](T v) { return mul == Multiply::Tf32 ? tf32(value(v)) : value(v); };
+  auto operand = [&](T v) { return mul == Precision::TF32 ? tf32(value(v)) : value(v); };
   for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
     for (int tid = 0; tid < kConvThreads; ++tid) s->store(f[tid], tid);
     for (int tid = 0; tid < kConvThreads; ++tid) f[tid].fetch_next(p, kt, tid);
@@ -99,15 +97,15 @@ void conv_mma_block(const ConvArgs& p, int block_x, int block_y, int block_z, Mu
 
 // The executor of run_step(): every kernel's grid, on the CPU.
 struct Executor {
-  Multiply multiply = Multiply::Fp32;
+  Precision multiply = Precision::FP32;
 
   int conv(const ConvArgs& p) {
     const int blocks_x = int((p.g.columns() + kTileN - 1) / kTileN);  // the launch's grid
     for (int z = 0; z < p.g.groups; ++z)
       for (int y = 0; y < p.g.m_padded / kTileM; ++y)
         for (int x = 0; x < blocks_x; ++x) {
-          if (multiply == Multiply::Fp32) conv_fp32_block(p, x, y, z);
-          else if (multiply == Multiply::Tf32) conv_mma_block<float, 4, 8>(p, x, y, z, multiply);
+          if (multiply == Precision::FP32) conv_fp32_block(p, x, y, z);
+          else if (multiply == Precision::TF32) conv_mma_block<float, 4, 8>(p, x, y, z, multiply);
           else conv_mma_block<Bf16, 8, 16>(p, x, y, z, multiply);
         }
     return 0;
@@ -164,7 +162,7 @@ class SimModel {
  public:
   explicit SimModel(const cnn::Graph& g) : graph_(g), ops_(describe(g)) {}
 
-  std::vector<cnn::Tensor> forward(cnn::ConstTensorView input, Multiply multiply) {
+  std::vector<cnn::Tensor> forward(cnn::ConstTensorView input, Precision multiply) {
     const cnn::MemoryPlan m = graph_.plan_nchw(input.shape);
     const std::vector<StepSpec> specs = step_specs(m, ops_);
     std::vector<std::vector<float>> slots;

@@ -3,8 +3,8 @@
 //
 // Every kernel runs inside a small graph whose CPU forward is the reference, on random shapes, in
 // each precision: FP32 within 1e-4 of the CPU (max |gpu - cpu| / max |cpu|), TF32 and BF16 within
-// 1e-2. Then whole models: VGG16, VGG16-BN, ResNet-18/50 with random weights and the bundled
-// age/gender networks, batch 1 and 3.
+// 1e-2 (tests/cuda_graphs.hpp). Then whole models: VGG16, VGG16-BN, ResNet-18/50 with random
+// weights at batch 1 and 3, and the bundled age/gender networks at batch 2 (BF16 within 3e-2).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -12,35 +12,18 @@
 #include <cstdio>
 
 #include "cuda_graphs.hpp"
-#include "test_util.hpp"
 
 namespace {
 
 using cnn::cuda::Precision;
 
-// max |gpu - cpu| / max |cpu|: the bounds for one kernel; whole networks add up every
-// layer's rounding, which BF16 keeps within 3e-2 (as the CPU simulation of these kernels measures).
-double tolerance(Precision p, bool whole_model) {
-  return p == Precision::FP32 ? 1e-4 : p == Precision::BF16 && whole_model ? 3e-2 : 1e-2;
-}
-
-// Runs `g` on the CPU and on the GPU in each precision and compares every output.
+// The GPU against the CPU forward of `g`, in each precision.
 void compare(cnn::Graph& g, const cnn::Shape& in, std::mt19937& rng, const std::string& what, bool whole_model) {
-  cnn::Tensor x(in);
-  test::fill_random(x.data(), x.numel(), rng);
-  const std::vector<cnn::Tensor> cpu = g.forward(x.view());
   cnn::cuda::Model gpu(g);
-  for (Precision p : {Precision::FP32, Precision::TF32, Precision::BF16}) {
+  cuda_graphs::compare(g, in, rng, what, whole_model, 1e-4, [&](cnn::ConstTensorView x, Precision p) {
     gpu.set_precision(p);
-    const std::vector<cnn::Tensor> out = gpu.forward(x.view());
-    REQUIRE(out.size() == cpu.size());
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      REQUIRE(out[i].shape() == cpu[i].shape());
-      const double err = test::rel_error(out[i].data(), cpu[i].data(), cpu[i].numel());
-      INFO(what << " " << in.str() << " " << std::string(cnn::cuda::precision_name(p)) << " output " << i << ": " << err);
-      CHECK(err < tolerance(p, whole_model));
-    }
-  }
+    return gpu.forward(x);
+  });
 }
 
 }  // namespace

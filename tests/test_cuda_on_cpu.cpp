@@ -6,36 +6,17 @@
 
 #include "cuda_graphs.hpp"
 #include "cuda_sim.hpp"
-#include "test_util.hpp"
 
 namespace {
 
-using cuda_sim::Multiply;
+using cnn::cuda::Precision;
 
-// max |gpu - cpu| / max |cpu| of one layer; whole networks add up the rounding of every layer, which
-// BF16 (8 significant bits) keeps within 3e-2 on the age/gender networks' logits.
-double tolerance(Multiply m, bool whole_model) {
-  return m == Multiply::Fp32 ? 1e-5 : m == Multiply::Bf16 && whole_model ? 3e-2 : 1e-2;
-}
-const char* name(Multiply m) { return m == Multiply::Fp32 ? "fp32" : m == Multiply::Tf32 ? "tf32" : "bf16"; }
-
-// The simulated GPU against the CPU forward of `g`, in each multiply.
+// The simulated GPU against the CPU forward of `g`.
 void compare(cnn::Graph& g, const cnn::Shape& in, std::mt19937& rng, const std::string& what, bool whole_model,
-             std::vector<Multiply> multiplies = {Multiply::Fp32, Multiply::Tf32, Multiply::Bf16}) {
-  cnn::Tensor x(in);
-  test::fill_random(x.data(), x.numel(), rng);
-  const std::vector<cnn::Tensor> cpu = g.forward(x.view());
+             std::vector<Precision> precisions = {Precision::FP32, Precision::TF32, Precision::BF16}) {
   cuda_sim::SimModel sim(g);
-  for (Multiply m : multiplies) {
-    const std::vector<cnn::Tensor> out = sim.forward(x.view(), m);
-    REQUIRE(out.size() == cpu.size());
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      REQUIRE(out[i].shape() == cpu[i].shape());
-      const double err = test::rel_error(out[i].data(), cpu[i].data(), cpu[i].numel());
-      INFO(what << " " << in.str() << " " << std::string(name(m)) << " output " << i << ": " << err);
-      CHECK(err < tolerance(m, whole_model));
-    }
-  }
+  cuda_graphs::compare(g, in, rng, what, whole_model, 1e-5,
+                       [&](cnn::ConstTensorView x, Precision p) { return sim.forward(x, p); }, precisions);
 }
 
 }  // namespace
@@ -54,7 +35,7 @@ TEST_CASE("the GPU pooling, BatchNorm, activation, linear and softmax kernels gi
   for (int trial = 0; trial < 12; ++trial) {
     cnn::Shape in;
     cnn::Graph g = cuda_graphs::ops_graph(trial, rng, in);
-    compare(g, in, rng, "ops trial " + std::to_string(trial), false, {Multiply::Fp32});
+    compare(g, in, rng, "ops trial " + std::to_string(trial), false, {Precision::FP32});
   }
 }
 

@@ -96,6 +96,19 @@ inline float bf16_value(Bf16 b) {
 #endif
 }
 
+// How the convolutions multiply: FP32 on the CUDA cores (the reference's arithmetic, to rounding);
+// TF32 or BF16 on the tensor cores (inputs rounded to 10 or 7 mantissa bits, sums in FP32).
+enum class Precision { FP32, TF32, BF16 };
+
+inline const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::FP32: return "fp32";
+    case Precision::TF32: return "tf32";
+    case Precision::BF16: return "bf16";
+  }
+  return "?";
+}
+
 struct ConvArgs {
   const float* x;         // input, NCHW
   const float* weights;   // pack_weights(): [groups][k_padded][m_padded]

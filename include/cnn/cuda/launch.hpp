@@ -11,21 +11,6 @@
 
 namespace cnn::cuda {
 
-// How the convolutions multiply: FP32 on the CUDA cores (the reference's arithmetic, to rounding);
-// TF32 or BF16 on the tensor cores (inputs rounded to 10 or 7 mantissa bits, sums in FP32).
-enum class Precision { FP32, TF32, BF16 };
-
-inline const char* precision_name(Precision p) {
-  switch (p) {
-    case Precision::FP32: return "fp32";
-    case Precision::TF32: return "tf32";
-    case Precision::BF16: return "bf16";
-  }
-  return "?";
-}
-
-
-
 cudaError_t launch_conv(Precision precision, const ConvArgs& args, cudaStream_t stream);
 // y[n][o] = act(bias[o] + sum_k w[o][k] x[n][k]); bias may be nullptr.
 cudaError_t launch_linear(const LinearArgs& args, cudaStream_t stream);
