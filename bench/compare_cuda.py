@@ -23,6 +23,7 @@ Needs: python3 with torch + torchvision and a CUDA GPU; cnn-infer built with -DF
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -61,10 +62,13 @@ def torch_time(arch, batch, precision, runs, warmup, size):
             "version": f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}"}
 
 
-def ours_time(cnn_infer, arch, batch, precision, runs, size):
+def ours_time(cnn_infer, arch, batch, precision, runs, size, split_k=True):
     cmd = [cnn_infer, "--arch", arch, "--random-weights", "--input-shape", f"{batch},3,{size},{size}",
            "--device", "cuda", "--precision", precision, "--bench", str(runs)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if not split_k:
+        env["CNN_CUDA_SPLITK"] = "0"
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     if p.returncode != 0 or not lines:
         raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()[-400:]}")
@@ -82,6 +86,8 @@ def main():
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--out", default="build-cuda/cuda_peers.md")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--no-split-k-too", action="store_true",
+                    help="also time ours with CNN_CUDA_SPLITK=0 (split-K off), as one more column")
     a = ap.parse_args()
     if a.runs < 1 or a.warmup < 0:
         ap.error("--runs must be >= 1 and --warmup >= 0")
@@ -102,6 +108,9 @@ def main():
                     try:
                         if e == "ours":
                             row["ours"] = ours_time(a.cnn_infer, arch, batch, precision, a.runs, a.size)
+                            if a.no_split_k_too:
+                                row["ours_no_split_k"] = ours_time(a.cnn_infer, arch, batch, precision, a.runs,
+                                                                   a.size, split_k=False)
                         else:
                             row["pytorch"] = torch_time(arch, batch, precision, a.runs, a.warmup, a.size)
                     except Exception as ex:  # noqa: BLE001 - recorded in the table
@@ -117,13 +126,16 @@ def main():
           f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", f"- GPU: {gpu}",
           f"- PyTorch: {next((r['pytorch']['version'] for r in rows if 'version' in r['pytorch']), '?')}",
           f"- runs: {a.runs} after {a.warmup} warm-ups (ours: 3)", "",
-          "| model | batch | precision | ours ms | PyTorch ms | ours / PyTorch |", "|---|---:|---|---:|---:|---:|"]
+          "| model | batch | precision | ours ms | PyTorch ms | ours / PyTorch |"
+          + (" ours, split-K off ms |" if a.no_split_k_too else ""),
+          "|---|---:|---|---:|---:|---:|" + ("---:|" if a.no_split_k_too else "")]
     for r in rows:
         o, p = r["ours"], r["pytorch"]
         ratio = f"{o['median_ms'] / p['median_ms']:.2f}" if "median_ms" in o and "median_ms" in p else "—"
-        md.append(f"| {r['arch']} | {r['batch']} | {r['precision']} | {cell(o)} | {cell(p)} | {ratio} |")
+        extra = f" {cell(r['ours_no_split_k'])} |" if "ours_no_split_k" in r else ""
+        md.append(f"| {r['arch']} | {r['batch']} | {r['precision']} | {cell(o)} | {cell(p)} | {ratio} |{extra}")
     errors = [f"- {r['arch']} batch {r['batch']} {r['precision']} {e}: {r[e]['error']}" for r in rows
-              for e in ("ours", "pytorch") if "error" in r[e]]
+              for e in ("ours", "pytorch", "ours_no_split_k") if "error" in r.get(e, {})]
     if errors:
         md += ["", "Failures:"] + errors
     text = "\n".join(md) + "\n"

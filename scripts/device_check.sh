@@ -64,7 +64,7 @@ if ((QUICK)); then
     --batches 1,64 --runs 10 --out "$OUT/cuda_peers.md" --json "$OUT/cuda_peers.json"
 else
   step bench bench.log python3 bench/compare_cuda.py --cnn-infer build-cuda/bin/cnn-infer --models vgg16,resnet50 \
-    --batches 1,64 --runs 20 --out "$OUT/cuda_peers.md" --json "$OUT/cuda_peers.json"
+    --batches 1,64 --runs 20 --no-split-k-too --out "$OUT/cuda_peers.md" --json "$OUT/cuda_peers.json"
 fi
 cat "$OUT/cuda_peers.md" >&2 2>/dev/null
 

@@ -40,7 +40,7 @@ inline void conv_fp32_block(const ConvArgs& p, int block_x, int block_y, int blo
   std::vector<TileFetch> f = block_fetches(p, block_x, block_y, block_z);
   std::vector<Fp32Thread> t(kConvThreads);
   for (Fp32Thread& th : t) th.zero();
-  for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
+  for (int kt = f[0].k_begin; kt < f[0].k_end; kt += kTileK) {
     for (int tid = 0; tid < kConvThreads; ++tid) s->store(f[tid], tid);
     for (int tid = 0; tid < kConvThreads; ++tid) {  // __syncthreads() above and below
       f[tid].fetch_next(p, kt, tid);
@@ -51,34 +51,41 @@ inline void conv_fp32_block(const ConvArgs& p, int block_x, int block_y, int blo
 }
 
 // One block of conv_mma<Tf32> (T = float) or conv_mma<Bf16Mma> (T = Bf16): the same fetches and
-// stores; each warp's wmma calls emulated on the same shared-memory addresses and ldm.
-template <class T, int kSkew, int kK>
-void conv_mma_block(const ConvArgs& p, int block_x, int block_y, int block_z, Precision mul) {
+// stores; each warp's wmma calls emulated on the same shared-memory addresses and ldm:
+//   load_matrix_sync(fa, &s.a[kk][wm + 16i], kLdA), col_major: element (m, k) at [k * ldm + m];
+//   load_matrix_sync(fb, &s.b[kk][wn + 16j], kLdB), row_major: element (k, n) at [k * ldm + n];
+//   Tf32::round() on both; mma_sync: acc += fa x fb.
+template <class T, int kSkew, int kK, bool kTf32>
+void conv_mma_block(const ConvArgs& p, int block_x, int block_y, int block_z) {
   using TilesT = Tiles<T, kSkew>;
   auto s = std::make_unique<TilesT>();
   std::vector<TileFetch> f = block_fetches(p, block_x, block_y, block_z);
   std::vector<float> acc(std::size_t(kConvThreads / 32) * 64 * 32, 0.f);  // per warp, 64 x 32
-  auto operand = [&](T v) { return mul == Precision::TF32 ? tf32(value(v)) : value(v); };
-  for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
+  auto operand = [](T v) { return kTf32 ? tf32(value(v)) : value(v); };
+  for (int kt = f[0].k_begin; kt < f[0].k_end; kt += kTileK) {
     for (int tid = 0; tid < kConvThreads; ++tid) s->store(f[tid], tid);
     for (int tid = 0; tid < kConvThreads; ++tid) f[tid].fetch_next(p, kt, tid);
     for (int warp = 0; warp < kConvThreads / 32; ++warp) {
       const int wm = warp_m(warp), wn = warp_n(warp);
       float* c = acc.data() + std::size_t(warp) * 64 * 32;
-      for (int kk = 0; kk < kTileK; kk += kK)
+      for (int kk = 0; kk < kTileK; kk += kK) {
+        float fa[4][16][kK], fb[2][kK][16];
+        for (int i = 0; i < 4; ++i) {
+          const T* a = &s->a[kk][wm + 16 * i];
+          for (int r = 0; r < 16; ++r)
+            for (int k = 0; k < kK; ++k) fa[i][r][k] = operand(a[k * TilesT::kLdA + r]);
+        }
+        for (int j = 0; j < 2; ++j) {
+          const T* b = &s->b[kk][wn + 16 * j];
+          for (int k = 0; k < kK; ++k)
+            for (int q = 0; q < 16; ++q) fb[j][k][q] = operand(b[k * TilesT::kLdB + q]);
+        }
         for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 2; ++j) {
-            // load_matrix_sync(fa, &s.a[kk][wm + 16i], kLdA), col_major: (m, k) at [k * ldm + m];
-            // load_matrix_sync(fb, &s.b[kk][wn + 16j], kLdB), row_major: (k, n) at [k * ldm + n].
-            const T* a = &s->a[kk][wm + 16 * i];
-            const T* b = &s->b[kk][wn + 16 * j];
+          for (int j = 0; j < 2; ++j)
             for (int r = 0; r < 16; ++r)
-              for (int q = 0; q < 16; ++q) {
-                float sum = c[(16 * i + r) * 32 + 16 * j + q];
-                for (int k = 0; k < kK; ++k) sum += operand(a[k * TilesT::kLdA + r]) * operand(b[k * TilesT::kLdB + q]);
-                c[(16 * i + r) * 32 + 16 * j + q] = sum;
-              }
-          }
+              for (int k = 0; k < kK; ++k)
+                for (int q = 0; q < 16; ++q) c[(16 * i + r) * 32 + 16 * j + q] += fa[i][r][k] * fb[j][k][q];
+      }
     }
   }
   float stage[16 * 16];
@@ -90,7 +97,7 @@ void conv_mma_block(const ConvArgs& p, int block_x, int block_y, int block_z, Pr
         for (int r = 0; r < 16; ++r)  // store_matrix_sync(stage, acc[i][j], 16, mem_row_major)
           for (int q = 0; q < 16; ++q) stage[r * 16 + q] = c[(16 * i + r) * 32 + 16 * j + q];
         for (int lane = 0; lane < 32; ++lane)  // every thread's f holds the block's origin
-          store_fragment(p, f[0].group, f[0].m0 + wm + 16 * i, f[0].j0 + wn + 16 * j, stage, lane);
+          store_fragment(p, f[lane], f[0].m0 + wm + 16 * i, f[0].j0 + wn + 16 * j, stage, lane);
       }
   }
 }
@@ -101,13 +108,15 @@ struct Executor {
 
   int conv(const ConvArgs& p) {
     const int blocks_x = int((p.g.columns() + kTileN - 1) / kTileN);  // the launch's grid
-    for (int z = 0; z < p.g.groups; ++z)
+    for (int z = 0; z < p.g.groups * p.splits; ++z)
       for (int y = 0; y < p.g.m_padded / kTileM; ++y)
         for (int x = 0; x < blocks_x; ++x) {
           if (multiply == Precision::FP32) conv_fp32_block(p, x, y, z);
-          else if (multiply == Precision::TF32) conv_mma_block<float, 4, 8>(p, x, y, z, multiply);
-          else conv_mma_block<Bf16, 8, 16>(p, x, y, z, multiply);
+          else if (multiply == Precision::TF32) conv_mma_block<float, 4, 8, true>(p, x, y, z);
+          else conv_mma_block<Bf16, 8, 16, false>(p, x, y, z);
         }
+    if (p.splits > 1)
+      for (int64_t i = 0; i < output_numel(p.g); ++i) split_sum_element(p, i);
     return 0;
   }
   int linear(const LinearArgs& a) {
@@ -160,11 +169,15 @@ struct Executor {
 // cnn::cuda::Model's forward, on host memory.
 class SimModel {
  public:
-  explicit SimModel(const cnn::Graph& g) : graph_(g), ops_(describe(g)) {}
+  // `multiprocessors`: the simulated GPU's, for the split-K choice (0: never split).
+  SimModel(const cnn::Graph& g, int multiprocessors) : graph_(g), ops_(describe(g)), multiprocessors_(multiprocessors) {}
 
   std::vector<cnn::Tensor> forward(cnn::ConstTensorView input, Precision multiply) {
     const cnn::MemoryPlan m = graph_.plan_nchw(input.shape);
-    const std::vector<StepSpec> specs = step_specs(m, ops_);
+    const std::vector<StepSpec> specs = step_specs(m, ops_, multiprocessors_);
+    int64_t partial_floats = 0;
+    for (const StepSpec& spec : specs) partial_floats = std::max(partial_floats, spec.partial_floats);
+    std::vector<float> partial(std::size_t(partial_floats), std::nanf(""));
     std::vector<std::vector<float>> slots;
     for (int64_t floats : m.slot_floats) slots.emplace_back(std::size_t(floats), std::nanf(""));  // as uninitialised
     auto tensor = [&](int t) {
@@ -174,7 +187,7 @@ class SimModel {
     for (std::size_t s = 0; s < m.steps.size(); ++s) {
       const OpSpec& op = ops_[std::size_t(m.steps[s].node)];
       const OpData d{op.weights.data(), op.bias.data(), op.scale.data(), op.shift.data()};
-      run_step(m, s, op, d, specs[s], StepData{specs[s].table.data()}, tensor, exec);
+      run_step(m, s, op, d, specs[s], StepData{specs[s].table.data(), partial.data()}, tensor, exec);
     }
     std::vector<cnn::Tensor> out;
     for (int t : m.outputs) out.push_back(cnn::Tensor::from(m.shapes[std::size_t(t)], tensor(t)));
@@ -184,6 +197,7 @@ class SimModel {
  private:
   const cnn::Graph& graph_;
   std::vector<OpSpec> ops_;
+  int multiprocessors_;
 };
 
 }  // namespace cuda_sim

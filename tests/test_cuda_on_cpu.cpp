@@ -7,16 +7,23 @@
 #include "cuda_graphs.hpp"
 #include "cuda_sim.hpp"
 
+// A suite of its own: ctest runs it as `cuda_on_cpu` (ThreadSanitizer leaves it out: it is one
+// thread of arithmetic; AddressSanitizer keeps it, as the memory checker of the kernels' indexing).
+TEST_SUITE_BEGIN("cuda_on_cpu");
+
 namespace {
 
 using cnn::cuda::Precision;
 
-// The simulated GPU against the CPU forward of `g`.
+// The simulated GPU against the CPU forward of `g`: an H100's 132 multiprocessors, on which these
+// small layers split K wherever they have 8 steps of it, and a GPU on which nothing splits.
 void compare(cnn::Graph& g, const cnn::Shape& in, std::mt19937& rng, const std::string& what, bool whole_model,
              std::vector<Precision> precisions = {Precision::FP32, Precision::TF32, Precision::BF16}) {
-  cuda_sim::SimModel sim(g);
-  cuda_graphs::compare(g, in, rng, what, whole_model, 1e-5,
-                       [&](cnn::ConstTensorView x, Precision p) { return sim.forward(x, p); }, precisions);
+  for (int multiprocessors : {132, 0}) {
+    cuda_sim::SimModel sim(g, multiprocessors);
+    cuda_graphs::compare(g, in, rng, what + (multiprocessors ? " split-K" : ""), whole_model, 1e-5,
+                         [&](cnn::ConstTensorView x, Precision p) { return sim.forward(x, p); }, precisions);
+  }
 }
 
 }  // namespace
@@ -43,7 +50,7 @@ TEST_CASE("the bundled age/gender networks through the GPU program give the CPU'
   std::mt19937 rng(5);
   for (const char* file : {"agegender-resnet18.safetensors", "agegender-vgg16bn.safetensors"}) {
     cnn::Model m = cnn::load_model(std::string(FACECNN_SOURCE_DIR) + "/weights/" + file);
-    compare(m.graph, {2, 3, 48, 40}, rng, file, true);
+    compare(m.graph, {2, 3, 40, 32}, rng, file, true);
   }
 }
 
@@ -61,7 +68,19 @@ TEST_CASE("the NCHW plan a GPU runs from has no blocked tensor and no layout con
   CHECK(nchw.steps.size() == g.num_nodes() - 1);
   for (std::size_t i = 0; i < g.num_nodes(); ++i) CHECK(nchw.shapes[i] == cpu.shapes[i]);
   CHECK(nchw.slot_floats.size() < g.num_nodes() / 4);  // buffers are shared
-  CHECK_NOTHROW(cnn::cuda::step_specs(nchw, cnn::cuda::describe(g)));
+  const std::vector<cnn::cuda::StepSpec> specs = cnn::cuda::step_specs(nchw, cnn::cuda::describe(g), 132);
+  int split = 0;
+  for (const auto& s : specs) {
+    if (s.table.empty()) continue;  // not a convolution
+    const int steps = s.geometry.k_padded / cnn::cuda::kTileK;
+    CHECK(s.splits <= 16);
+    CHECK(s.steps_per_split * s.splits >= steps);
+    CHECK(s.steps_per_split * (s.splits - 1) < steps);  // no empty split
+    if (s.splits > 1) CHECK(s.steps_per_split >= 4);
+    split += s.splits > 1;
+  }
+  CHECK(specs[0].splits == 1);  // the stem (step 0): 5 steps of K
+  CHECK(split > 20);            // at 96x96 and batch 2, most layers fill few of 132 multiprocessors
 }
 
 TEST_CASE("a layer without a GPU kernel is refused by name, before any GPU is looked for") {
@@ -74,3 +93,5 @@ TEST_CASE("a layer without a GPU kernel is refused by name, before any GPU is lo
   unloaded.add_output(unloaded.add<cnn::Flatten>({cnn::Graph::kInput}, "flat"), "out");
   CHECK_THROWS_WITH(cnn::cuda::describe(unloaded), doctest::Contains("no weights yet"));
 }
+
+TEST_SUITE_END();

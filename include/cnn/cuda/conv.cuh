@@ -21,14 +21,14 @@
 
 namespace cnn::cuda {
 
-// Grid: (ceil(columns / kTileN), m_padded / kTileM, groups); kConvThreads threads.
+// Grid: (ceil(columns / kTileN), m_padded / kTileM, groups * splits); kConvThreads threads.
 __global__ void __launch_bounds__(kConvThreads) conv_fp32(ConvArgs p) {
   __shared__ Tiles<float, 0> s;
   const int tid = threadIdx.x;
   TileFetch f(p, blockIdx.x, blockIdx.y, blockIdx.z, tid);
   Fp32Thread t;
   t.zero();
-  for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
+  for (int kt = f.k_begin; kt < f.k_end; kt += kTileK) {
     s.store(f, tid);
     __syncthreads();
     f.fetch_next(p, kt, tid);
@@ -72,7 +72,7 @@ __global__ void __launch_bounds__(kConvThreads) conv_mma(ConvArgs p) {
 #pragma unroll
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
-  for (int kt = 0; kt < p.g.k_padded; kt += kTileK) {
+  for (int kt = f.k_begin; kt < f.k_end; kt += kTileK) {
     s.store(f, tid);
     __syncthreads();
     f.fetch_next(p, kt, tid);
@@ -105,9 +105,15 @@ __global__ void __launch_bounds__(kConvThreads) conv_mma(ConvArgs p) {
     for (int j = 0; j < 2; ++j) {
       wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
       __syncwarp();
-      store_fragment(p, f.group, f.m0 + wm + 16 * i, f.j0 + wn + 16 * j, stage, lane);
+      store_fragment(p, f, f.m0 + wm + 16 * i, f.j0 + wn + 16 * j, stage, lane);
       __syncwarp();
     }
+}
+
+// After a split convolution: one thread per output element.
+__global__ void conv_split_sum(ConvArgs p) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < output_numel(p.g)) split_sum_element(p, i);
 }
 
 }  // namespace cnn::cuda

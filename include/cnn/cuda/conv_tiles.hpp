@@ -119,7 +119,15 @@ struct ConvArgs {
   ConvGeometry g;
   int act;
   float slope;
+  // Split-K (layers with too few tiles to fill the GPU): blockIdx.z = group * splits + split, split
+  // s sums K steps [s * steps_per_split, (s + 1) * steps_per_split) into partial[s] (NCHW like y,
+  // no epilogue), and split_sum_element() adds the splits up and applies the epilogue.
+  int splits = 1;
+  int steps_per_split = 0;  // of kTileK; every split has at least one
+  float* partial = nullptr;
 };
+
+CNN_HOST_DEVICE inline int64_t output_numel(const ConvGeometry& g) { return g.columns() * g.cout; }
 
 constexpr int kConvThreads = 256;
 
@@ -130,23 +138,27 @@ constexpr int kConvThreads = 256;
 //      bytes per warp;
 //   B: rows k = tid/128 + 2i (i < 16) of column tid%128: consecutive threads, consecutive pixels.
 struct TileFetch {
-  int group, m0;
+  int group, split, m0;
   int64_t j0;
-  const float* A;  // the group's packed weights
-  Column col;      // this thread's column of B
+  int k_begin, k_end;  // this block's share of K (all of it, unless split)
+  const float* A;      // the group's packed weights
+  Column col;          // this thread's column of B
   Float4 a[4];
   float b[16];
 
   // Fetches the first step's tiles.
   CNN_HOST_DEVICE TileFetch(const ConvArgs& p, int block_x, int block_y, int block_z, int tid)
-      : group(block_z), m0(block_y * kTileM), j0(int64_t(block_x) * kTileN),
-        A(p.weights + int64_t(block_z) * p.g.k_padded * p.g.m_padded),
-        col(decode_column(p.g, j0 + tid % kTileN, block_z)) {
-    load(p, 0, tid);
+      : group(block_z / p.splits), split(block_z % p.splits), m0(block_y * kTileM), j0(int64_t(block_x) * kTileN),
+        k_begin(p.splits > 1 ? split * p.steps_per_split * kTileK : 0),
+        k_end(p.splits > 1 && k_begin + p.steps_per_split * kTileK < p.g.k_padded ? k_begin + p.steps_per_split * kTileK
+                                                                                 : p.g.k_padded),
+        A(p.weights + int64_t(group) * p.g.k_padded * p.g.m_padded),
+        col(decode_column(p.g, j0 + tid % kTileN, group)) {
+    load(p, k_begin, tid);
   }
-  // After step kt's tiles are in shared memory: fetch step kt + 1's, if there is one.
+  // After step kt's tiles are in shared memory: fetch step kt + 1's, if this block has one.
   CNN_HOST_DEVICE void fetch_next(const ConvArgs& p, int kt, int tid) {
-    if (kt + kTileK < p.g.k_padded) load(p, kt + kTileK, tid);
+    if (kt + kTileK < k_end) load(p, kt + kTileK, tid);
   }
 
  private:
@@ -204,13 +216,28 @@ struct Tiles {
   }
 };
 
-// C[m][j] of one group: bias, residual, activation, into the NCHW output.
-CNN_HOST_DEVICE inline void store_output(const ConvArgs& p, int group, int m, int64_t j, float v) {
+// C[m][j] of the block's group: bias, residual, activation, into the NCHW output; or, split, the
+// raw sum into the block's partial output.
+CNN_HOST_DEVICE inline void store_output(const ConvArgs& p, const TileFetch& block, int m, int64_t j, float v) {
   if (m >= p.g.cout_g || j >= p.g.columns()) return;
-  const int64_t at = output_index(p.g, j, group, m);
-  v += p.bias[group * p.g.cout_g + m];
+  const int64_t at = output_index(p.g, j, block.group, m);
+  if (p.splits > 1) {
+    p.partial[block.split * output_numel(p.g) + at] = v;
+    return;
+  }
+  v += p.bias[block.group * p.g.cout_g + m];
   if (p.residual) v += p.residual[at];
   p.y[at] = activate(v, p.act, p.slope);
+}
+
+// Output element i of a split convolution: the splits' sums in split order, then the epilogue.
+CNN_HOST_DEVICE inline void split_sum_element(const ConvArgs& p, int64_t i) {
+  const int64_t numel = output_numel(p.g);
+  float v = 0.f;
+  for (int s = 0; s < p.splits; ++s) v += p.partial[s * numel + i];
+  v += p.bias[(i / p.g.plane()) % p.g.cout];
+  if (p.residual) v += p.residual[i];
+  p.y[i] = activate(v, p.act, p.slope);
 }
 
 // The FP32 kernel's thread: an 8 x 8 block of the tile's C, rows ty*4..+3 and 64+ty*4..+3,
@@ -249,7 +276,7 @@ struct Fp32Thread {
     for (int i = 0; i < 8; ++i)
       CNN_UNROLL
       for (int j = 0; j < 8; ++j)
-        store_output(p, block.group, block.m0 + row(tid, i), block.j0 + column(tid, j), acc[i][j]);
+        store_output(p, block, block.m0 + row(tid, i), block.j0 + column(tid, j), acc[i][j]);
   }
 };
 
@@ -261,11 +288,12 @@ CNN_HOST_DEVICE inline int warp_n(int warp) { return (warp / 2) * 32; }
 // One accumulator fragment, staged row-major (16 x 16 floats), written out by its warp: lane l
 // takes elements l + 32t (t < 8), so lanes 0-15 write 16 contiguous outputs of one row and 16-31
 // of the next.
-CNN_HOST_DEVICE inline void store_fragment(const ConvArgs& p, int group, int m, int64_t j, const float* stage, int lane) {
+CNN_HOST_DEVICE inline void store_fragment(const ConvArgs& p, const TileFetch& block, int m, int64_t j, const float* stage,
+                                           int lane) {
   CNN_UNROLL
   for (int t = 0; t < 8; ++t) {
     const int e = lane + 32 * t;
-    store_output(p, group, m + e / 16, j + e % 16, stage[e]);
+    store_output(p, block, m + e / 16, j + e % 16, stage[e]);
   }
 }
 

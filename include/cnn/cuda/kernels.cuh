@@ -8,12 +8,14 @@ namespace cnn::cuda {
 
 cudaError_t launch_conv(Precision precision, const ConvArgs& a, cudaStream_t stream) {
   const ConvGeometry& g = a.g;
-  const dim3 grid(unsigned((g.columns() + kTileN - 1) / kTileN), unsigned(g.m_padded / kTileM), unsigned(g.groups));
+  const dim3 grid(unsigned((g.columns() + kTileN - 1) / kTileN), unsigned(g.m_padded / kTileM),
+                  unsigned(g.groups * a.splits));
   switch (precision) {
     case Precision::FP32: conv_fp32<<<grid, kConvThreads, 0, stream>>>(a); break;
     case Precision::TF32: conv_mma<Tf32><<<grid, kConvThreads, 0, stream>>>(a); break;
     case Precision::BF16: conv_mma<Bf16Mma><<<grid, kConvThreads, 0, stream>>>(a); break;
   }
+  if (a.splits > 1) conv_split_sum<<<blocks_for(output_numel(g)), kOpThreads, 0, stream>>>(a);
   return cudaGetLastError();
 }
 

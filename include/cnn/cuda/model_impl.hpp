@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 #include "model.hpp"
@@ -73,6 +74,7 @@ struct Plan {
   std::vector<StepSpec> specs;
   std::vector<DeviceArray<float>> slots;
   std::vector<DeviceArray<KEntry>> tables;  // per step (Conv steps only)
+  DeviceArray<float> partial;               // the split convolutions' sums (the largest step's)
 };
 
 // run_step()'s executor: the launchers of launch.hpp on one stream.
@@ -175,6 +177,7 @@ struct Model::Impl {
   detail::Handle<cudaEvent_t, cudaEventDestroy> start, stop;
   std::vector<OpSpec> ops;               // per node (ops[0]: the input)
   std::vector<detail::DeviceOp> params;  // the same, uploaded
+  int multiprocessors = 0;               // for step_specs()' split-K choice (0: never split)
   bool planned = false;
   detail::Plan plan;
   DeviceTensor host_input;               // where forward(ConstTensorView) uploads to
@@ -183,6 +186,9 @@ struct Model::Impl {
     ops = describe(g);  // refuses an unsupported layer before anything is allocated
     const DeviceInfo info = device_info();
     if (!info.usable) fail("cuda: no usable GPU: ", info.why);
+    // CNN_CUDA_SPLITK=0 turns split-K off (to compare; docs/cuda.md).
+    const char* split = std::getenv("CNN_CUDA_SPLITK");
+    multiprocessors = split && std::string(split) == "0" ? 0 : info.multiprocessors;
     params.resize(ops.size());
     for (std::size_t i = 1; i < ops.size(); ++i) {
       const OpSpec& op = ops[i];
@@ -203,8 +209,11 @@ struct Model::Impl {
     planned = false;
     plan = detail::Plan{};
     plan.memory = graph->plan_nchw(input);
-    plan.specs = step_specs(plan.memory, ops);
+    plan.specs = step_specs(plan.memory, ops, multiprocessors);
     const MemoryPlan& m = plan.memory;
+    int64_t partial = 0;
+    for (const StepSpec& spec : plan.specs) partial = std::max(partial, spec.partial_floats);
+    plan.partial = detail::DeviceArray<float>(std::size_t(partial), "split-K sums");
     for (std::size_t s = 0; s < m.slot_floats.size(); ++s)
       plan.slots.emplace_back(std::size_t(std::max<int64_t>(m.slot_floats[s], 1)), "activation buffer " + std::to_string(s));
     plan.tables.resize(m.steps.size());
@@ -226,7 +235,7 @@ struct Model::Impl {
     const MemoryPlan& m = plan.memory;
     for (std::size_t s = 0; s < m.steps.size(); ++s) {
       const std::size_t node = std::size_t(m.steps[s].node);
-      const int e = run_step(m, s, ops[node], params[node].data(), plan.specs[s], StepData{plan.tables[s].get()},
+      const int e = run_step(m, s, ops[node], params[node].data(), plan.specs[s], StepData{plan.tables[s].get(), plan.partial.get()},
                              [&](int t) { return tensor(t, input.data); }, launcher);
       detail::check(cudaError_t(e), "running " + layer_label(*ops[node].layer));
     }
@@ -292,6 +301,7 @@ int64_t Model::device_bytes() const {
   for (const detail::DeviceOp& op : impl_->params) b += op.bytes();
   for (const auto& s : impl_->plan.slots) b += s.bytes();
   for (const auto& t : impl_->plan.tables) b += t.bytes();
+  b += impl_->plan.partial.bytes();
   return b;
 }
 

@@ -10,6 +10,7 @@
 // parameters uploaded once; tests/cuda_sim.hpp runs the kernels' own thread code on the CPU. So the
 // CPU build tests everything between a Graph and the GPU's instructions except wmma's multiply.
 #pragma once
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -48,14 +49,37 @@ struct OpData {
   const float *weights = nullptr, *bias = nullptr, *scale = nullptr, *shift = nullptr;
 };
 
-// A step's shape-dependent data: a convolution's geometry and k table.
+// A step's shape-dependent data: a convolution's geometry, k table and split of K.
 struct StepSpec {
   ConvGeometry geometry{};
   std::vector<KEntry> table;
+  int splits = 1, steps_per_split = 0;
+  int64_t partial_floats = 0;  // scratch for the splits' sums
 };
 struct StepData {
   const KEntry* table = nullptr;
+  float* partial = nullptr;  // at least the step's partial_floats (shared by all steps)
 };
+
+// How many ways to split K: a layer whose tiles make fewer blocks than the GPU has
+// multiprocessors (ResNet-50's last stages at batch 1: 4 to 16 blocks on 132) gets about two
+// blocks per multiprocessor, keeping at least 4 steps of kTileK in each split and at most 16
+// splits. 1 when `multiprocessors` is 0 (no splitting).
+inline void choose_splits(StepSpec& s, int multiprocessors) {
+  const ConvGeometry& g = s.geometry;
+  const int64_t blocks = (g.columns() + kTileN - 1) / kTileN * (g.m_padded / kTileM) * g.groups;
+  const int steps = g.k_padded / kTileK;
+  int splits = 1;
+  if (multiprocessors > 0 && blocks < multiprocessors)
+    splits = int(std::min<int64_t>({16, steps / 4, (2 * multiprocessors + blocks - 1) / blocks}));
+  if (splits < 2) {
+    s.splits = 1, s.steps_per_split = steps, s.partial_floats = 0;
+    return;
+  }
+  s.steps_per_split = (steps + splits - 1) / splits;
+  s.splits = (steps + s.steps_per_split - 1) / s.steps_per_split;  // none of them empty
+  s.partial_floats = s.splits * output_numel(g);
+}
 
 inline std::vector<float> bias_or_zeros(const float* bias, int64_t n) {
   return bias ? std::vector<float>(bias, bias + n) : std::vector<float>(std::size_t(n), 0.f);
@@ -116,7 +140,8 @@ inline std::vector<OpSpec> describe(const Graph& g) {
 }
 
 // Per step of an NCHW plan; checks that the plan is one (no blocked tensor, no conversion).
-inline std::vector<StepSpec> step_specs(const MemoryPlan& m, const std::vector<OpSpec>& ops) {
+// `multiprocessors`: the GPU's, for choose_splits() (0: never split K).
+inline std::vector<StepSpec> step_specs(const MemoryPlan& m, const std::vector<OpSpec>& ops, int multiprocessors) {
   for (char b : m.blocked)
     if (b) fail("cuda: internal: the plan has a blocked tensor");
   std::vector<StepSpec> specs(m.steps.size());
@@ -130,6 +155,7 @@ inline std::vector<StepSpec> step_specs(const MemoryPlan& m, const std::vector<O
       unsupported(*op.layer, "input " + in.str() + " is too large for the kernels' 32-bit offsets");
     specs[s].geometry = make_geometry(op.conv, int(in.n), int(in.c), int(in.h), int(in.w));
     specs[s].table = make_k_table(op.conv, specs[s].geometry);
+    choose_splits(specs[s], multiprocessors);
   }
   return specs;
 }
@@ -154,7 +180,7 @@ int run_step(const MemoryPlan& m, std::size_t s, const OpSpec& op, const OpData&
   switch (op.kind) {
     case OpSpec::Conv:
       return exec.conv(ConvArgs{x, d.weights, sd.table, d.bias, st.ins.size() > 1 ? tensor(st.ins[1]) : nullptr, y,
-                                spec.geometry, op.act, op.slope});
+                                spec.geometry, op.act, op.slope, spec.splits, spec.steps_per_split, sd.partial});
     case OpSpec::Linear:
       return exec.linear(LinearArgs{x, d.weights, d.bias, y, int(in.n), int(op.in_features), int(op.out_features),
                                     op.act, op.slope});
