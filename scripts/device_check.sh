@@ -77,7 +77,9 @@ try:
 except (OSError, ValueError):
     pass
 gpu = open(os.path.join(out, "gpu.csv")).read().strip().splitlines()[-1] if os.path.exists(os.path.join(out, "gpu.csv")) else "?"
-json.dump({"gpu": gpu, "exit_codes": rcs, "figures": peers.get("rows", [])},
+tests_log = os.path.join(out, "tests.log")
+skipped = os.path.exists(tests_log) and "(Skipped)" in open(tests_log).read()  # no usable GPU
+json.dump({"gpu": gpu, "exit_codes": rcs, "cuda_tests_skipped": skipped, "figures": peers.get("rows", [])},
           open(os.path.join(out, "device_check.json"), "w"), indent=1)
 EOF
 echo "device_check: figures in $OUT/device_check.json; exit $status" >&2
