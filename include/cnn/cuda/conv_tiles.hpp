@@ -1,7 +1,7 @@
 // cnn/cuda/conv_tiles.hpp — what each thread of the convolution kernels does, as plain functions.
 //
 // The kernels in conv.cuh are loops and barriers around these functions: fetch a step's tiles
-// into registers (TileFetch::load), store them to shared memory (Tiles::store), multiply
+// into registers (TileFetch), store them to shared memory (Tiles::store), multiply
 // (Fp32Thread::step, or wmma), write the outputs (Fp32Thread::finish, store_fragment). The host
 // compiler builds them too, so that tests/cuda_sim.hpp can run a kernel's blocks thread by thread
 // on the CPU with the very code the GPU runs (only wmma's multiply is emulated there). The
